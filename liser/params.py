@@ -1,0 +1,237 @@
+"""One typed, validated view of ``params.yaml``.
+
+``params.yaml`` has one section per stage.  A value that differs between the paper's
+settings and the embedded demo is written as ``{demo: ..., paper: ...}``; the top-level
+``profile`` key picks one, so switching the whole project between the two is one
+parameter change (``dvc exp run -S profile=paper``).  Everything else is a plain value.
+
+An invalid value stops with a message naming the key and what is allowed::
+
+    params.yaml: train.lr: input should be greater than 0 (got -0.1)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "CORPORA",
+    "PROFILES",
+    "Params",
+    "ParamsError",
+    "load_params",
+    "resolve_profile",
+]
+
+PROFILES = ("demo", "paper")
+CORPORA = ("ravdess", "crema_d")
+Corpus = Literal["ravdess", "crema_d"]
+
+
+class ParamsError(ValueError):
+    """A parameter file that cannot be used, with the offending key in the message."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DemoParams(_Section):
+    """The generated corpora in the real layouts (stage ``demo``)."""
+
+    seed: int = 0
+    ravdess_actors: int = Field(12, ge=10, le=24)
+    crema_d_actors: int = Field(12, ge=10, le=91)
+    broken_files: bool = True
+
+
+class CorpusLocation(_Section):
+    root: Path
+
+
+class CorporaParams(_Section):
+    """Which labeled corpora the project uses and where they are unpacked."""
+
+    use: list[Corpus] = Field(min_length=1)
+    ravdess: CorpusLocation
+    crema_d: CorpusLocation
+
+    @model_validator(mode="after")
+    def _unique(self) -> CorporaParams:
+        if len(set(self.use)) != len(self.use):
+            raise ValueError(f"use: each corpus at most once (got {self.use})")
+        return self
+
+    def root(self, corpus: str) -> Path:
+        return getattr(self, corpus).root
+
+
+class CvParams(_Section):
+    """Speaker-independent cross-validation."""
+
+    folds: list[int]
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _folds_are_a_range(self) -> CvParams:
+        if len(self.folds) < 2 or self.folds != list(range(len(self.folds))):
+            raise ValueError(
+                f"folds: must list the folds 0, 1, ..., k-1 with k >= 2, e.g. [0, 1, 2, 3, 4] "
+                f"(got {self.folds})"
+            )
+        return self
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.folds)
+
+
+class FeatureParams(_Section):
+    """Log-Mel front end shared by every corpus (labeled and unlabeled)."""
+
+    sample_rate: int = Field(16000, gt=0)
+    n_mels: int = Field(64, gt=0)
+    window_s: float = Field(0.128, gt=0)
+    hop_s: float = Field(0.032, gt=0)
+    segment_s: float = Field(3.0, gt=0)
+    log_floor: float = Field(1e-6, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureParams:
+        if self.window_s > self.segment_s:
+            raise ValueError(
+                f"window_s: must not be longer than segment_s = {self.segment_s} s (got {self.window_s})"
+            )
+        if self.hop_s > self.window_s:
+            raise ValueError(f"hop_s: must not be longer than window_s = {self.window_s} s (got {self.hop_s})")
+        if self.n_mels > self.n_fft // 2 + 1:
+            raise ValueError(f"n_mels: must be at most n_fft/2 + 1 = {self.n_fft // 2 + 1} (got {self.n_mels})")
+        return self
+
+    @property
+    def n_fft(self) -> int:
+        return round(self.window_s * self.sample_rate)
+
+    @property
+    def hop_length(self) -> int:
+        return round(self.hop_s * self.sample_rate)
+
+    @property
+    def segment_frames(self) -> int:
+        """Frames in one ``segment_s`` crop (centred STFT): 94 for 3 s at a 32 ms hop."""
+        return round(self.segment_s * self.sample_rate) // self.hop_length + 1
+
+
+class StudentParams(_Section):
+    """The CNN-LSTM student of Table 1."""
+
+    conv_channels: int = Field(64, gt=0)
+    lstm_hidden: int = Field(64, gt=0)
+    distill_hidden: int = Field(32, gt=0)
+    video_classes: int = Field(7, gt=0)
+
+
+class TrainParams(_Section):
+    """Student optimisation (section 3.6)."""
+
+    optimizer: Literal["adamw"] = "adamw"
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    batch_size: int = Field(25, gt=0)
+    epochs: int = Field(50, gt=0)
+    seed: int = 0
+    threads: int = Field(2, ge=1)
+
+
+class EvaluateParams(_Section):
+    """Whole-utterance evaluation with a sliding 3 s window (section 3.3)."""
+
+    stride_s: float = Field(0.1, gt=0)
+    eval_batch_size: int = Field(64, gt=0)
+
+
+class LossParams(_Section):
+    """Distillation weights of eq. (4)/(5); ``lambda_grid`` is the paper's search space."""
+
+    lambda_sd: float = Field(1.0, ge=0)
+    lambda_vd: float = Field(1.0, ge=0)
+    lambda_grid: list[float] = Field(default_factory=lambda: [0.1, 0.5, 1.0, 5.0, 10.0], min_length=1)
+
+    @model_validator(mode="after")
+    def _grid_non_negative(self) -> LossParams:
+        if any(value < 0 for value in self.lambda_grid):
+            raise ValueError(f"lambda_grid: every value must be >= 0 (got {self.lambda_grid})")
+        return self
+
+
+class Params(_Section):
+    profile: Literal["demo", "paper"]
+    demo: DemoParams
+    corpora: CorporaParams
+    cv: CvParams
+    features: FeatureParams
+    student: StudentParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    loss: LossParams
+
+
+def resolve_profile(raw: Any, profile: str, key: str = "") -> Any:
+    """Replace every ``{demo: x, paper: y}`` mapping in ``raw`` by the value for ``profile``."""
+    if isinstance(raw, dict):
+        if raw and set(raw) <= set(PROFILES):
+            missing = set(PROFILES) - set(raw)
+            if missing:
+                raise ParamsError(
+                    f"params.yaml: {key}: a per-profile value needs both {' and '.join(PROFILES)} "
+                    f"(missing {', '.join(sorted(missing))})"
+                )
+            return resolve_profile(raw[profile], profile, key)
+        return {k: resolve_profile(v, profile, f"{key}.{k}" if key else str(k)) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [resolve_profile(v, profile, f"{key}[{i}]") for i, v in enumerate(raw)]
+    return raw
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    if error["type"] == "value_error":
+        # raised by a section's own check, whose message starts with the field's name
+        return f"{key}.{message}" if key else message
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling against params.yaml's documented keys)"
+    if error["type"] == "missing":
+        return f"{key}: missing"
+    return f"{key}: {message[0].lower()}{message[1:]} (got {got!r})"
+
+
+def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
+    """Validate an already-loaded parameter mapping."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    profile = raw.get("profile")
+    if profile not in PROFILES:
+        raise ParamsError(f"{source}: profile: must be one of {', '.join(PROFILES)} (got {profile!r})")
+    resolved = resolve_profile(raw, profile)
+    try:
+        return Params.model_validate(resolved)
+    except ValidationError as exc:
+        lines = [f"{source}: {_describe(error)}" for error in exc.errors()]
+        raise ParamsError("\n".join(lines)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found (run from the project root, where params.yaml lives)") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(raw, str(path))

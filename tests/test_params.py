@@ -1,0 +1,94 @@
+import copy
+
+import pytest
+import yaml
+
+from liser.params import ParamsError, load_params, parse_params
+
+from .helpers import REPO
+
+
+@pytest.fixture
+def raw():
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def error_for(raw, edit) -> str:
+    changed = copy.deepcopy(raw)
+    edit(changed)
+    with pytest.raises(ParamsError) as caught:
+        parse_params(changed)
+    return str(caught.value)
+
+
+def test_repository_params_load_as_demo(repo_params):
+    assert repo_params.profile == "demo"
+    assert repo_params.corpora.use == ["ravdess", "crema_d"]
+    assert repo_params.features.segment_frames == 94
+    assert repo_params.features.n_fft == 2048 and repo_params.features.hop_length == 512
+
+
+def test_profile_switch_gives_the_papers_settings(raw):
+    raw["profile"] = "paper"
+    params = parse_params(raw)
+    assert params.train.optimizer == "adamw"
+    assert params.train.lr == pytest.approx(1e-4)
+    assert params.train.batch_size == 25
+    assert params.train.epochs == 50
+    assert params.cv.n_folds == 5
+    assert params.loss.lambda_grid == [0.1, 0.5, 1, 5, 10]
+    assert str(params.corpora.root("ravdess")) == "data/corpora/RAVDESS"
+
+
+def test_distillation_weight_names_are_the_users(raw):
+    params = parse_params(raw)
+    assert params.loss.lambda_sd >= 0 and params.loss.lambda_vd >= 0
+
+
+def test_negative_lambda_names_the_key(raw):
+    message = error_for(raw, lambda r: r["loss"].update(lambda_vd=-1))
+    assert "loss.lambda_vd" in message and "greater than or equal to 0" in message and "-1" in message
+
+
+def test_unknown_corpus_lists_the_allowed_ones(raw):
+    message = error_for(raw, lambda r: r["corpora"].update(use=["ravdess", "iemocap"]))
+    assert "corpora.use.1" in message and "'ravdess' or 'crema_d'" in message and "iemocap" in message
+
+
+def test_fewer_than_two_folds(raw):
+    message = error_for(raw, lambda r: r["cv"].update(folds=[0]))
+    assert "cv.folds" in message and "k >= 2" in message
+
+
+def test_folds_must_be_numbered_from_zero(raw):
+    assert "cv.folds" in error_for(raw, lambda r: r["cv"].update(folds=[1, 2, 3]))
+
+
+def test_window_longer_than_segment(raw):
+    message = error_for(raw, lambda r: r["features"].update(window_s=4.0))
+    assert "features.window_s" in message and "segment_s" in message
+
+
+def test_unknown_profile(raw):
+    message = error_for(raw, lambda r: r.update(profile="fast"))
+    assert "profile" in message and "demo, paper" in message
+
+
+def test_per_profile_value_needs_both(raw):
+    message = error_for(raw, lambda r: r["train"].update(epochs={"demo": 3}))
+    assert "train.epochs" in message and "paper" in message
+
+
+def test_misspelt_key(raw):
+    message = error_for(raw, lambda r: r["train"].update(epoch=3))
+    assert "train.epoch" in message and "unknown key" in message
+
+
+def test_non_positive_learning_rate(raw):
+    message = error_for(raw, lambda r: r["train"].update(lr=0))
+    assert "train.lr" in message and "greater than 0" in message
+
+
+def test_missing_file_says_where(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "params.yaml")
