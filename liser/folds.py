@@ -1,0 +1,75 @@
+"""Speaker-independent k-fold cross-validation.
+
+Speakers are dealt into k groups, women and men in turn, after a seeded shuffle, so
+each group is as gender-balanced as the corpus allows.  Fold i tests on group i,
+validates on group i+1 (mod k) and trains on the rest: the three sets are disjoint and
+every speaker is tested exactly once.  With k = 2 there is no third group, so a third of
+the other group validates and the rest trains.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ROLES", "speaker_folds", "fold_utterances", "check_folds"]
+
+ROLES = ("train", "validation", "test")
+
+
+def _speaker_groups(speakers: pd.DataFrame, n_folds: int, seed: int) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    groups: list[list[str]] = [[] for _ in range(n_folds)]
+    dealt = 0
+    for gender in sorted(speakers["gender"].unique()):
+        members = sorted(speakers.loc[speakers["gender"] == gender, "speaker"])
+        for speaker in rng.permutation(members):
+            groups[dealt % n_folds].append(str(speaker))
+            dealt += 1
+    return groups
+
+
+def speaker_folds(utterances: pd.DataFrame, n_folds: int, seed: int) -> pd.DataFrame:
+    """One row per (fold, speaker): its role (train / validation / test) and gender."""
+    speakers = utterances[["speaker", "gender"]].drop_duplicates("speaker")
+    needed = 4 if n_folds == 2 else n_folds
+    if len(speakers) < needed:
+        raise ValueError(
+            f"{len(speakers)} speakers cannot make {n_folds} speaker-independent folds (need at least {needed})"
+        )
+    groups = _speaker_groups(speakers, n_folds, seed)
+    gender = dict(zip(speakers["speaker"], speakers["gender"]))
+    rows = []
+    for fold in range(n_folds):
+        following = groups[(fold + 1) % n_folds]
+        validation = set(following[::3] if n_folds == 2 else following)
+        for group_index, group in enumerate(groups):
+            for speaker in group:
+                role = "test" if group_index == fold else "validation" if speaker in validation else "train"
+                rows.append({"fold": fold, "speaker": speaker, "gender": gender[speaker], "role": role})
+    table = pd.DataFrame(rows)
+    check_folds(table)
+    return table.sort_values(["fold", "role", "speaker"], ignore_index=True)
+
+
+def check_folds(folds: pd.DataFrame) -> None:
+    """Raise if any fold shares a speaker between roles or a speaker is not tested exactly once."""
+    for fold, members in folds.groupby("fold"):
+        by_role = {role: set(members.loc[members["role"] == role, "speaker"]) for role in ROLES}
+        if any(not by_role[role] for role in ROLES):
+            raise ValueError(f"fold {fold}: every role needs at least one speaker")
+        if sum(len(s) for s in by_role.values()) != len(set().union(*by_role.values())):
+            raise ValueError(f"fold {fold}: a speaker has more than one role")
+    tested = folds.loc[folds["role"] == "test", "speaker"].value_counts()
+    if set(tested.unique()) != {1} or set(tested.index) != set(folds["speaker"]):
+        raise ValueError("every speaker must be in exactly one test set")
+
+
+def fold_utterances(utterances: pd.DataFrame, folds: pd.DataFrame, fold: int, role: str) -> pd.DataFrame:
+    """The utterances of ``role`` speakers in ``fold``."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    members = folds.loc[(folds["fold"] == fold) & (folds["role"] == role), "speaker"]
+    if members.empty:
+        raise ValueError(f"fold {fold} has no {role} speakers (folds file written for fewer folds?)")
+    return utterances[utterances["speaker"].isin(set(members))].reset_index(drop=True)
