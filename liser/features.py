@@ -1,0 +1,105 @@
+"""64-band log-Mel features (128 ms window, 32 ms hop at 16 kHz) and their per-corpus store.
+
+A corpus's features are two files: ``logmel.npy`` holding every utterance's frames one
+after another (frames x mels, float32, memory-mapped when read) and ``index.parquet``
+saying where each utterance starts and how many frames it has.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from tqdm import tqdm
+
+from .files import atomic_path, write_parquet
+from .params import FeatureParams
+
+__all__ = ["LogMel", "FeatureStore", "load_audio", "extract_corpus_features"]
+
+log = logging.getLogger(__name__)
+
+
+def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Mono float32 waveform at ``sample_rate`` (channels averaged, resampled when needed)."""
+    waveform, source_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    waveform = waveform.mean(axis=1)
+    if source_rate != sample_rate:
+        waveform = librosa.resample(waveform, orig_sr=source_rate, target_sr=sample_rate)
+    return np.ascontiguousarray(waveform, dtype=np.float32)
+
+
+class LogMel:
+    """log(Mel power + floor), shape (n_mels, frames); a waveform of zeros maps to log(floor)."""
+
+    def __init__(self, params: FeatureParams):
+        self.params = params
+        self.mel_basis = librosa.filters.mel(
+            sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels
+        ).astype(np.float32)
+
+    @staticmethod
+    def silence_of(params: FeatureParams) -> float:
+        """The feature value of digital silence, used to pad short signals."""
+        return float(np.log(params.log_floor))
+
+    def __call__(self, waveform: np.ndarray) -> np.ndarray:
+        spectrum = librosa.stft(
+            waveform,
+            n_fft=self.params.n_fft,
+            hop_length=self.params.hop_length,
+            window="hann",
+            center=True,
+            pad_mode="constant",
+        )
+        power = np.abs(spectrum, dtype=np.float32) ** 2
+        return np.log(self.mel_basis @ power + self.params.log_floor).astype(np.float32)
+
+
+class FeatureStore:
+    """Read side of a corpus's features: ``store[utterance]`` is an (n_mels, frames) array."""
+
+    def __init__(self, folder: str | Path):
+        folder = Path(folder)
+        self.index = pd.read_parquet(folder / "index.parquet")
+        self.data = np.load(folder / "logmel.npy", mmap_mode="r")
+        self._rows = {u: (o, n) for u, o, n in zip(self.index.utterance, self.index.offset, self.index.frames)}
+
+    def __contains__(self, utterance: str) -> bool:
+        return utterance in self._rows
+
+    def __getitem__(self, utterance: str) -> np.ndarray:
+        offset, frames = self._rows[utterance]
+        return np.asarray(self.data[offset : offset + frames]).T
+
+
+def extract_corpus_features(utterances: pd.DataFrame, params: FeatureParams, out: str | Path) -> pd.DataFrame:
+    """Write ``out/logmel.npy`` and ``out/index.parquet`` for every utterance; return problems.
+
+    A file that fails to decode is reported (path, reason) and skipped; the rest is kept.
+    """
+    out = Path(out)
+    extractor = LogMel(params)
+    features, index, problems = [], [], []
+    offset = 0
+    for row in tqdm(utterances.itertuples(), total=len(utterances), desc="log-Mel", unit="file"):
+        try:
+            logmel = extractor(load_audio(row.path, params.sample_rate))
+        except Exception as exc:  # one bad file must not lose the others
+            problems.append({"path": row.path, "reason": f"could not decode: {exc}"})
+            continue
+        features.append(logmel.T)
+        index.append({"utterance": row.utterance, "offset": offset, "frames": logmel.shape[1]})
+        offset += logmel.shape[1]
+    if not features:
+        raise RuntimeError(f"no utterance could be turned into features for {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "logmel.npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, np.concatenate(features))
+    write_parquet(out / "index.parquet", pd.DataFrame(index))
+    log.info("%d utterances, %d frames -> %s (%d problems)", len(index), offset, out, len(problems))
+    return pd.DataFrame(problems, columns=["path", "reason"])

@@ -1,0 +1,53 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from liser.features import FeatureStore, LogMel, extract_corpus_features, load_audio
+from liser.params import FeatureParams
+
+from .helpers import write_tone
+
+
+def test_three_seconds_is_64_by_94():
+    params = FeatureParams()
+    logmel = LogMel(params)(np.random.default_rng(0).normal(0, 0.1, 48000).astype(np.float32))
+    assert logmel.shape == (64, 94) == (params.n_mels, params.segment_frames)
+    assert logmel.dtype == np.float32
+
+
+def test_silence_maps_to_the_log_floor():
+    params = FeatureParams()
+    logmel = LogMel(params)(np.zeros(16000, dtype=np.float32))
+    assert np.allclose(logmel, LogMel.silence_of(params))
+
+
+def test_48k_stereo_is_resampled_to_16k_mono(tmp_path):
+    path = write_tone(tmp_path / "a.wav", seconds=1.5, sample_rate=48000, channels=2, freq=1000.0)
+    waveform = load_audio(path, 16000)
+    assert waveform.shape == (24000,)
+    spectrum = np.abs(np.fft.rfft(waveform))
+    assert np.argmax(spectrum) * 16000 / len(waveform) == pytest.approx(1000, abs=2)
+
+
+def test_tone_energy_lands_in_the_right_mel_band():
+    params = FeatureParams()
+    t = np.arange(16000) / 16000
+    low = LogMel(params)(np.sin(2 * np.pi * 200 * t).astype(np.float32)).mean(axis=1).argmax()
+    high = LogMel(params)(np.sin(2 * np.pi * 4000 * t).astype(np.float32)).mean(axis=1).argmax()
+    assert low < high
+
+
+def test_store_round_trip_and_bad_file_reported(tmp_path):
+    paths = [write_tone(tmp_path / f"{i}.wav", seconds=s) for i, s in enumerate([1.0, 3.0, 0.4])]
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF....WAVEfmt garbage")
+    manifest = pd.DataFrame({"utterance": ["a", "b", "c", "broken"], "path": [*map(str, paths), str(broken)]})
+    problems = extract_corpus_features(manifest, FeatureParams(), tmp_path / "features")
+    assert list(problems["path"]) == [str(broken)]
+    store = FeatureStore(tmp_path / "features")
+    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == ["index.parquet", "logmel.npy"]
+    assert store["b"].shape == (64, 94)
+    assert store["a"].shape == (64, 32) and store["c"].shape[1] == 13
+    expected = LogMel(FeatureParams())(load_audio(paths[0], 16000))
+    np.testing.assert_allclose(store["a"], expected)
+    assert "broken" not in store
