@@ -1,0 +1,35 @@
+"""Unweighted and weighted average recall, and the confusion matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["confusion_matrix", "uar", "war"]
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts with true classes as rows and predicted classes as columns."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    if labels.shape != predictions.shape:
+        raise ValueError(f"{labels.shape[0]} labels but {predictions.shape[0]} predictions")
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
+
+
+def uar(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> float:
+    """Unweighted average recall: the mean of per-class recalls over the classes that occur."""
+    matrix = confusion_matrix(labels, predictions, n_classes)
+    support = matrix.sum(axis=1)
+    present = support > 0
+    if not present.any():
+        raise ValueError("no labels to score")
+    return float(np.mean(np.diag(matrix)[present] / support[present]))
+
+
+def war(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Weighted average recall, i.e. accuracy: recalls weighted by class support."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    if len(labels) == 0:
+        raise ValueError("no labels to score")
+    return float(np.mean(labels == predictions))
