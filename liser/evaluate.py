@@ -1,0 +1,56 @@
+"""Whole-utterance prediction: average the supervised head's logits over sliding 3 s windows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .metrics import confusion_matrix, uar, war
+from .models.student import Student
+from .segments import sliding_windows
+
+__all__ = ["Windowing", "utterance_logits", "Scores", "score"]
+
+
+@dataclass(frozen=True)
+class Windowing:
+    window_frames: int  # 94 for 3 s
+    stride_frames: float  # 3.125 for 0.1 s at a 32 ms hop
+    pad_value: float  # log-Mel of silence
+    batch_size: int = 64
+
+
+@torch.inference_mode()
+def utterance_logits(model: Student, utterances: Sequence[np.ndarray], windowing: Windowing) -> np.ndarray:
+    """(N, K_S) logits, each the mean over that utterance's windows."""
+    model.eval()
+    windows = [sliding_windows(u, windowing.window_frames, windowing.stride_frames, windowing.pad_value) for u in utterances]
+    owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(windows)])
+    stacked = np.concatenate(windows)
+    logits = []
+    for start in range(0, len(stacked), windowing.batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(stacked[start : start + windowing.batch_size])).unsqueeze(1)
+        logits.append(model.classify(batch).float().numpy())
+    window_logits = np.concatenate(logits)
+    totals = np.zeros((len(utterances), window_logits.shape[1]), dtype=np.float64)
+    np.add.at(totals, owner, window_logits)
+    return (totals / np.bincount(owner, minlength=len(utterances))[:, None]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Scores:
+    uar: float
+    war: float
+    confusion: np.ndarray
+
+    def as_dict(self) -> dict[str, float]:
+        return {"uar": self.uar, "war": self.war}
+
+
+def score(labels: np.ndarray, logits: np.ndarray) -> Scores:
+    n_classes = logits.shape[1]
+    predictions = logits.argmax(axis=1)
+    return Scores(uar(labels, predictions, n_classes), war(labels, predictions), confusion_matrix(labels, predictions, n_classes))

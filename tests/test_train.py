@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+
+from liser.checkpoints import load_student, save_student
+from liser.evaluate import Windowing, score, utterance_logits
+from liser.models.student import StudentConfig
+from liser.params import TrainParams
+from liser.train import LabeledSet, train_supervised
+
+WINDOWING = Windowing(window_frames=94, stride_frames=3.125, pad_value=-13.8, batch_size=32)
+
+
+def band_set(n: int, seed: int) -> LabeledSet:
+    """Class 0 has its energy in low mel bands, class 1 in high ones; lengths vary around 3 s."""
+    rng = np.random.default_rng(seed)
+    features, labels = [], []
+    for i in range(n):
+        label = i % 2
+        frames = int(rng.integers(60, 140))
+        logmel = rng.normal(-8, 1, (64, frames)).astype(np.float32)
+        bands = slice(5, 20) if label == 0 else slice(40, 55)
+        logmel[bands] += 4
+        features.append(logmel)
+        labels.append(label)
+    return LabeledSet([f"u{i}" for i in range(n)], features, np.array(labels))
+
+
+def small_run(epochs=3, seed=0):
+    params = TrainParams(lr=3e-3, epochs=epochs, batch_size=8, seed=seed, threads=1)
+    return train_supervised(band_set(32, 1), band_set(16, 2), StudentConfig(speech_classes=2), params, WINDOWING)
+
+
+def test_learns_a_separable_problem():
+    result = small_run(epochs=4)
+    test = band_set(20, 3)
+    assert score(test.labels, utterance_logits(result.model, test.features, WINDOWING)).uar >= 0.9
+    assert list(result.history["epoch"]) == [1, 2, 3, 4]
+    assert result.history["validation_uar"].max() == result.history.loc[result.best_epoch - 1, "validation_uar"]
+
+
+def test_same_seed_same_model():
+    a, b = small_run(epochs=2, seed=5), small_run(epochs=2, seed=5)
+    for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = small_run(epochs=1).model
+    save_student(tmp_path / "s.safetensors", model, ["low", "high"], fold=3)
+    loaded, classes, info = load_student(tmp_path / "s.safetensors")
+    x = torch.randn(3, 1, 64, 94)
+    model.eval()
+    torch.testing.assert_close(loaded.classify(x), model.classify(x), rtol=0, atol=0)
+    assert classes == ["low", "high"] and info == {"fold": 3}
+
+
+def test_checkpoint_that_is_not_a_student(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="not a LiSER student"):
+        load_student(tmp_path / "other.safetensors")
+
+
+def test_utterance_logits_average_the_windows():
+    result = small_run(epochs=1)
+    long = np.random.default_rng(0).normal(-8, 1, (64, 150)).astype(np.float32)
+    starts = sorted({round(k * 3.125) for k in range(18)} | {150 - 94})  # 0.1 s steps, then flush with the end
+    windows = [long[:, s : s + 94] for s in starts]
+    with torch.no_grad():
+        expected = result.model.classify(torch.from_numpy(np.stack(windows)).unsqueeze(1)).mean(0)
+    np.testing.assert_allclose(utterance_logits(result.model, [long], WINDOWING)[0], expected.numpy(), rtol=1e-5, atol=1e-5)
