@@ -8,25 +8,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import cremad, ravdess
 from .table import COLUMNS, CorpusTable, NothingUsable
 
 __all__ = ["COLUMNS", "CorpusTable", "NothingUsable", "EMOTIONS", "read_corpus"]
 
+READERS = {"ravdess": ravdess, "crema_d": cremad}
 
-def _readers():
-    from . import cremad, ravdess
-
-    return {"ravdess": ravdess, "crema_d": cremad}
-
-
-EMOTIONS: dict[str, tuple[str, ...]] = {
-    "ravdess": ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"),
-    "crema_d": ("anger", "disgust", "fear", "happy", "neutral", "sad"),
-}
+# Class names in label order, per corpus.
+EMOTIONS: dict[str, tuple[str, ...]] = {name: reader.EMOTIONS for name, reader in READERS.items()}
 
 
 def read_corpus(corpus: str, root: str | Path) -> CorpusTable:
-    readers = _readers()
-    if corpus not in readers:
-        raise ValueError(f"unknown corpus {corpus!r}; known: {', '.join(readers)}")
-    return readers[corpus].read(Path(root))
+    if corpus not in READERS:
+        raise ValueError(f"unknown corpus {corpus!r}; known: {', '.join(READERS)}")
+    return READERS[corpus].read(Path(root))

@@ -11,11 +11,12 @@ import pandas as pd
 
 from .table import CorpusTable, build_table
 
-__all__ = ["read", "parse_name", "read_genders"]
+__all__ = ["EMOTIONS", "read", "parse_name", "read_genders"]
 
 NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})\.wav$")
 SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
 EMOTION_CODES = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+EMOTIONS = tuple(EMOTION_CODES.values())
 LEVELS = ("LO", "MD", "HI", "XX")
 
 
@@ -65,4 +66,5 @@ def read(root: Path) -> CorpusTable:
     audio = root / "AudioWAV"
     if not audio.is_dir():
         raise FileNotFoundError(f"{audio}: CREMA-D AudioWAV folder not found (set corpora.crema_d.root in params.yaml)")
-    return build_table("crema_d", root, _parsed(audio, read_genders(root / "VideoDemographics.csv")))
+    genders = read_genders(root / "VideoDemographics.csv")
+    return build_table("crema_d", EMOTIONS, root, _parsed(audio, genders))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .table import CorpusTable, build_table
 
-__all__ = ["read", "parse_name"]
+__all__ = ["EMOTIONS", "read", "parse_name"]
 
 NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav$")
 ACTOR_FOLDER = re.compile(r"^Actor_(\d\d)$")
@@ -20,6 +20,7 @@ EMOTION_CODES = {
     "01": "neutral", "02": "calm", "03": "happy", "04": "sad",
     "05": "angry", "06": "fearful", "07": "disgust", "08": "surprised",
 }  # fmt: skip
+EMOTIONS = tuple(EMOTION_CODES.values())
 
 
 def parse_name(name: str, folder_actor: str | None = None) -> dict | str:
@@ -64,4 +65,4 @@ def _parsed(root: Path) -> Iterator[tuple[Path, dict | str]]:
 def read(root: Path) -> CorpusTable:
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: RAVDESS folder not found (set corpora.ravdess.root in params.yaml)")
-    return build_table("ravdess", root, _parsed(root))
+    return build_table("ravdess", EMOTIONS, root, _parsed(root))

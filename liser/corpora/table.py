@@ -20,7 +20,7 @@ COLUMNS = (
     "speaker",
     "gender",  # "male" | "female"
     "emotion",  # the corpus's own class name
-    "label",  # index of emotion in EMOTIONS[corpus]
+    "label",  # index of emotion in the reader's EMOTIONS
     "statement",  # sentence / statement code
     "intensity",  # intensity level as the corpus codes it
     "duration",  # seconds
@@ -55,10 +55,10 @@ class CorpusTable:
         write_json(metrics, self.summary())
 
 
-def build_table(corpus: str, root: Path, parsed: Iterable[tuple[Path, dict | str]]) -> CorpusTable:
+def build_table(
+    corpus: str, classes: tuple[str, ...], root: Path, parsed: Iterable[tuple[Path, dict | str]]
+) -> CorpusTable:
     """Probe each parsed file; ``parsed`` yields (path, fields) or (path, reason it was rejected)."""
-    from . import EMOTIONS
-
     rows, problems = [], []
     for path, fields in parsed:
         if isinstance(fields, str):
@@ -75,7 +75,7 @@ def build_table(corpus: str, root: Path, parsed: Iterable[tuple[Path, dict | str
                 "path": str(path),
                 "corpus": corpus,
                 **fields,
-                "label": EMOTIONS[corpus].index(fields["emotion"]),
+                "label": classes.index(fields["emotion"]),
                 "duration": info.duration,
                 "sample_rate": info.sample_rate,
             }
