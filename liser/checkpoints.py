@@ -1,4 +1,8 @@
-"""Student checkpoints as safetensors, with the architecture and class names in the metadata."""
+"""Student checkpoints as safetensors, with the architecture and class names in the metadata.
+
+The metadata is one JSON string under one key: safetensors writes several keys in a
+per-process random order, which would make identical models differ byte for byte.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,12 @@ from .models.student import Student, StudentConfig
 
 __all__ = ["save_student", "load_student"]
 
+METADATA_KEY = "liser_student"
+
 
 def save_student(path: str | Path, model: Student, classes: list[str], **info: object) -> None:
-    config = dataclasses.asdict(model.config)
-    metadata = {"config": json.dumps(config), "classes": json.dumps(classes), "info": json.dumps(info, default=str)}
+    described = {"config": dataclasses.asdict(model.config), "classes": list(classes), "info": info}
+    metadata = {METADATA_KEY: json.dumps(described, sort_keys=True, default=str)}
     tensors = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -28,11 +34,11 @@ def load_student(path: str | Path) -> tuple[Student, list[str], dict]:
 
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
-    if "config" not in metadata:
-        raise ValueError(f"{path}: not a LiSER student checkpoint (no config in its metadata)")
-    fields = json.loads(metadata["config"])
-    fields = {k: tuple(map(tuple, v)) if k in ("kernels", "pools") else v for k, v in fields.items()}
+    if METADATA_KEY not in metadata:
+        raise ValueError(f"{path}: not a LiSER student checkpoint (no {METADATA_KEY!r} entry in its metadata)")
+    described = json.loads(metadata[METADATA_KEY])
+    fields = {k: tuple(map(tuple, v)) if k in ("kernels", "pools") else v for k, v in described["config"].items()}
     model = Student(StudentConfig(**fields))
     model.load_state_dict(load_file(str(path)), strict=True)
     model.eval()
-    return model, json.loads(metadata["classes"]), json.loads(metadata.get("info", "{}"))
+    return model, described["classes"], described["info"]

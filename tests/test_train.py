@@ -53,6 +53,8 @@ def test_checkpoint_round_trip(tmp_path):
     model.eval()
     torch.testing.assert_close(loaded.classify(x), model.classify(x), rtol=0, atol=0)
     assert classes == ["low", "high"] and info == {"fold": 3}
+    save_student(tmp_path / "again.safetensors", loaded, ["low", "high"], fold=3)
+    assert (tmp_path / "again.safetensors").read_bytes() == (tmp_path / "s.safetensors").read_bytes()
 
 
 def test_checkpoint_that_is_not_a_student(tmp_path):
