@@ -73,9 +73,10 @@ def run_fold(
         distill_hidden=params.student.distill_hidden,
     )
     log.info("%s fold %d: %s utterances", corpus, fold, {r: len(s.labels) for r, s in sets.items()})
-    result = train_supervised(sets["train"], sets["validation"], config, params.train, windowing(params))
+    windows = windowing(params)
+    result = train_supervised(sets["train"], sets["validation"], config, params.train, windows)
 
-    test_logits = utterance_logits(result.model, sets["test"].features, windowing(params))
+    test_logits = utterance_logits(result.model, sets["test"].features, windows)
     test = score(sets["test"].labels, test_logits)
     best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]
     out.mkdir(parents=True, exist_ok=True)
