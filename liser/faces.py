@@ -446,17 +446,24 @@ def read_face_clip(path: str | Path) -> np.ndarray:
     return np.stack(frames)
 
 
-def read_face_mask(path: str | Path) -> np.ndarray:
-    """Which frames of a face clip show a face, (T,) bool: False where the box was only held."""
+def _clip_record(path: Path) -> dict[str, Any]:
+    """The JSON a face clip carries in its ``comment`` tag: its face mask and the options that made it."""
     command = ["ffprobe", "-v", "error", "-show_entries", "format_tags=comment", "-of", "json", str(path)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise UnreadableVideo(f"{path}: {_last_line(result.stderr)}")
     comment = json.loads(result.stdout or "{}").get("format", {}).get("tags", {}).get("comment")
     try:
-        mask = json.loads(comment)["face"]
+        record = json.loads(comment)
+        record["face"]
     except (TypeError, ValueError, KeyError):
         raise ValueError(f"{path} has no face mask: not written by liser.faces") from None
+    return record
+
+
+def read_face_mask(path: str | Path) -> np.ndarray:
+    """Which frames of a face clip show a face, (T,) bool: False where the box was only held."""
+    mask = _clip_record(Path(path))["face"]
     return np.frombuffer(mask.encode("ascii"), dtype=np.uint8) == ord("1")
 
 
@@ -470,8 +477,11 @@ def _crop_or_reuse(video: Path, out_dir: Path, options: CropOptions) -> SegmentC
     target = out_dir / f"{segment}.mp4"
     if target.is_file():
         try:
-            mask = read_face_mask(target)
-            return SegmentCoverage(segment, len(mask), int(mask.sum()), kept=True, reason="", already_done=True)
+            record = _clip_record(target)
+            if {name: record.get(name) for name in asdict(options)} == asdict(options):
+                mask = read_face_mask(target)
+                return SegmentCoverage(segment, len(mask), int(mask.sum()), kept=True, reason="", already_done=True)
+            log.info("%s: redoing its clip, made with other options", segment)
         except (UnreadableVideo, ValueError) as error:
             log.warning("%s: redoing its clip, which cannot be used (%s)", segment, error)
     try:
@@ -518,7 +528,7 @@ def crop_segments(
 ) -> dict[str, Any]:
     """Write the face clip ``out_dir/<segment>.mp4`` of every segment video (``<segment>`` is its file stem).
 
-    A segment whose clip exists is not redone.  ``workers`` > 1 processes segments in that many
+    A segment whose clip exists, made with the same options, is not redone.  ``workers`` > 1 processes segments in that many
     worker processes (one OpenCV thread each); ``workers`` = 1 works in this process.  A
     segment that cannot be read or fails is recorded with its reason and the run goes on; an
     unavailable ``detector`` stops it at once with :class:`DetectorUnavailable`.

@@ -128,6 +128,12 @@ def test_rerun_skips_done_segments(clips, tmp_path, monkeypatch):
     assert second["frames_with_face"] == first["frames_with_face"] + 10
 
 
+def test_changed_options_redo_the_clip(clips, tmp_path):
+    crop_segments([clips["face"]], tmp_path, margin=0.2)
+    again = crop_segments([clips["face"]], tmp_path, margin=0.3)
+    assert again["segments_already_done"] == 0 and again["segments_kept"] == 1
+
+
 def test_detecting_every_fifth_frame_follows_the_face(clips):
     every_frame = track_faces(clips["face"], detect_every=1)
     every_fifth = track_faces(clips["face"], detect_every=5)
