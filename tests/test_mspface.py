@@ -174,3 +174,16 @@ def test_published_lists():
     urls = table.videos.set_index("video")["url"]
     assert urls["MSP-FACE_0081"] == "https://www.youtube.com/watch?v=3pAWfYsjuQQ"  # published with a trailing space
     assert (PUBLISHED / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_relative_urls_resolve_against_the_lists_folder(tmp_path):
+    folder = write_lists(
+        tmp_path / "lists",
+        videos=["MSP-FACE_0001.mp4\tonline/MSP-FACE_0001.mp4", "MSP-FACE_0002.mp4\t../outside/MSP-FACE_0002.mp4"],
+        segments=["0.0\t2.0\tMSP-FACE_0001_0001.mp4"],
+        speakers=["MSP-FACE_0001_0001.mp4,Speaker_1"],
+        genders=["Speaker_1,Female"],
+    )
+    lists = read_lists(folder)
+    assert list(lists.videos["url"]) == [(folder / "online" / "MSP-FACE_0001.mp4").resolve().as_uri()]
+    assert "relative .mp4 path" in lists.problems.loc[lists.problems.line == 2, "reason"].iloc[0]

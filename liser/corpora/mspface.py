@@ -1,6 +1,7 @@
 """MSP-Face, the unlabeled audio-visual corpus, as its four published lists describe it.
 
-The corpus is distributed as lists, not media: ``link_videos.txt`` (video -> YouTube URL),
+The corpus is distributed as lists, not media: ``link_videos.txt`` (video -> YouTube URL;
+a path relative to the lists' folder, as the embedded demo writes, becomes a file:// URL),
 ``segments_data.txt`` (start and end in seconds of each segment of a video),
 ``speaker_id_segments.txt`` (segment -> speaker) and ``speaker_id_gender.txt``
 (speaker -> Male/Female).  :func:`read_lists` turns them into a videos table and a
@@ -48,6 +49,8 @@ VIDEO_ID = re.compile(r"MSP-FACE_[0-9]{4}")
 SEGMENT_ID = re.compile(r"(MSP-FACE_[0-9]{4})_[0-9]{4}")
 SPEAKER_ID = re.compile(r"Speaker_[0-9]+")
 URL = re.compile(r"(?:https?|file)://\S+")
+# A path relative to the lists' folder, as the embedded demo writes them: no "..", no root.
+RELATIVE_URL = re.compile(r"(?:[A-Za-z0-9_-]+/)*[A-Za-z0-9_-][A-Za-z0-9_.-]*\.mp4")
 NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 GENDERS = {"male": "male", "female": "female"}
 
@@ -153,12 +156,13 @@ def _read_videos(path: Path, problems: _Problems) -> dict[str, str]:
         video = _media_name_id(name, VIDEO_ID)
         if video is None:
             problems.add(path.name, number, f"{name!r} is not a video file name MSP-FACE_NNNN.mp4")
-        elif not URL.fullmatch(url):
-            problems.add(path.name, number, f"{url!r} is not an http(s):// or file:// URL")
+        elif not (URL.fullmatch(url) or RELATIVE_URL.fullmatch(url)):
+            problems.add(path.name, number, f"{url!r} is not an http(s):// or file:// URL, nor a relative .mp4 path")
         elif video in urls:
             problems.add(path.name, number, f"{video} listed again (first on line {first_line[video]})")
         else:
-            urls[video], first_line[video] = url, number
+            urls[video] = url if URL.fullmatch(url) else (path.parent / url).resolve().as_uri()
+            first_line[video] = number
     return urls
 
 
