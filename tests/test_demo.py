@@ -10,8 +10,9 @@ from liser.params import DemoParams
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "demo"
-    counts = write_demo(root, DemoParams(seed=0, ravdess_actors=10, crema_d_actors=10, broken_files=True))
-    assert counts == {"ravdess": 160, "crema_d": 180}
+    params = DemoParams(seed=0, ravdess_actors=10, crema_d_actors=10, mspface_speakers=3, mspface_videos=3)
+    counts = write_demo(root, params)
+    assert counts["ravdess"] == 160 and counts["crema_d"] == 180 and counts["mspface"] > 0
     return root
 
 
@@ -35,11 +36,11 @@ def test_demo_carries_the_damage_real_copies_have(demo_root):
 
 
 def test_demo_is_deterministic(tmp_path):
-    params = DemoParams(seed=4, ravdess_actors=10, crema_d_actors=10, broken_files=False)
+    params = DemoParams(seed=4, ravdess_actors=10, crema_d_actors=10, mspface_speakers=2, mspface_videos=3, broken_files=False)
     a, b = tmp_path / "a", tmp_path / "b"
     write_demo(a, params)
     write_demo(b, params)
-    for name in ("RAVDESS/Actor_07/03-01-04-02-02-01-07.wav", "CREMA-D/VideoDemographics.csv"):
+    for name in ("RAVDESS/Actor_07/03-01-04-02-02-01-07.wav", "CREMA-D/VideoDemographics.csv", "MSP-Face/segments_data.txt"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
 
 

@@ -1,7 +1,7 @@
 """The embedded demo: generated corpora in the exact layouts of the real ones.
 
-``write_demo`` writes ``RAVDESS/`` and ``CREMA-D/`` under one folder, which the same
-readers then read as they would read the real corpora.
+``write_demo`` writes ``RAVDESS/``, ``CREMA-D/`` and ``MSP-Face/`` under one folder, which
+the same readers and stages then use as they would use the real corpora.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from pathlib import Path
 
 from ..params import DemoParams
 from .labeled import write_crema_d, write_ravdess
+from .mspface import write_mspface_demo
 
 __all__ = ["write_demo", "DEMO_FOLDERS"]
 
-DEMO_FOLDERS = {"ravdess": "RAVDESS", "crema_d": "CREMA-D"}
+DEMO_FOLDERS = {"ravdess": "RAVDESS", "crema_d": "CREMA-D", "mspface": "MSP-Face"}
 
 
 def write_demo(out: str | Path, params: DemoParams) -> dict[str, int]:
@@ -22,10 +23,16 @@ def write_demo(out: str | Path, params: DemoParams) -> dict[str, int]:
     out = Path(out)
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
+    broken = params.broken_files
     counts = {
-        "ravdess": write_ravdess(staging / DEMO_FOLDERS["ravdess"], params.ravdess_actors, params.seed, params.broken_files),
-        "crema_d": write_crema_d(staging / DEMO_FOLDERS["crema_d"], params.crema_d_actors, params.seed, params.broken_files),
+        "ravdess": write_ravdess(staging / DEMO_FOLDERS["ravdess"], params.ravdess_actors, params.seed, broken),
+        "crema_d": write_crema_d(staging / DEMO_FOLDERS["crema_d"], params.crema_d_actors, params.seed, broken),
     }
+    mspface = write_mspface_demo(
+        staging / DEMO_FOLDERS["mspface"], seed=params.seed, n_speakers=params.mspface_speakers,
+        n_videos=params.mspface_videos, failures=broken,
+    )  # fmt: skip
+    counts["mspface"] = mspface["segments"]
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     return counts
