@@ -7,6 +7,7 @@ Everything lives under one output folder::
     segments/<segment>.mp4       the segment's picture: H.264, yuv420p, 30 fps, no sound
     segments/<segment>.wav       the segment's sound: 16 kHz mono PCM16
     report.json                  what was obtained and every failure, with its reason
+    segments.parquet             the rows of the segments table that were obtained (this selection)
 
 Whether a piece of work is done is decided by its final files alone, and a final file only
 ever appears by an atomic rename of a complete one, so an interrupted run is resumed by
@@ -38,9 +39,10 @@ from tqdm import tqdm
 
 from .corpora.audio_check import UnusableAudio, check_audio
 from .corpora.mspface import VIDEO_COLUMNS, InvalidId, check_segment_id, check_video_id
-from .files import atomic_path, write_json
+from .files import atomic_path, write_json, write_parquet
 
 __all__ = [
+    "OBTAINED_NAME",
     "AcquireError",
     "acquire",
     "cut_segment",
@@ -63,6 +65,7 @@ INPUT_SEEK_MARGIN_S = 10.0
 # A cut this much shorter than its segment means the source ended early.
 SHORT_CUT_TOLERANCE_S = 0.1
 REPORT_NAME = "report.json"
+OBTAINED_NAME = "segments.parquet"
 
 
 class AcquireError(RuntimeError):
@@ -409,6 +412,7 @@ def acquire(
     at a time.  Every failure is recorded as (id, stage "download" or "cut", reason) and
     the run carries on; a failed download is one entry, for its video.
 
+    The obtained rows of ``segments_table`` are written to ``out_dir/segments.parquet``.
     Returns the report, also written to ``out_dir/report.json``: videos_ok, videos_failed,
     segments_ok, segments_failed (selected or rejected segments not obtained, whatever the
     stage), hours_obtained, speakers_obtained, what this run did (videos_downloaded,
@@ -466,6 +470,7 @@ def acquire(
         "failures": sorted(failures, key=lambda failure: (failure["stage"], failure["id"])),
     }
     write_json(out_dir / REPORT_NAME, report)
+    write_parquet(out_dir / OBTAINED_NAME, segments_table[segments_table["segment"].isin(set(obtained["segment"]))])
     log.info(
         "MSP-Face: %d of %d segments (%.2f h), %d failure(s); report in %s",
         report["segments_ok"], report["segments_selected"], report["hours_obtained"], len(failures),

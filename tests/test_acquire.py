@@ -153,6 +153,9 @@ def test_lists_to_segments_with_a_missing_video_and_a_malformed_line(tmp_path, s
         "MSP-FACE_0001_0001.mp4", "MSP-FACE_0001_0001.wav", "MSP-FACE_0001_0002.mp4", "MSP-FACE_0001_0002.wav"
     ]  # fmt: skip
     assert sorted(p.name for p in (out / "videos").iterdir()) == ["MSP-FACE_0001.mp4"]  # no working folders left
+    obtained = pd.read_parquet(out / "segments.parquet")
+    assert list(obtained["segment"]) == ["MSP-FACE_0001_0001", "MSP-FACE_0001_0002"]
+    assert list(obtained["gender"]) == ["female", "male"]
 
 
 def test_ids_that_are_paths_are_rejected_before_a_path_is_built(tmp_path, step_video, yt_dlp_calls):
@@ -176,7 +179,7 @@ def test_ids_that_are_paths_are_rejected_before_a_path_is_built(tmp_path, step_v
     assert "not a segment id" in reasons["MSP-FACE_0001_0001/../../../../x", "cut"]
     assert report["segments_ok"] == 1 and report["segments_failed"] == 1
     made = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-    assert made == ["deep", "deep/out", "deep/out/report.json", "deep/out/segments",
+    assert made == ["deep", "deep/out", "deep/out/report.json", "deep/out/segments", "deep/out/segments.parquet",
                     "deep/out/segments/MSP-FACE_0001_0001.mp4", "deep/out/segments/MSP-FACE_0001_0001.wav",
                     "deep/out/videos", "deep/out/videos/MSP-FACE_0001.mp4"]  # fmt: skip
 
