@@ -41,11 +41,17 @@ class _Section(BaseModel):
 
 
 class DemoParams(_Section):
-    """The generated corpora in the real layouts (stage ``demo``)."""
+    """The generated corpora in the real layouts (stage ``demo``).
+
+    ``broken_files`` adds the damage real copies show: an empty, a truncated and a misnamed
+    labeled file, and an MSP-Face video that is gone and one without a face.
+    """
 
     seed: int = 0
     ravdess_actors: int = Field(12, ge=10, le=24)
     crema_d_actors: int = Field(12, ge=10, le=91)
+    mspface_speakers: int = Field(24, ge=1)
+    mspface_videos: int = Field(30, ge=3)
     broken_files: bool = True
 
 
@@ -68,6 +74,44 @@ class CorporaParams(_Section):
 
     def root(self, corpus: str) -> Path:
         return getattr(self, corpus).root
+
+
+class MspFaceParams(_Section):
+    """Obtaining MSP-Face from its published lists (stage ``acquire``)."""
+
+    lists: Path  # folder with link_videos.txt, segments_data.txt, speaker_id_*.txt
+    limit_videos: int | None = Field(None, gt=0)  # first N videos only, to try the pipeline on a subset
+    limit_hours: float | None = Field(None, gt=0)
+    workers: int = Field(2, ge=1)
+    retries: int = Field(3, ge=0)
+    backoff_s: float = Field(5.0, ge=0)
+    ratelimit: int | None = Field(None, gt=0)  # bytes per second per download
+
+
+class FaceParams(_Section):
+    """Face detection, alignment and cropping (stage ``faces``)."""
+
+    detector: str = "opencv"  # a DeepFace backend whose weights are present
+    detect_every: int = Field(1, ge=1)  # detect on every k-th frame, interpolate in between
+    margin: float = Field(0.2, ge=0)
+    max_gap: int = Field(15, ge=0)
+    min_face_fraction: float = Field(0.5, ge=0, le=1)
+    workers: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _gap_covers_the_stride(self) -> FaceParams:
+        if self.max_gap < self.detect_every - 1:
+            raise ValueError(
+                f"max_gap: must be at least detect_every - 1 = {self.detect_every - 1} (got {self.max_gap})"
+            )
+        return self
+
+
+class WindowParams(_Section):
+    """The teachers' unit: non-overlapping windows of video frames (stage ``windows``)."""
+
+    frames: int = Field(16, gt=0)
+    fps: float = Field(30.0, gt=0)
 
 
 class CvParams(_Section):
@@ -172,6 +216,9 @@ class Params(_Section):
     profile: Literal["demo", "paper"]
     demo: DemoParams
     corpora: CorporaParams
+    mspface: MspFaceParams
+    faces: FaceParams
+    windows: WindowParams
     cv: CvParams
     features: FeatureParams
     student: StudentParams
