@@ -1,0 +1,71 @@
+"""The unlabeled audio-visual corpus through the pipeline: segments obtained from the lists,
+faces cropped, 16-frame windows cut, and a manifest for the shared log-Mel extractor.
+
+Each function is one DVC stage's work; the reports they return are what the stage shows
+as metrics (the long per-item lists stay in files beside the outputs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .acquire import OBTAINED_NAME, acquire, segment_paths
+from .corpora.mspface import read_lists
+from .faces import crop_segments
+from .files import write_csv, write_parquet
+from .params import FaceParams, MspFaceParams, WindowParams
+from .windows import window_table
+
+__all__ = ["obtain_segments", "crop_faces", "cut_windows"]
+
+
+def obtain_segments(params: MspFaceParams, out: Path) -> dict:
+    """Download and cut the listed segments into ``out``; the report without its failure list."""
+    lists = read_lists(params.lists)
+    write_csv(out / "list-problems.csv", lists.problems)
+    report = acquire(
+        lists.segments, lists.videos, out,
+        limit_videos=params.limit_videos, limit_hours=params.limit_hours, workers=params.workers,
+        retries=params.retries, backoff_s=params.backoff_s, ratelimit=params.ratelimit,
+    )  # fmt: skip
+    write_csv(out / "failures.csv", pd.DataFrame(report["failures"], columns=["id", "stage", "reason"]))
+    return {**{k: v for k, v in report.items() if k != "failures"}, "list_problems": len(lists.problems)}
+
+
+def crop_faces(acquired: Path, params: FaceParams, out: Path) -> dict:
+    """Face clips of every obtained segment; the coverage report without its per-segment lists."""
+    obtained = pd.read_parquet(acquired / OBTAINED_NAME)
+    videos = [segment_paths(acquired, segment)[0] for segment in obtained["segment"]]
+    coverage = crop_segments(
+        videos, out, detector=params.detector, detect_every=params.detect_every, margin=params.margin,
+        max_gap=params.max_gap, min_face_fraction=params.min_face_fraction, workers=params.workers,
+    )  # fmt: skip
+    return {k: v for k, v in coverage.items() if not isinstance(v, (list, dict))}
+
+
+def cut_windows(acquired: Path, faces: Path, params: WindowParams, windows_out: Path, manifest_out: Path) -> dict:
+    """The window table, and a manifest (utterance, path, speaker, gender, duration) of the
+    segments that have windows, for the log-Mel features."""
+    obtained = pd.read_parquet(acquired / OBTAINED_NAME)
+    windows = window_table(obtained, faces, params.frames, params.fps)
+    write_parquet(windows_out, windows)
+    kept = obtained[obtained["segment"].isin(set(windows["segment"]))]
+    manifest = pd.DataFrame(
+        {
+            "utterance": kept["segment"],
+            "path": [str(segment_paths(acquired, segment)[1]) for segment in kept["segment"]],
+            "speaker": kept["speaker"],
+            "gender": kept["gender"],
+            "duration": kept["duration"],
+        }
+    )
+    write_parquet(manifest_out, manifest)
+    return {
+        "windows": len(windows),
+        "segments": int(windows["segment"].nunique()),
+        "speakers": int(windows["speaker"].nunique()),
+        "hours": float(len(windows) * params.frames / params.fps / 3600),
+        "mean_face_fraction": float(windows["face_fraction"].mean()),
+    }
