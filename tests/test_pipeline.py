@@ -46,7 +46,7 @@ def project(tmp_path_factory):
         shutil.copy2(REPO / name, project / name)
 
     def tiny(params):
-        params["demo"].update(ravdess_actors=10, crema_d_actors=10)
+        params["demo"].update(ravdess_actors=10, crema_d_actors=10, mspface_speakers=4, mspface_videos=4)
         params["corpora"]["use"] = ["crema_d"]
         params["cv"]["folds"] = [0, 1]
         params["train"]["epochs"] = {"demo": 2, "paper": 50}
@@ -72,6 +72,21 @@ def test_repro_writes_metrics_for_every_fold_and_the_summary(project):
     assert set(fold0["test"]) == {"uar", "war"}
     assert (project / "reports" / "results.md").read_text().count("no-dstl") == 1
     assert (project / "outputs/students/crema_d/no-dstl/fold1/student.safetensors").is_file()
+
+
+def test_unlabeled_corpus_reports_what_was_obtained_and_dropped(project):
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=project).stdout)
+    metrics = next(iter(shown.values()))["data"]
+    acquisition = metrics["metrics/mspface/acquisition.json"]["data"]
+    faces = metrics["metrics/mspface/faces.json"]["data"]
+    windows = metrics["metrics/mspface/windows.json"]["data"]
+    assert acquisition["videos_failed"] == 1 and acquisition["videos_ok"] == 3  # the demo's gone video
+    assert faces["segments_dropped"] >= 1 and faces["segments_kept"] >= 1  # the demo's video without a face
+    assert 0 < faces["face_fraction"] <= 1
+    assert windows["windows"] > 0 and windows["segments"] == faces["segments_kept"]
+    failures = (project / "data/mspface/acquired/failures.csv").read_text()
+    assert "download" in failures
+    assert (project / "data/features/mspface/logmel.npy").is_file()
 
 
 def test_second_repro_has_nothing_to_do(project):
