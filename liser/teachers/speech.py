@@ -1,0 +1,617 @@
+"""The speech teacher (section 3.2): HuBERT fine-tuned for speech emotion recognition with
+LoRA on the self-attention projections, one per labeled corpus and fold.
+
+The teacher reads raw 16 kHz waveforms, as HuBERT base was pretrained (no per-utterance
+normalisation).  Only the LoRA matrices of the attention's query, key, value and output
+projections, the projector and the classifier are trained; every other weight stays as
+pretrained.  It is trained on 80 % of the fold's training speakers, keeps the epoch with the
+best UAR on the other 20 %, and then scores each 16-frame window of the unlabeled video.
+
+Without a checkpoint (``source=None``) a small HuBERT with random weights stands in, so the
+embedded demo runs the same code on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.tuners.lora import LoraLayer
+from safetensors.torch import load_file, save_file
+from torch.nn import functional as F
+from tqdm import tqdm
+from transformers import HubertConfig, HubertForSequenceClassification
+
+from ..evaluate import Scores, score
+from ..features import load_audio
+from ..files import read_json, write_json, write_parquet
+
+__all__ = [
+    "SAMPLE_RATE",
+    "ATTENTION_PROJECTIONS",
+    "DEMO_CONFIG",
+    "SpeechTeacherUnavailable",
+    "build_speech_teacher",
+    "lora_module_names",
+    "parameter_counts",
+    "teacher_split",
+    "load_items",
+    "teacher_logits",
+    "evaluate_speech_teacher",
+    "SpeechTeacherResult",
+    "train_speech_teacher",
+    "save_speech_teacher",
+    "load_speech_teacher",
+    "probability_columns",
+    "teacher_fingerprint",
+    "window_softmaxes",
+]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
+# Full match on module names: the four projections of every encoder layer's self-attention,
+# nothing in the feed-forward block, the feature projection or the convolutional front end.
+_LORA_TARGETS = r".*encoder\.layers\.\d+\.attention\.(" + "|".join(ATTENTION_PROJECTIONS) + ")"
+_TRAINED_IN_FULL = ["projector", "classifier"]
+
+# The demo's stand-in for hubert-base: the same conv strides (one frame per 20 ms) and the
+# same kinds of layers, about 1/900 of the parameters, so a fold trains in seconds on a CPU.
+DEMO_CONFIG: dict = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "conv_dim": (32, 32, 32, 32, 32, 32, 32),
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 4,
+    "classifier_proj_size": 32,
+    "layerdrop": 0.0,  # with two layers, dropping one is most of the model
+    "mask_time_length": 2,  # SpecAugment spans of 40 ms fit sub-second utterances
+}
+
+TEACHER_FILE = "teacher.json"
+DEMO_BASE_FILE = "base.safetensors"
+
+
+class SpeechTeacherUnavailable(FileNotFoundError):
+    """The pretrained HuBERT checkpoint is not on this machine."""
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+def _how_to_get(source: str) -> str:
+    return (
+        f"HuBERT checkpoint {source!r} is not available offline. On a machine with internet run\n"
+        f"    hf download {source}\n"
+        f"(`huggingface-cli download {source}` with huggingface_hub < 1.0); it fills the Hugging Face cache "
+        f"(~/.cache/huggingface/hub, or $HF_HOME/hub): copy that folder to the same place here. Or there run\n"
+        f"    python -c \"from transformers import HubertModel; "
+        f"HubertModel.from_pretrained('{source}').save_pretrained('checkpoints/hubert-base-ls960')\"\n"
+        f"and pass that directory as the teacher's source."
+    )
+
+
+def _looks_like_path(source: str) -> bool:
+    return source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source
+
+
+def _pretrained_base(source: str | Path, num_labels: int) -> HubertForSequenceClassification:
+    """HuBERT with a fresh classification head, read from a directory or the local hub cache only."""
+    source = str(source)
+    directory = Path(source).expanduser()
+    if directory.is_dir():
+        location = str(directory)
+    elif _looks_like_path(source):
+        raise SpeechTeacherUnavailable(f"{source}: no such directory.\n" + _how_to_get("facebook/hubert-base-ls960"))
+    else:
+        location = source
+    try:
+        model = HubertForSequenceClassification.from_pretrained(location, num_labels=num_labels, local_files_only=True)
+    except OSError as error:  # transformers' "not found locally" for hub ids and incomplete folders
+        raise SpeechTeacherUnavailable(
+            _how_to_get(source) + f"\n(There is no directory {source!r} here either; transformers said: {error})"
+        ) from error
+    return model.float()  # a checkpoint saved in half precision still trains in float32
+
+
+def _demo_base(num_labels: int, small_config: dict | None) -> HubertForSequenceClassification:
+    config = HubertConfig(**{**DEMO_CONFIG, **(small_config or {}), "num_labels": num_labels})
+    return HubertForSequenceClassification(config)
+
+
+@contextlib.contextmanager
+def _quiet_peft() -> Iterator[None]:
+    """Hide the deprecation warning peft 0.21 triggers in transformers 5 on every wrap."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+def _with_lora(base: HubertForSequenceClassification, rank: int, alpha: float, dropout: float) -> PeftModel:
+    base.freeze_feature_encoder()  # frozen anyway; this also skips building its graph
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=_LORA_TARGETS,
+        modules_to_save=list(_TRAINED_IN_FULL),
+    )
+    with _quiet_peft():
+        return get_peft_model(base, config)
+
+
+def build_speech_teacher(
+    source: str | Path | None,
+    num_labels: int,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.1,
+    small_config: dict | None = None,
+    *,
+    seed: int = 0,
+) -> PeftModel:
+    """HuBERT for sequence classification with LoRA on the attention projections.
+
+    ``source`` is a hub id found in the local Hugging Face cache (``facebook/hubert-base-ls960``)
+    or a directory written by ``save_pretrained``; nothing is ever downloaded.  ``None`` builds
+    the demo's small random HuBERT from :data:`DEMO_CONFIG` updated with ``small_config``.
+    ``seed`` fixes the new head's, the LoRA matrices' and the demo base's initial weights.
+    """
+    if source is not None and small_config is not None:
+        raise ValueError("small_config describes the demo model; it cannot be combined with a checkpoint source")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        base = _demo_base(num_labels, small_config) if source is None else _pretrained_base(source, num_labels)
+        return _with_lora(base, lora_rank, lora_alpha, lora_dropout)
+
+
+def _strip_peft_prefix(name: str) -> str:
+    return name.removeprefix("base_model.model.")
+
+
+def lora_module_names(model: PeftModel) -> list[str]:
+    """Names (as in the plain HuBERT model) of the modules that carry LoRA matrices."""
+    return [_strip_peft_prefix(name) for name, module in model.named_modules() if isinstance(module, LoraLayer)]
+
+
+def parameter_counts(model: PeftModel) -> dict[str, int]:
+    """Frozen (the base model's) and trained (LoRA, projector, classifier) parameter counts."""
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"frozen": frozen, "trainable": trained}
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _logits(model: torch.nn.Module, waveforms: torch.Tensor, attention_mask: torch.Tensor | None = None
+            ) -> torch.Tensor:  # fmt: skip
+    """Float32 logits; half precision under autocast on a GPU, float32 on a CPU."""
+    if waveforms.device.type == "cuda":
+        with torch.autocast(device_type="cuda", dtype=torch.float16):
+            return model(input_values=waveforms, attention_mask=attention_mask).logits.float()
+    return model(input_values=waveforms, attention_mask=attention_mask).logits.float()
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def teacher_split(
+    train_utterances: pd.DataFrame,
+    fraction: float = 0.8,
+    seed: int = 0,
+    *,
+    folds: pd.DataFrame | None = None,
+    fold: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a fold's training utterances by speaker into the teacher's training and selection sets.
+
+    About ``1 - fraction`` of the speakers (at least one, never all) select the epoch; each
+    gender gives its share of them, so both parts stay gender-balanced where the speakers
+    allow.  Given the fold table (``folds``, ``fold``), every speaker must be one of the
+    fold's non-test speakers.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
+    if folds is not None:
+        _check_no_test_speakers(train_utterances, folds, fold)
+    speakers = train_utterances.drop_duplicates("speaker")
+    if len(speakers) < 2:
+        raise ValueError(f"{len(speakers)} speaker(s) cannot be split into training and selection speakers")
+    genders = speakers["gender"] if "gender" in speakers else pd.Series("any", index=speakers.index)
+    by_gender = {g: sorted(map(str, speakers.loc[genders == g, "speaker"])) for g in sorted(genders.unique())}
+    wanted = min(len(speakers) - 1, max(1, math.floor((1 - fraction) * len(speakers) + 0.5)))
+    shares = {g: wanted * len(members) / len(speakers) for g, members in by_gender.items()}
+    counts = {g: math.floor(share) for g, share in shares.items()}
+    by_remainder = sorted(by_gender, key=lambda g: (-(shares[g] - counts[g]), g))
+    for g in by_remainder[: wanted - sum(counts.values())]:
+        counts[g] += 1
+    rng = np.random.default_rng(seed)
+    selection = {s for g, members in by_gender.items() for s in rng.permutation(members)[: counts[g]]}
+    held_out = train_utterances["speaker"].astype(str).isin(selection)
+    return train_utterances[~held_out].reset_index(drop=True), train_utterances[held_out].reset_index(drop=True)
+
+
+def _check_no_test_speakers(utterances: pd.DataFrame, folds: pd.DataFrame, fold: int | None) -> None:
+    if fold is None:
+        raise ValueError("checking against the fold table needs the fold number")
+    members = folds.loc[folds["fold"] == fold]
+    if members.empty:
+        raise ValueError(f"the fold table has no fold {fold}")
+    roles = dict(zip(members["speaker"].astype(str), members["role"]))
+    speakers = set(utterances["speaker"].astype(str))
+    unknown = sorted(speakers - set(roles))
+    tested = sorted(s for s in speakers & set(roles) if roles[s] == "test")
+    if unknown:
+        raise ValueError(f"fold {fold}: speakers not in the fold table: {unknown}")
+    if tested:
+        raise ValueError(f"fold {fold}: test speakers must not train or select the teacher: {tested}")
+
+
+def load_items(utterances: pd.DataFrame, sample_rate: int = SAMPLE_RATE) -> list[tuple[np.ndarray, int]]:
+    """(waveform, label) for every utterance (``path``, ``label`` columns), mono at ``sample_rate``."""
+    return [(load_audio(path, sample_rate), int(label)) for path, label in zip(utterances["path"], utterances["label"])]
+
+
+def _padded(waveforms: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-padded batch and its attention mask (1 on real samples)."""
+    longest = max(len(w) for w in waveforms)
+    batch = np.zeros((len(waveforms), longest), dtype=np.float32)
+    mask = np.zeros((len(waveforms), longest), dtype=np.int64)
+    for row, waveform in enumerate(waveforms):
+        batch[row, : len(waveform)] = waveform
+        mask[row, : len(waveform)] = 1
+    return torch.from_numpy(batch), torch.from_numpy(mask)
+
+
+def _random_crop(waveform: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+    if len(waveform) <= samples:
+        return waveform
+    start = int(rng.integers(0, len(waveform) - samples + 1))
+    return waveform[start : start + samples]
+
+
+def _centre(waveform: np.ndarray, samples: int | None) -> np.ndarray:
+    if samples is None or len(waveform) <= samples:
+        return waveform
+    start = (len(waveform) - samples) // 2
+    return waveform[start : start + samples]
+
+
+# --- whole-utterance prediction and training -------------------------------------------------
+
+
+@torch.inference_mode()
+def teacher_logits(
+    model: torch.nn.Module,
+    waveforms: Sequence[np.ndarray],
+    batch_size: int = 8,
+    max_seconds: float | None = None,
+    device: str | torch.device | None = None,
+    sample_rate: int = SAMPLE_RATE,
+) -> np.ndarray:
+    """(N, K) logits of whole utterances (the centre ``max_seconds`` of longer ones).
+
+    Utterances are batched in order of length, so padding stays small; the attention mask
+    keeps it out of attention and pooling.
+    """
+    device = _device(device)
+    model.eval().to(device)
+    limit = None if max_seconds is None else round(max_seconds * sample_rate)
+    clipped = [_centre(w, limit) for w in waveforms]
+    order = np.argsort([len(w) for w in clipped], kind="stable")
+    logits = np.zeros((len(clipped), model.config.num_labels), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch, mask = _padded([clipped[i] for i in rows])
+        logits[rows] = _logits(model, batch.to(device), mask.to(device)).cpu().numpy()
+    return logits
+
+
+def evaluate_speech_teacher(
+    model: torch.nn.Module,
+    items: Sequence[tuple[np.ndarray, int]],
+    batch_size: int = 8,
+    max_seconds: float | None = None,
+    device: str | torch.device | None = None,
+) -> tuple[Scores, np.ndarray]:
+    """UAR / WAR (and confusion) of whole utterances, and their logits."""
+    logits = teacher_logits(model, [w for w, _ in items], batch_size, max_seconds, device)
+    return score(np.array([label for _, label in items]), logits), logits
+
+
+@dataclass
+class SpeechTeacherResult:
+    model: PeftModel  # holding the best-selection epoch's weights, in eval mode
+    best_epoch: int
+    history: pd.DataFrame  # epoch, train_loss, validation_uar, validation_war
+
+
+def _batches(n_items: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    order = rng.permutation(n_items)
+    for start in range(0, n_items, batch_size):
+        yield order[start : start + batch_size]
+
+
+def _trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters() if p.requires_grad}
+
+
+def train_speech_teacher(
+    train_items: Sequence[tuple[np.ndarray, int]],
+    validation_items: Sequence[tuple[np.ndarray, int]],
+    model: PeftModel,
+    *,
+    epochs: int = 50,
+    lr: float = 1e-4,
+    batch_size: int = 8,
+    max_seconds: float = 4.0,
+    weight_decay: float = 0.01,
+    seed: int = 0,
+    eval_batch_size: int = 8,
+    eval_max_seconds: float | None = None,
+    device: str | torch.device | None = None,
+    sample_rate: int = SAMPLE_RATE,
+) -> SpeechTeacherResult:
+    """Fine-tune ``model``'s trainable weights with AdamW and cross-entropy on random crops of at
+    most ``max_seconds`` (shorter utterances are zero-padded with a mask); keep the epoch with the
+    best UAR on ``validation_items`` (ties keep the earlier epoch)."""
+    if not train_items or not validation_items:
+        raise ValueError("the teacher needs training and validation utterances")
+    device = _device(device)
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # transformers draws SpecAugment's time masks from NumPy's global generator
+    rng = np.random.default_rng(seed)
+    model.to(device)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=weight_decay)
+    crop = round(max_seconds * sample_rate)
+    labels = np.array([label for _, label in train_items], dtype=np.int64)
+    best_uar, best_epoch, best_state, rows = -1.0, 0, None, []
+    progress = tqdm(range(1, epochs + 1), desc="speech teacher", unit="epoch")
+    for epoch in progress:
+        model.train()
+        losses = []
+        for batch in _batches(len(train_items), batch_size, rng):
+            waveforms, mask = _padded([_random_crop(train_items[i][0], crop, rng) for i in batch])
+            logits = model(input_values=waveforms.to(device), attention_mask=mask.to(device)).logits
+            loss = F.cross_entropy(logits, torch.from_numpy(labels[batch]).to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        scores, _ = evaluate_speech_teacher(model, validation_items, eval_batch_size, eval_max_seconds, device)
+        rows.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
+                     "validation_uar": scores.uar, "validation_war": scores.war})  # fmt: skip
+        if scores.uar > best_uar:
+            best_uar, best_epoch, best_state = scores.uar, epoch, _trained_state(model)
+        progress.set_postfix(loss=f"{rows[-1]['train_loss']:.3f}", val_uar=f"{scores.uar:.3f}", best=best_epoch)
+        log.info("teacher epoch %d: loss %.4f, validation UAR %.4f", epoch, rows[-1]["train_loss"], scores.uar)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name in best_state:
+                parameter.copy_(best_state[name])
+    model.eval()
+    return SpeechTeacherResult(model=model, best_epoch=best_epoch, history=pd.DataFrame(rows))
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+def _frozen_base_state(model: PeftModel) -> dict[str, torch.Tensor]:
+    """The plain HuBERT's state dict inside a LoRA model: LoRA layers' and head wrappers' originals."""
+    state = {}
+    for name, tensor in model.get_base_model().state_dict().items():
+        if ".lora_" in name or ".modules_to_save." in name:
+            continue
+        plain = name.replace(".base_layer.", ".").replace(".original_module.", ".")
+        state[plain] = tensor.detach().to("cpu").contiguous()
+    return state
+
+
+def save_speech_teacher(directory: str | Path, model: PeftModel, classes: Sequence[str], **info: object) -> None:
+    """The adapter and trained heads (peft safetensors), ``teacher.json`` (classes, base, LoRA,
+    ``info``) and, for the demo's random base, its frozen weights; replaces ``directory`` whole."""
+    directory = Path(directory)
+    base = model.get_base_model()
+    if len(classes) != base.config.num_labels:
+        raise ValueError(f"{len(classes)} class names for a model with {base.config.num_labels} outputs")
+    source = base.name_or_path or None  # empty for a model built from a config
+    lora = model.peft_config["default"]
+    described = {
+        "classes": list(classes),
+        "base_source": source,
+        "hubert_config": base.config.to_dict() if source is None else None,
+        "lora": {"rank": lora.r, "alpha": lora.lora_alpha, "dropout": lora.lora_dropout},
+        "info": info,
+    }
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        model.save_pretrained(str(staging), safe_serialization=True)
+        (staging / "README.md").unlink(missing_ok=True)  # peft's blank model card
+        if source is None:
+            save_file(_frozen_base_state(model), str(staging / DEMO_BASE_FILE))
+        write_json(staging / TEACHER_FILE, described)
+        for written in staging.iterdir():
+            written.chmod(0o644)
+        staging.chmod(0o755)  # mkdtemp makes it private; outputs are ordinary folders
+        if directory.exists():
+            shutil.rmtree(directory)
+        staging.rename(directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_speech_teacher(
+    directory: str | Path, base_source: str | Path | None = None
+) -> tuple[PeftModel, list[str], dict]:
+    """The teacher saved in ``directory`` (eval mode, frozen), its class names and recorded info.
+
+    The pretrained base is read from ``base_source`` when given, else from the source recorded
+    at training time; a demo teacher carries its own base weights.
+    """
+    directory = Path(directory)
+    if not (directory / TEACHER_FILE).is_file():
+        raise FileNotFoundError(f"{directory}: not a speech teacher (no {TEACHER_FILE})")
+    described = read_json(directory / TEACHER_FILE)
+    num_labels = len(described["classes"])
+    if described["hubert_config"] is not None:
+        base = HubertForSequenceClassification(HubertConfig.from_dict(described["hubert_config"]))
+        base.load_state_dict(load_file(str(directory / DEMO_BASE_FILE)), strict=True)
+    else:
+        base = _pretrained_base(base_source or described["base_source"], num_labels)
+    with _quiet_peft():
+        model = PeftModel.from_pretrained(base, str(directory), is_trainable=False)
+    model.eval()
+    return model, described["classes"], described["info"]
+
+
+# --- scoring the unlabeled windows -----------------------------------------------------------
+
+
+def probability_columns(n_classes: int, classes: Sequence[str] | None = None) -> list[str]:
+    """``p_<class name>`` when names are given, else ``p_0 .. p_{K-1}``."""
+    if classes is not None and len(classes) != n_classes:
+        raise ValueError(f"{len(classes)} class names for {n_classes} outputs")
+    return [f"p_{name}" for name in (classes if classes is not None else range(n_classes))]
+
+
+_KEYS = ["segment", "window", "start_s", "end_s"]
+FINGERPRINT_ATTR = "speech_teacher_sha256"  # kept in the Parquet file's pandas metadata
+
+
+def teacher_fingerprint(model: torch.nn.Module) -> str:
+    """SHA-256 of every weight and buffer: earlier window scores are reused only from the same teacher."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().reshape(-1).contiguous().view(torch.uint8).cpu().numpy())
+    return digest.hexdigest()
+
+
+def _reusable(windows: pd.DataFrame, earlier: Path | None, columns: list[str], fingerprint: str) -> np.ndarray:
+    """Probabilities from an earlier run of this teacher for the windows it scored with the same
+    span (NaN elsewhere)."""
+    reused = np.full((len(windows), len(columns)), np.nan, dtype=np.float32)
+    if earlier is None or not earlier.is_file():
+        return reused
+    previous = pd.read_parquet(earlier)
+    if previous.attrs.get(FINGERPRINT_ATTR) != fingerprint or list(previous.columns) != [*_KEYS, *columns, "p_max"]:
+        log.warning("%s was written by another teacher; every window is scored again", earlier)
+        return reused
+    matched = windows[_KEYS].reset_index(drop=True).reset_index().merge(previous, on=_KEYS, how="inner")
+    reused[matched["index"].to_numpy()] = matched[columns].to_numpy(dtype=np.float32)
+    return reused
+
+
+def _window_table(windows: pd.DataFrame, probabilities: np.ndarray, columns: list[str], fingerprint: str
+                  ) -> pd.DataFrame:  # fmt: skip
+    done = ~np.isnan(probabilities).any(axis=1)
+    table = windows.loc[done, _KEYS].reset_index(drop=True)
+    for k, column in enumerate(columns):
+        table[column] = probabilities[done, k]
+    table["p_max"] = probabilities[done].max(axis=1)
+    table.attrs = {FINGERPRINT_ATTR: fingerprint}
+    return table
+
+
+def _window_spans(
+    windows: pd.DataFrame, rows: np.ndarray, manifest: pd.DataFrame, sample_rate: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(row, audio) for each window in ``rows``, reading each segment's wav once.
+
+    A span is samples round(start_s * rate) to round(end_s * rate); the few samples a window
+    may run past the end of a segment's audio are zeros.
+    """
+    paths = dict(zip(manifest["utterance"], manifest["path"]))
+    pending = windows.iloc[rows].assign(row=rows)
+    missing = sorted(set(pending["segment"]) - set(paths))
+    if missing:
+        raise ValueError(f"{len(missing)} segments of the window table are not in the manifest, e.g. {missing[:3]}")
+    for segment, members in pending.groupby("segment", sort=False):
+        audio = load_audio(paths[segment], sample_rate)
+        for row, start_s, end_s in zip(members["row"], members["start_s"], members["end_s"]):
+            start, stop = round(start_s * sample_rate), round(end_s * sample_rate)
+            span = audio[start:stop]
+            short = stop - start - len(span)
+            if short > 0:
+                log.debug("%s: the window at %.3f s runs %d samples past the audio", segment, start_s, short)
+                span = np.pad(span, (0, short))
+            yield row, span
+
+
+@torch.inference_mode()
+def window_softmaxes(
+    model: torch.nn.Module,
+    manifest: pd.DataFrame,
+    windows: pd.DataFrame,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    *,
+    classes: Sequence[str] | None = None,
+    out: str | Path | None = None,
+    checkpoint_every: int = 20000,
+    sample_rate: int = SAMPLE_RATE,
+) -> pd.DataFrame:
+    """The teacher's class probabilities for every window of the window table.
+
+    Returns segment, window, start_s, end_s, one probability column per class and p_max, one
+    row per window in the table's order.  With ``out``, windows already scored there by the
+    same teacher (:func:`teacher_fingerprint`, same segment, window and span) are reused, only
+    the others are scored, and the union is written back atomically, also every
+    ``checkpoint_every`` new windows so an interrupted run resumes.  Windows of the same length are batched together, so no padding ever enters
+    the model and a window's probabilities do not depend on its batch.
+    """
+    device = _device(device)
+    model.eval().to(device)
+    out = None if out is None else Path(out)
+    columns = probability_columns(model.config.num_labels, classes)
+    windows = windows.reset_index(drop=True)
+    fingerprint = teacher_fingerprint(model)
+    probabilities = _reusable(windows, out, columns, fingerprint)
+    todo = np.flatnonzero(np.isnan(probabilities).any(axis=1))
+    log.info("scoring %d windows, %d reused from earlier results", len(todo), len(windows) - len(todo))
+    buckets: dict[int, list[tuple[int, np.ndarray]]] = {}
+    scored_since_save = 0
+
+    def flush(length: int) -> int:
+        rows, spans = zip(*buckets.pop(length))
+        batch = torch.from_numpy(np.stack(spans)).to(device)
+        probabilities[list(rows)] = torch.softmax(_logits(model, batch), dim=-1).cpu().numpy()
+        return len(rows)
+
+    with tqdm(total=len(todo), desc="speech teacher windows", unit="window") as progress:
+        for row, span in _window_spans(windows, todo, manifest, sample_rate):
+            buckets.setdefault(len(span), []).append((row, span))
+            if len(buckets[len(span)]) == batch_size:
+                done = flush(len(span))
+                progress.update(done)
+                scored_since_save += done
+            if out is not None and scored_since_save >= checkpoint_every:
+                write_parquet(out, _window_table(windows, probabilities, columns, fingerprint))
+                scored_since_save = 0
+        for length in list(buckets):
+            progress.update(flush(length))
+    table = _window_table(windows, probabilities, columns, fingerprint)
+    if out is not None:
+        write_parquet(out, table)
+    return table

@@ -1,0 +1,234 @@
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from transformers import HubertConfig, HubertModel
+
+from liser.folds import fold_utterances, speaker_folds
+from liser.teachers.speech import (
+    ATTENTION_PROJECTIONS,
+    DEMO_CONFIG,
+    SpeechTeacherUnavailable,
+    build_speech_teacher,
+    evaluate_speech_teacher,
+    load_speech_teacher,
+    lora_module_names,
+    save_speech_teacher,
+    teacher_split,
+    train_speech_teacher,
+    window_softmaxes,
+)
+from liser.windows import segment_windows
+
+torch.set_num_threads(1)
+
+RATE = 16000
+PITCHES = (180.0, 450.0, 1100.0)  # one per class
+CLASSES = ["low", "middle", "high"]
+TINY = {"hidden_size": 32, "intermediate_size": 64, "conv_dim": (16,) * 7, "classifier_proj_size": 16}
+
+
+def tone(label: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A harmonic tone at the class's pitch (±8 %) in noise."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    pitch = PITCHES[label] * rng.uniform(0.92, 1.08)
+    voiced = sum(np.sin(2 * np.pi * k * pitch * t + rng.uniform(0, 6)) / k for k in (1, 2, 3))
+    return (0.2 * voiced + 0.03 * rng.normal(size=t.size)).astype(np.float32)
+
+
+def tone_items(n: int, seed: int) -> list[tuple[np.ndarray, int]]:
+    rng = np.random.default_rng(seed)
+    return [(tone(i % 3, rng.uniform(0.5, 1.0), rng), i % 3) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """The demo model before training, and after a short run on a separable problem."""
+    model = build_speech_teacher(None, num_labels=3, lora_rank=4, lora_alpha=8, seed=1)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    result = train_speech_teacher(
+        tone_items(48, seed=2), tone_items(15, seed=3), model,
+        epochs=12, lr=5e-3, batch_size=8, max_seconds=0.75, seed=0,
+    )  # fmt: skip
+    return before, result
+
+
+def test_lora_sits_on_exactly_the_attention_projections():
+    model = build_speech_teacher(None, num_labels=3, lora_rank=2, small_config=TINY)
+    layers = model.get_base_model().config.num_hidden_layers
+    expected = [f"hubert.encoder.layers.{i}.attention.{p}" for i in range(layers) for p in ATTENTION_PROJECTIONS]
+    assert sorted(lora_module_names(model)) == sorted(expected)
+    lora_parameters = [name for name, _ in model.named_parameters() if "lora_" in name]
+    assert lora_parameters and all(".attention." in name for name in lora_parameters)
+    assert not any(part in name for name in lora_parameters
+                   for part in ("feed_forward", "feature_extractor", "feature_projection", "pos_conv"))  # fmt: skip
+
+
+def test_only_lora_and_heads_train_and_the_base_stays_as_it_was(trained):
+    before, result = trained
+    for name, parameter in result.model.named_parameters():
+        trainable = "lora_" in name or ".modules_to_save." in name
+        assert parameter.requires_grad == trainable, name
+        if trainable:
+            assert not torch.equal(parameter, before[name]), f"{name} did not train"
+        else:
+            assert torch.equal(parameter, before[name]), f"{name} changed"
+    trained_heads = {name.split(".modules_to_save.")[0] for name, p in result.model.named_parameters()
+                     if ".modules_to_save." in name}  # fmt: skip
+    assert trained_heads == {"base_model.model.projector", "base_model.model.classifier"}
+
+
+def test_learns_a_separable_problem(trained):
+    _, result = trained
+    history = result.history
+    assert list(history["epoch"]) == list(range(1, 13))
+    assert history["validation_uar"].max() == history.loc[result.best_epoch - 1, "validation_uar"]
+    assert history["validation_uar"].max() >= 0.8  # chance is 1/3
+    scores, logits = evaluate_speech_teacher(result.model, tone_items(18, seed=4), batch_size=5)
+    assert logits.shape == (18, 3) and scores.uar >= 0.6
+
+
+def test_adapter_round_trip_gives_identical_outputs(trained, tmp_path):
+    _, result = trained
+    save_speech_teacher(tmp_path / "teacher", result.model, CLASSES, fold=2, best_epoch=result.best_epoch)
+    saved = {p.name for p in (tmp_path / "teacher").iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "teacher.json", "base.safetensors"} <= saved
+    loaded, classes, info = load_speech_teacher(tmp_path / "teacher")
+    assert classes == CLASSES and info == {"fold": 2, "best_epoch": result.best_epoch}
+    waveforms = torch.from_numpy(np.stack([w[:8000] for w, _ in tone_items(4, seed=5)]))
+    result.model.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(input_values=waveforms).logits, result.model(input_values=waveforms).logits,
+                                   rtol=0, atol=0)  # fmt: skip
+    assert not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_local_checkpoint_directory_loads_offline_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    pretrained = HubertModel(HubertConfig(**{**DEMO_CONFIG, **TINY}))
+    pretrained.save_pretrained(tmp_path / "hubert")  # what a downloaded hubert-base-ls960 looks like
+    model = build_speech_teacher(tmp_path / "hubert", num_labels=3, lora_rank=2)
+    base = model.get_base_model().hubert
+    torch.testing.assert_close(base.encoder.layers[1].feed_forward.output_dense.weight,
+                               pretrained.encoder.layers[1].feed_forward.output_dense.weight, rtol=0, atol=0)  # fmt: skip
+    assert len(lora_module_names(model)) == 4 * DEMO_CONFIG["num_hidden_layers"]
+    save_speech_teacher(tmp_path / "teacher", model, CLASSES)
+    assert not (tmp_path / "teacher" / "base.safetensors").exists()  # the base stays where it is
+    loaded, _, _ = load_speech_teacher(tmp_path / "teacher", base_source=tmp_path / "hubert")
+    waveforms = torch.randn(2, 6000)
+    model.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(input_values=waveforms).logits, model(input_values=waveforms).logits,
+                                   rtol=0, atol=0)  # fmt: skip
+
+
+def test_missing_checkpoint_fails_fast_saying_how_to_get_it(tmp_path):
+    started = time.perf_counter()
+    with pytest.raises(SpeechTeacherUnavailable, match="hf download facebook/hubert-base-ls960-absent"):
+        build_speech_teacher("facebook/hubert-base-ls960-absent", num_labels=3)
+    assert time.perf_counter() - started < 10
+    with pytest.raises(SpeechTeacherUnavailable, match="no such directory"):
+        build_speech_teacher(str(tmp_path / "nowhere" / "hubert"), num_labels=3)
+    with pytest.raises(ValueError, match="small_config"):
+        build_speech_teacher(tmp_path, num_labels=3, small_config=TINY)
+
+
+class CountingModel(torch.nn.Module):
+    """Passes batches to the teacher and counts the windows it is asked to score."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.config = model.config
+        self.windows = 0
+
+    def forward(self, input_values, attention_mask=None):
+        self.windows += len(input_values)
+        return self.model(input_values=input_values, attention_mask=attention_mask)
+
+
+@pytest.fixture
+def unlabeled(tmp_path):
+    """Three segments' wavs (the last 50 ms short of its video) and their 16-frame windows."""
+    rng = np.random.default_rng(6)
+    frames = {"MSP-FACE_0001_0001": 70, "MSP-FACE_0001_0002": 40, "MSP-FACE_0002_0001": 48}
+    rows, tables = [], []
+    for i, (segment, count) in enumerate(frames.items()):
+        seconds = count / 30 - (0.05 if i == 2 else 0)
+        path = tmp_path / f"{segment}.wav"
+        sf.write(path, tone(i, seconds, rng), RATE, subtype="PCM_16")
+        rows.append({"utterance": segment, "path": str(path)})
+        tables.append(segment_windows(segment, f"Speaker_{i}", np.ones(count, dtype=bool), 16, 30.0))
+    return pd.DataFrame(rows), pd.concat(tables, ignore_index=True)
+
+
+def test_window_probabilities_match_the_window_table(unlabeled, tmp_path):
+    manifest, windows = unlabeled
+    model = build_speech_teacher(None, num_labels=3, small_config=TINY)
+    table = window_softmaxes(model, manifest, windows, batch_size=3, device="cpu", classes=CLASSES,
+                             out=tmp_path / "speech.parquet")  # fmt: skip
+    assert list(table.columns) == ["segment", "window", "start_s", "end_s", "p_low", "p_middle", "p_high", "p_max"]
+    pd.testing.assert_frame_equal(table[["segment", "window", "start_s", "end_s"]],
+                                  windows[["segment", "window", "start_s", "end_s"]])  # fmt: skip
+    probabilities = table[["p_low", "p_middle", "p_high"]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(table["p_max"], probabilities.max(axis=1))
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "speech.parquet"), table)
+    one_at_a_time = window_softmaxes(model, manifest, windows, batch_size=1, device="cpu", classes=CLASSES)
+    np.testing.assert_allclose(one_at_a_time[["p_low", "p_middle", "p_high"]], probabilities, atol=1e-5)
+
+
+def test_incremental_scoring_scores_only_new_windows(unlabeled, tmp_path):
+    manifest, windows = unlabeled
+    counting = CountingModel(build_speech_teacher(None, num_labels=3, small_config=TINY))
+    out = tmp_path / "speech.parquet"
+    first = windows[windows["segment"] != "MSP-FACE_0001_0002"]
+    earlier = window_softmaxes(counting, manifest, first, batch_size=4, out=out)
+    assert counting.windows == len(first)
+    counting.windows = 0
+    table = window_softmaxes(counting, manifest, windows, batch_size=4, out=out)
+    assert counting.windows == (windows["segment"] == "MSP-FACE_0001_0002").sum()
+    assert list(zip(table["segment"], table["window"])) == list(zip(windows["segment"], windows["window"]))
+    reused = table.merge(earlier, on=["segment", "window"], suffixes=("", "_earlier"))
+    np.testing.assert_array_equal(reused["p_0"], reused["p_0_earlier"])
+    counting.windows = 0
+    again = window_softmaxes(counting, manifest, windows, batch_size=4, out=out)
+    assert counting.windows == 0
+    pd.testing.assert_frame_equal(again, table)
+    another_teacher = CountingModel(build_speech_teacher(None, num_labels=3, small_config=TINY, seed=9))
+    window_softmaxes(another_teacher, manifest, windows, batch_size=4, out=out)
+    assert another_teacher.windows == len(windows)  # earlier scores are only reused from the same teacher
+
+
+def speakers_table(n_per_gender: int) -> pd.DataFrame:
+    rows = []
+    for gender in ("female", "male"):
+        for s in range(n_per_gender):
+            speaker = f"{gender[0]}{s:02d}"
+            rows += [{"utterance": f"{speaker}_{u}", "speaker": speaker, "gender": gender, "label": u % 3}
+                     for u in range(3)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_teacher_split_is_by_speaker_and_never_uses_test_speakers():
+    utterances = speakers_table(10)
+    folds = speaker_folds(utterances, n_folds=5, seed=0)
+    fold_train = fold_utterances(utterances, folds, fold=1, role="train")
+    teacher_train, selection = teacher_split(fold_train, fraction=0.8, seed=3, folds=folds, fold=1)
+    train_speakers, selection_speakers = set(teacher_train["speaker"]), set(selection["speaker"])
+    assert not train_speakers & selection_speakers
+    assert train_speakers | selection_speakers == set(fold_train["speaker"])
+    assert len(teacher_train) + len(selection) == len(fold_train)
+    assert len(selection_speakers) == round(0.2 * fold_train["speaker"].nunique())
+    assert set(selection["gender"]) == {"female", "male"}
+    tested = set(folds.loc[(folds["fold"] == 1) & (folds["role"] == "test"), "speaker"])
+    assert not (train_speakers | selection_speakers) & tested
+    again, _ = teacher_split(fold_train, fraction=0.8, seed=3)
+    pd.testing.assert_frame_equal(again, teacher_train)
+    with pytest.raises(ValueError, match="test speakers"):
+        teacher_split(utterances, fraction=0.8, folds=folds, fold=1)
+    with pytest.raises(ValueError, match="cannot be split"):
+        teacher_split(utterances[utterances["speaker"] == "f00"])
