@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +20,7 @@ from .params import TrainParams
 from .runtime import keep_freed_buffers
 from .segments import random_crop
 
-__all__ = ["LabeledSet", "TrainResult", "seed_everything", "train_supervised"]
+__all__ = ["LabeledSet", "TrainResult", "seed_everything", "shuffled_batches", "train_supervised"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ def seed_everything(seed: int, threads: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _batches(n_items: int, batch_size: int, rng: np.random.Generator):
+def shuffled_batches(n_items: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Indices of one epoch in a fresh random order, ``batch_size`` at a time (the last batch may be smaller)."""
     order = rng.permutation(n_items)
     for start in range(0, n_items, batch_size):
         yield order[start : start + batch_size]
@@ -74,7 +75,7 @@ def train_supervised(
     for epoch in epochs:
         model.train()
         losses = []
-        for batch in _batches(len(train.labels), params.batch_size, rng):
+        for batch in shuffled_batches(len(train.labels), params.batch_size, rng):
             crops = np.stack([random_crop(train.features[i], windowing.window_frames, rng, windowing.pad_value) for i in batch])
             logits = model.classify(torch.from_numpy(crops).unsqueeze(1))
             loss = F.cross_entropy(logits, torch.from_numpy(train.labels[batch]).long())

@@ -37,6 +37,7 @@ from transformers import HubertConfig, HubertForSequenceClassification
 from ..evaluate import Scores, score
 from ..features import load_audio
 from ..files import read_json, write_json, write_parquet
+from ..train import shuffled_batches
 
 __all__ = [
     "SAMPLE_RATE",
@@ -345,12 +346,6 @@ class SpeechTeacherResult:
     history: pd.DataFrame  # epoch, train_loss, validation_uar, validation_war
 
 
-def _batches(n_items: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    order = rng.permutation(n_items)
-    for start in range(0, n_items, batch_size):
-        yield order[start : start + batch_size]
-
-
 def _trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters() if p.requires_grad}
 
@@ -390,7 +385,7 @@ def train_speech_teacher(
     for epoch in progress:
         model.train()
         losses = []
-        for batch in _batches(len(train_items), batch_size, rng):
+        for batch in shuffled_batches(len(train_items), batch_size, rng):
             waveforms, mask = _padded([_random_crop(train_items[i][0], crop, rng) for i in batch])
             logits = model(input_values=waveforms.to(device), attention_mask=mask.to(device)).logits
             loss = F.cross_entropy(logits, torch.from_numpy(labels[batch]).to(device))

@@ -40,7 +40,7 @@ from ..faces import read_face_clip
 from ..metrics import confusion_matrix, uar, war
 from ..models.s2d import S2D, S2DConfig, pad_clip, preprocess_clip, preprocess_frames
 from ..models.s2d_checkpoint import load_mobilefacenet, load_s2d, load_s2d_checkpoint, save_s2d
-from ..train import seed_everything
+from ..train import seed_everything, shuffled_batches
 
 __all__ = [
     "PROBABILITY_COLUMNS",
@@ -269,12 +269,6 @@ def _warmup_cosine(warmup_steps: int, total_steps: int):
     return factor
 
 
-def _batches(n_items: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    order = rng.permutation(n_items)
-    for start in range(0, n_items, batch_size):
-        yield order[start : start + batch_size]
-
-
 def train_video_teacher(
     corpus_table: pd.DataFrame,
     config: S2DConfig | None = None,
@@ -337,7 +331,7 @@ def train_video_teacher(
     for epoch in progress:
         model.train()
         losses = []
-        for batch in _batches(len(fitting), batch_size, rng):
+        for batch in shuffled_batches(len(fitting), batch_size, rng):
             # a random T-frame span of each clip; a clip of T frames or fewer is taken whole (and padded)
             spans = [(int(i), int(rng.integers(0, max(1, fitting.lengths[i] - c.frames + 1)))) for i in batch]
             clips, maps = fitting.batch(spans, device)
