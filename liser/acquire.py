@@ -298,6 +298,11 @@ class _VideoOutcome:
     failures: list[dict] = field(default_factory=list)
 
 
+def _reason(error: Exception) -> str:
+    """An AcquireError's own message; anything unexpected also names its type."""
+    return str(error) if isinstance(error, AcquireError) else f"{type(error).__name__}: {error}"
+
+
 def _failure(item_id: Any, stage: str, reason: str) -> dict:
     log.warning("%s %s failed: %s", stage, item_id, reason)
     return {"id": str(item_id), "stage": stage, "reason": reason}
@@ -377,8 +382,7 @@ def _obtain_video(
         source = download_video(job.video, job.url, out_dir, retries=retries, backoff_s=backoff_s, ratelimit=ratelimit)
         outcome.downloaded = not already_there
     except Exception as error:  # noqa: BLE001 - one bad video must not stop the run
-        reason = str(error) if isinstance(error, AcquireError) else f"{type(error).__name__}: {error}"
-        outcome.failures.append(_failure(job.video, "download", reason))
+        outcome.failures.append(_failure(job.video, "download", _reason(error)))
         for _ in job.segments:
             segment_finished()
         return outcome
@@ -387,8 +391,7 @@ def _obtain_video(
             cut_segment(source, segment, start, end, out_dir)
             outcome.segments_cut += 1
         except Exception as error:  # noqa: BLE001 - nor one bad segment
-            reason = str(error) if isinstance(error, AcquireError) else f"{type(error).__name__}: {error}"
-            outcome.failures.append(_failure(segment, "cut", reason))
+            outcome.failures.append(_failure(segment, "cut", _reason(error)))
         segment_finished()
     return outcome
 
