@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from liser.corpora import read_corpus
+from liser.corpora.ferv39k import read_ferv39k
 from liser.demo import DEMO_FOLDERS, write_demo
 from liser.demo.voice import random_speaker, speak
 from liser.params import DemoParams
@@ -10,9 +11,11 @@ from liser.params import DemoParams
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "demo"
-    params = DemoParams(seed=0, ravdess_actors=10, crema_d_actors=10, mspface_speakers=3, mspface_videos=3)
+    params = DemoParams(seed=0, ravdess_actors=10, crema_d_actors=10, mspface_speakers=3, mspface_videos=3,
+                        ferv39k_clips_per_class=2, ferv39k_identities=2)  # fmt: skip
     counts = write_demo(root, params)
     assert counts["ravdess"] == 160 and counts["crema_d"] == 180 and counts["mspface"] > 0
+    assert counts["ferv39k"] == 14
     return root
 
 
@@ -27,6 +30,12 @@ def test_demo_corpora_read_like_the_real_ones(demo_root):
     assert (crema_d.utterances.duration > 0.5).all()
 
 
+def test_demo_face_corpus_reads_like_ferv39k(demo_root):
+    clips = read_ferv39k(demo_root / DEMO_FOLDERS["ferv39k"], progress=False).clips
+    assert len(clips) == 14 and clips["label"].nunique() == 7
+    assert set(clips["split"]) == {"train", "test"}
+
+
 def test_demo_carries_the_damage_real_copies_have(demo_root):
     ravdess = read_corpus("ravdess", demo_root / DEMO_FOLDERS["ravdess"])
     crema_d = read_corpus("crema_d", demo_root / DEMO_FOLDERS["crema_d"])
@@ -36,7 +45,8 @@ def test_demo_carries_the_damage_real_copies_have(demo_root):
 
 
 def test_demo_is_deterministic(tmp_path):
-    params = DemoParams(seed=4, ravdess_actors=10, crema_d_actors=10, mspface_speakers=2, mspface_videos=3, broken_files=False)
+    params = DemoParams(seed=4, ravdess_actors=10, crema_d_actors=10, mspface_speakers=2, mspface_videos=3,
+                        ferv39k_clips_per_class=2, ferv39k_identities=2, broken_files=False)  # fmt: skip
     a, b = tmp_path / "a", tmp_path / "b"
     write_demo(a, params)
     write_demo(b, params)

@@ -1,7 +1,7 @@
 """The embedded demo: generated corpora in the exact layouts of the real ones.
 
-``write_demo`` writes ``RAVDESS/``, ``CREMA-D/`` and ``MSP-Face/`` under one folder, which
-the same readers and stages then use as they would use the real corpora.
+``write_demo`` writes ``RAVDESS/``, ``CREMA-D/``, ``MSP-Face/`` and ``FERV39k/`` under one
+folder, which the same readers and stages then use as they would use the real corpora.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ import shutil
 from pathlib import Path
 
 from ..params import DemoParams
+from .ferv39k import write_ferv39k_demo
 from .labeled import write_crema_d, write_ravdess
 from .mspface import write_mspface_demo
 
 __all__ = ["write_demo", "DEMO_FOLDERS"]
 
-DEMO_FOLDERS = {"ravdess": "RAVDESS", "crema_d": "CREMA-D", "mspface": "MSP-Face"}
+DEMO_FOLDERS = {"ravdess": "RAVDESS", "crema_d": "CREMA-D", "mspface": "MSP-Face", "ferv39k": "FERV39k"}
 
 
 def write_demo(out: str | Path, params: DemoParams) -> dict[str, int]:
@@ -33,6 +34,11 @@ def write_demo(out: str | Path, params: DemoParams) -> dict[str, int]:
         n_videos=params.mspface_videos, failures=broken,
     )  # fmt: skip
     counts["mspface"] = mspface["segments"]
+    ferv39k = write_ferv39k_demo(
+        staging / DEMO_FOLDERS["ferv39k"], seed=params.seed, clips_per_class=params.ferv39k_clips_per_class,
+        n_identities=params.ferv39k_identities, workers=2,
+    )  # fmt: skip
+    counts["ferv39k"] = ferv39k["clips"]
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     return counts

@@ -1,0 +1,21 @@
+"""Stage `video_softmaxes`: the video teacher's seven class probabilities for every window of the window table."""
+
+import argparse
+from pathlib import Path
+
+from liser.files import write_json
+from liser.logs import configure_logging
+from liser.params import load_params
+from liser.teachers.runs import video_window_softmaxes
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--teacher", type=Path, required=True)
+parser.add_argument("--windows", type=Path, required=True)
+parser.add_argument("--faces", type=Path, required=True)
+parser.add_argument("--out", type=Path, required=True)
+parser.add_argument("--metrics", type=Path, required=True)
+args = parser.parse_args()
+configure_logging()
+teacher = load_params().video_teacher
+counts = video_window_softmaxes(args.teacher, args.windows, args.faces, args.out, teacher.eval_batch_size, teacher.threads)
+write_json(args.metrics, counts)
