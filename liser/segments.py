@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pad_to", "random_crop", "window_starts", "sliding_windows"]
+__all__ = ["pad_to", "crop_start", "random_crop", "window_starts", "sliding_windows"]
 
 
 def pad_to(logmel: np.ndarray, frames: int, pad_value: float) -> np.ndarray:
@@ -19,13 +19,16 @@ def pad_to(logmel: np.ndarray, frames: int, pad_value: float) -> np.ndarray:
     return np.pad(logmel, ((0, 0), (0, missing)), constant_values=pad_value)
 
 
+def crop_start(n_frames: int, frames: int, rng: np.random.Generator) -> int:
+    """First frame of a uniformly placed ``frames``-long crop; 0, drawing nothing, for a shorter signal."""
+    extra = n_frames - frames
+    return int(rng.integers(0, extra + 1)) if extra > 0 else 0
+
+
 def random_crop(logmel: np.ndarray, frames: int, rng: np.random.Generator, pad_value: float) -> np.ndarray:
     """A uniformly placed ``frames``-long crop (the whole signal, padded, when it is shorter)."""
-    extra = logmel.shape[1] - frames
-    if extra <= 0:
-        return pad_to(logmel, frames, pad_value)
-    start = int(rng.integers(0, extra + 1))
-    return logmel[:, start : start + frames]
+    start = crop_start(logmel.shape[1], frames, rng)
+    return pad_to(logmel[:, start : start + frames], frames, pad_value)
 
 
 def window_starts(n_frames: int, window_frames: int, stride_frames: float) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Supervised training of the student (the paper's ``no-dstl``): random 3 s crops, AdamW,
-cross-entropy on the supervised head, and the epoch with the best validation UAR kept."""
+"""Training the student: random 3 s crops, AdamW, the mini-batch loss of :mod:`liser.distill` (plain
+cross-entropy on the supervised head for ``no-dstl``), and the epoch with the best validation UAR kept."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from torch.nn import functional as F
 from tqdm import tqdm
 
+from .distill import Objective, UnlabeledSet, batch_loss, crop_targets
 from .evaluate import Windowing, score, utterance_logits
 from .models.student import Student, StudentConfig
 from .params import TrainParams
 from .runtime import keep_freed_buffers
-from .segments import random_crop
+from .segments import crop_start, pad_to, random_crop
 
-__all__ = ["LabeledSet", "TrainResult", "seed_everything", "shuffled_batches", "train_supervised"]
+__all__ = ["LabeledSet", "TrainResult", "seed_everything", "shuffled_batches", "train_student", "distil_only"]
 
 log = logging.getLogger(__name__)
 
@@ -60,35 +60,121 @@ def shuffled_batches(n_items: int, batch_size: int, rng: np.random.Generator) ->
         yield order[start : start + batch_size]
 
 
-def train_supervised(
+def _unlabeled_crop(
+    unlabeled: UnlabeledSet, row: int, frames: int, rng: np.random.Generator, pad_value: float
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A random crop of an unlabeled segment and each teacher's target for it."""
+    logmel = unlabeled.features[row]
+    start = crop_start(logmel.shape[1], frames, rng)
+    crop = pad_to(logmel[:, start : start + frames], frames, pad_value)
+    midpoints = unlabeled.window_midpoints[row]
+    targets = [None if teacher is None else crop_targets(teacher[row], midpoints, start, frames)
+               for teacher in (unlabeled.speech, unlabeled.video)]  # fmt: skip
+    return crop, targets[0], targets[1]
+
+
+def _stacked(targets: list[np.ndarray | None]) -> torch.Tensor | None:
+    return None if not targets or targets[0] is None else torch.from_numpy(np.stack(targets).astype(np.float32))
+
+
+def _epoch(
+    model: Student,
+    optimizer: torch.optim.Optimizer,
+    labeled: LabeledSet | None,
+    unlabeled: UnlabeledSet | None,
+    objective: Objective,
+    batch_size: int,
+    windowing: Windowing,
+    rng: np.random.Generator,
+) -> float:
+    """One pass over the labeled and unlabeled items shuffled together; the mean batch loss."""
+    model.train()
+    n_labeled = 0 if labeled is None else len(labeled.labels)
+    n_unlabeled = 0 if unlabeled is None else len(unlabeled)
+    frames, pad = windowing.window_frames, windowing.pad_value
+    losses = []
+    for batch in shuffled_batches(n_labeled + n_unlabeled, batch_size, rng):
+        crops, labeled_rows, labels, unlabeled_rows, speech, video = [], [], [], [], [], []
+        for position, item in enumerate(batch):
+            if item < n_labeled:
+                crops.append(random_crop(labeled.features[item], frames, rng, pad))
+                labeled_rows.append(position)
+                labels.append(labeled.labels[item])
+            else:
+                crop, speech_target, video_target = _unlabeled_crop(unlabeled, item - n_labeled, frames, rng, pad)
+                crops.append(crop)
+                unlabeled_rows.append(position)
+                speech.append(speech_target)
+                video.append(video_target)
+        output = model(torch.from_numpy(np.stack(crops)).unsqueeze(1))
+        loss = batch_loss(output, torch.tensor(labeled_rows, dtype=torch.long), torch.tensor(labels, dtype=torch.long),
+                          torch.tensor(unlabeled_rows, dtype=torch.long), _stacked(speech), _stacked(video),
+                          objective)  # fmt: skip
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def _optimizer(model: Student, params: TrainParams) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+
+
+def train_student(
     train: LabeledSet,
     validation: LabeledSet,
     config: StudentConfig,
     params: TrainParams,
     windowing: Windowing,
+    *,
+    unlabeled: UnlabeledSet | None = None,
+    objective: Objective = Objective(),
+    initial_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
+    """Train on labeled crops (and, when ``objective`` distils, unlabeled crops in the same batches);
+    keep the epoch with the best validation UAR (ties keep the earlier epoch).
+
+    ``initial_state`` starts from given weights instead of the seed's initialisation (two-stage training).
+    """
     rng = seed_everything(params.seed, params.threads)
     model = Student(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
+    optimizer = _optimizer(model, params)
+    mixed_in = unlabeled if objective.distils else None
     best_uar, best_epoch, best_state, rows = -1.0, 0, None, []
     epochs = tqdm(range(1, params.epochs + 1), desc="epochs", unit="epoch")
     for epoch in epochs:
-        model.train()
-        losses = []
-        for batch in shuffled_batches(len(train.labels), params.batch_size, rng):
-            crops = np.stack([random_crop(train.features[i], windowing.window_frames, rng, windowing.pad_value) for i in batch])
-            logits = model.classify(torch.from_numpy(crops).unsqueeze(1))
-            loss = F.cross_entropy(logits, torch.from_numpy(train.labels[batch]).long())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+        train_loss = _epoch(model, optimizer, train, mixed_in, objective, params.batch_size, windowing, rng)
         scores = score(validation.labels, utterance_logits(model, validation.features, windowing))
-        rows.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
+        rows.append({"epoch": epoch, "train_loss": train_loss,
                      "validation_uar": scores.uar, "validation_war": scores.war})  # fmt: skip
         if scores.uar > best_uar:
             best_uar, best_epoch, best_state = scores.uar, epoch, copy.deepcopy(model.state_dict())
-        epochs.set_postfix(loss=f"{rows[-1]['train_loss']:.3f}", val_uar=f"{scores.uar:.3f}", best=best_epoch)
-        log.info("epoch %d: loss %.4f, validation UAR %.4f", epoch, rows[-1]["train_loss"], scores.uar)
+        epochs.set_postfix(loss=f"{train_loss:.3f}", val_uar=f"{scores.uar:.3f}", best=best_epoch)
+        log.info("epoch %d: loss %.4f, validation UAR %.4f", epoch, train_loss, scores.uar)
     model.load_state_dict(best_state)
     return TrainResult(model=model, best_epoch=best_epoch, history=pd.DataFrame(rows))
+
+
+def distil_only(
+    unlabeled: UnlabeledSet,
+    config: StudentConfig,
+    params: TrainParams,
+    windowing: Windowing,
+    objective: Objective,
+) -> tuple[dict[str, torch.Tensor], pd.DataFrame]:
+    """First stage of two-stage training: ``params.epochs`` epochs on the unlabeled items alone (there is
+    no label to select an epoch with, so the last is kept); the weights and the loss per epoch."""
+    if not objective.distils:
+        raise ValueError("distillation alone needs a teacher with a non-zero lambda")
+    rng = seed_everything(params.seed, params.threads)
+    model = Student(config)
+    optimizer = _optimizer(model, params)
+    rows = []
+    for epoch in tqdm(range(1, params.epochs + 1), desc="distillation epochs", unit="epoch"):
+        rows.append({"epoch": epoch, "train_loss": _epoch(model, optimizer, None, unlabeled, objective,
+                                                          params.batch_size, windowing, rng)})  # fmt: skip
+        log.info("distillation epoch %d: loss %.4f", epoch, rows[-1]["train_loss"])
+    return copy.deepcopy(model.state_dict()), pd.DataFrame(rows)

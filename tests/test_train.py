@@ -6,7 +6,7 @@ from liser.checkpoints import load_student, save_student
 from liser.evaluate import Windowing, score, utterance_logits
 from liser.models.student import StudentConfig
 from liser.params import TrainParams
-from liser.train import LabeledSet, train_supervised
+from liser.train import LabeledSet, train_student
 
 WINDOWING = Windowing(window_frames=94, stride_frames=3.125, pad_value=-13.8, batch_size=32)
 
@@ -28,7 +28,7 @@ def band_set(n: int, seed: int) -> LabeledSet:
 
 def small_run(epochs=3, seed=0):
     params = TrainParams(lr=3e-3, epochs=epochs, batch_size=8, seed=seed, threads=1)
-    return train_supervised(band_set(32, 1), band_set(16, 2), StudentConfig(speech_classes=2), params, WINDOWING)
+    return train_student(band_set(32, 1), band_set(16, 2), StudentConfig(speech_classes=2), params, WINDOWING)
 
 
 def test_learns_a_separable_problem():

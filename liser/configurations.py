@@ -1,0 +1,69 @@
+"""The student configurations of the paper: Table 2, the ablations of Table 3 and the label-efficiency
+study of Figure 2, each a way of building the mini-batch loss from the loss parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from .distill import Objective
+from .params import LossParams
+
+__all__ = ["Configuration", "CONFIGURATIONS", "TABLE_2", "TABLE_3", "FIGURE_2", "configuration"]
+
+
+@dataclass(frozen=True)
+class Configuration:
+    name: str
+    speech: bool = False  # distils from the speech teacher, weighted by loss.lambda_sd
+    video: bool = False  # distils from the video teacher, weighted by loss.lambda_vd
+    confidence: bool = False  # eq. (5) instead of eq. (4)
+    distill_loss: Literal["mae", "ce"] = "mae"
+    two_stage: bool = False  # distillation on unlabeled data first, then fine-tuning on labeled data
+    labeled_percent: int = 100  # of each fold's labeled training utterances
+
+    @property
+    def run_name(self) -> str:
+        """The folder and metrics name: the configuration, plus the labeled share when it is not all."""
+        return self.name if self.labeled_percent == 100 else f"{self.name}-labeled{self.labeled_percent}"
+
+    def objective(self, loss: LossParams) -> Objective:
+        return Objective(
+            lambda_sd=loss.lambda_sd if self.speech else 0.0,
+            lambda_vd=loss.lambda_vd if self.video else 0.0,
+            confidence=self.confidence,
+            distill_loss=self.distill_loss,
+            class_reduction=loss.class_reduction,
+        )
+
+
+CONFIGURATIONS = {
+    c.name: c
+    for c in (
+        Configuration("no-dstl"),
+        Configuration("vid-dstl", video=True),
+        Configuration("sp-dstl", speech=True),
+        Configuration("vid-sp-dstl", speech=True, video=True),
+        Configuration("conf-vid-sp-dstl", speech=True, video=True, confidence=True),
+        Configuration("distill-ce-vid", video=True, distill_loss="ce"),
+        Configuration("distill-ce-sp", speech=True, distill_loss="ce"),
+        Configuration("two-stage-vid", video=True, two_stage=True),
+        Configuration("two-stage-sp", speech=True, two_stage=True),
+    )
+}
+
+TABLE_2 = ["no-dstl", "vid-dstl", "sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl"]
+# Table 3: each ablation next to the single-teacher configuration it changes, per teacher.
+TABLE_3 = {
+    "video": {"vid-dstl / sp-dstl": "vid-dstl", "distill-ce": "distill-ce-vid", "two-stage-train": "two-stage-vid"},
+    "speech": {"vid-dstl / sp-dstl": "sp-dstl", "distill-ce": "distill-ce-sp", "two-stage-train": "two-stage-sp"},
+}
+FIGURE_2 = ["no-dstl", "vid-sp-dstl"]
+
+
+def configuration(name: str, labeled_percent: int = 100) -> Configuration:
+    if name not in CONFIGURATIONS:
+        raise ValueError(f"unknown configuration {name!r}; known: {', '.join(CONFIGURATIONS)}")
+    if not 0 < labeled_percent <= 100:
+        raise ValueError(f"labeled_percent must be in 1..100, got {labeled_percent}")
+    return replace(CONFIGURATIONS[name], labeled_percent=labeled_percent)

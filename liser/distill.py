@@ -1,0 +1,159 @@
+"""Distillation from the two teachers over unlabeled audio-visual segments (sections 2.4 and 3.4).
+
+An unlabeled item is a segment's log-Mel; each time it is drawn, a random 3 s crop of it goes to the
+student, and its target from each teacher is the mean of that teacher's window softmaxes over the
+windows the crop covers (a window is covered when its midpoint lies inside the crop; a crop covering no
+midpoint, possible only for odd window tables, takes the nearest window).
+
+The mini-batch loss is eq. (4), or eq. (5) with ``confidence``:
+
+    L = ( sum_labeled CE(g_sup, y)
+          + sum_unlabeled [ lambda_sd * w_sd * D(g_sd, t_s) + lambda_vd * w_vd * D(g_vd, t_v) ] ) / (N_l + N_u)
+
+where D is the MAE between the head's softmax and the teacher's target (the mean over classes, or the sum
+with ``class_reduction="sum"``) or, for the distill-ce ablation, the cross-entropy against the soft
+target; w is the target's maximum probability under eq. (5) and 1 under eq. (4).  A teacher whose lambda
+is 0 takes no part, and without any teacher the unlabeled items are not drawn at all, so such a run is
+exactly the supervised one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional as F
+
+from .features import FeatureStore
+from .models.student import StudentOutput
+
+__all__ = ["Objective", "UnlabeledSet", "unlabeled_set", "crop_targets", "distillation_term", "batch_loss"]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Which teachers the student learns from, and how."""
+
+    lambda_sd: float = 0.0  # weight of the speech teacher's term; 0 leaves it out
+    lambda_vd: float = 0.0  # weight of the video teacher's term
+    confidence: bool = False  # eq. (5): each term also weighted by the teacher's maximum probability
+    distill_loss: Literal["mae", "ce"] = "mae"
+    class_reduction: Literal["mean", "sum"] = "mean"  # MAE over the classes of one item
+
+    def __post_init__(self):
+        if self.lambda_sd < 0 or self.lambda_vd < 0:
+            raise ValueError(f"lambdas must be >= 0, got {self.lambda_sd} and {self.lambda_vd}")
+
+    @property
+    def distils(self) -> bool:
+        return self.lambda_sd > 0 or self.lambda_vd > 0
+
+
+@dataclass(frozen=True)
+class UnlabeledSet:
+    """Unlabeled segments: their log-Mels and, per teacher, the softmaxes of their windows."""
+
+    segments: Sequence[str]
+    features: Sequence[np.ndarray]  # (mels, frames) each
+    window_midpoints: Sequence[np.ndarray]  # (windows,) midpoints in feature frames
+    speech: Sequence[np.ndarray] | None  # (windows, K_S) each, or None without the speech teacher
+    video: Sequence[np.ndarray] | None  # (windows, K_V) each
+
+    def __post_init__(self):
+        n = len(self.segments)
+        lengths = [len(self.features), len(self.window_midpoints)]
+        lengths += [len(t) for t in (self.speech, self.video) if t is not None]
+        if any(length != n for length in lengths):
+            raise ValueError("segments, features, midpoints and teacher softmaxes must have the same length")
+        if n == 0:
+            raise ValueError("an unlabeled set needs at least one segment")
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+
+def _probabilities(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c.startswith("p_") and c != "p_max"]
+
+
+def unlabeled_set(
+    store: FeatureStore,
+    hop_s: float,
+    speech: pd.DataFrame | None = None,
+    video: pd.DataFrame | None = None,
+) -> UnlabeledSet:
+    """The segments that have features and every given teacher's window softmaxes.
+
+    ``speech`` and ``video`` are window-softmax tables (segment, window, start_s, end_s, p_..., p_max);
+    a window counts only when every given teacher scored it.
+    """
+    tables = {name: t for name, t in (("speech", speech), ("video", video)) if t is not None}
+    if not tables:
+        raise ValueError("an unlabeled set needs the window softmaxes of at least one teacher")
+    keys = ["segment", "window", "start_s", "end_s"]
+    windows = None
+    for name, table in tables.items():
+        renamed = table[keys + _probabilities(table)].rename(columns={c: f"{name}:{c}" for c in _probabilities(table)})
+        windows = renamed if windows is None else windows.merge(renamed, on=keys, how="inner")
+    windows = windows[windows["segment"].isin(set(store.index["utterance"]))].sort_values(["segment", "window"])
+    if windows.empty:
+        raise ValueError("no window has both features and teacher softmaxes")
+    segments, features, midpoints = [], [], []
+    per_teacher: dict[str, list[np.ndarray]] = {name: [] for name in tables}
+    for segment, members in windows.groupby("segment", sort=True):
+        segments.append(segment)
+        features.append(store[segment])
+        midpoints.append(((members["start_s"] + members["end_s"]).to_numpy() / 2 / hop_s).astype(np.float64))
+        for name in tables:
+            columns = [c for c in members.columns if c.startswith(f"{name}:")]
+            per_teacher[name].append(members[columns].to_numpy(dtype=np.float32))
+    return UnlabeledSet(segments, features, midpoints, per_teacher.get("speech"), per_teacher.get("video"))
+
+
+def crop_targets(probabilities: np.ndarray, midpoints: np.ndarray, start: int, frames: int) -> np.ndarray:
+    """Mean softmax of the windows whose midpoint lies in feature frames [start, start + frames)."""
+    covered = (midpoints >= start) & (midpoints < start + frames)
+    if not covered.any():
+        covered = np.zeros(len(midpoints), dtype=bool)
+        covered[np.argmin(np.abs(midpoints - (start + frames / 2)))] = True
+    return probabilities[covered].mean(axis=0)
+
+
+def distillation_term(logits: torch.Tensor, targets: torch.Tensor, objective: Objective) -> torch.Tensor:
+    """(N,) loss of each unlabeled item for one teacher: MAE of softmaxes, or soft-target cross-entropy."""
+    if objective.distill_loss == "ce":
+        return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+    errors = (torch.softmax(logits, dim=-1) - targets).abs()
+    return errors.mean(dim=-1) if objective.class_reduction == "mean" else errors.sum(dim=-1)
+
+
+def batch_loss(
+    output: StudentOutput,
+    labeled: torch.Tensor,
+    labels: torch.Tensor,
+    unlabeled: torch.Tensor,
+    speech_targets: torch.Tensor | None,
+    video_targets: torch.Tensor | None,
+    objective: Objective,
+) -> torch.Tensor:
+    """Eq. (4) (eq. (5) with ``objective.confidence``) for one mini-batch.
+
+    ``labeled`` and ``unlabeled`` index the batch rows of ``output``; the targets are in the order of
+    ``unlabeled``.  The sum over all terms is divided by the number of items, labeled and unlabeled.
+    """
+    total = F.cross_entropy(output.sup[labeled], labels, reduction="sum") if len(labeled) else output.sup.sum() * 0
+    terms = ((objective.lambda_sd, output.sd, speech_targets), (objective.lambda_vd, output.vd, video_targets))
+    for weight, logits, targets in terms:
+        if weight == 0 or len(unlabeled) == 0:
+            continue
+        if targets is None:
+            raise ValueError("a teacher with a non-zero lambda needs targets")
+        losses = distillation_term(logits[unlabeled], targets, objective)
+        if objective.confidence:
+            losses = losses * targets.max(dim=-1).values
+        total = total + weight * losses.sum()
+    return total / (len(labeled) + len(unlabeled))
