@@ -1,0 +1,205 @@
+"""Inference speed on one CPU core, PyTorch and ONNX Runtime side by side.
+
+Prints and saves (benchmarks/results/inference.json):
+- student latency per 3 s window at batch 1, and per window in batches of 8 and 64 (64 is
+  ``evaluate.eval_batch_size``, what file-level prediction uses);
+- file-level prediction of a 60 s, 48 kHz file (``Predictor.predict``: read, resample, log-Mel,
+  windows, logits) in x real time, at the paper's 0.1 s stride and at the longer strides that
+  ``liser predict --stride`` offers;
+- with the demo's trained students present (``outputs/students``), how much a longer stride changes
+  file-level predictions: 60 s files made of each corpus's fold-0 test utterances, probabilities at
+  each stride compared with those at 0.1 s.
+
+    python benchmarks/inference.py [--student path/to/student.safetensors] [--repeats 20]
+"""
+
+import os
+
+for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[variable] = "1"  # one core, before numpy and torch load
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pandas as pd
+import soundfile as sf
+import torch
+
+from liser.checkpoints import save_student
+from liser.export import OnnxStudent, export_student
+from liser.features import load_audio
+from liser.files import write_json
+from liser.models.student import Student, StudentConfig
+from liser.params import load_params
+from liser.predict import Predictor
+from liser.runtime import keep_freed_buffers
+from liser.segments import window_starts
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "inference.json"
+STRIDES_S = (0.1, 0.25, 0.5, 1.0, 3.0)
+FILE_SECONDS = 60.0
+
+
+def median_time(repeats: int, work) -> float:
+    """Median wall time of ``work()`` over ``repeats`` runs, after one warm-up."""
+    work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def window_latency_ms(student: Student, runtime: OnnxStudent, n_mels: int, frames: int, repeats: int) -> dict:
+    figures = {}
+    for batch in (1, 8, 64):
+        logmel = np.random.default_rng(0).normal(-6, 3, (batch, 1, n_mels, frames)).astype(np.float32)
+        tensor = torch.from_numpy(logmel)
+        runs = repeats * 5 if batch == 1 else repeats
+        with torch.inference_mode():
+            torch_s = median_time(runs, lambda: student.classify(tensor))
+        onnx_s = median_time(runs, lambda: runtime.logits(logmel))
+        figures[f"batch_{batch}"] = {"torch": 1000 * torch_s / batch, "onnxruntime": 1000 * onnx_s / batch}
+    return figures
+
+
+def file_speed(predictors: dict[str, dict[float, Predictor]], audio: Path, repeats: int) -> dict:
+    """x real time of ``predict`` on ``audio`` per backend and stride, and of its front end alone."""
+    front_end = predictors["torch"][STRIDES_S[0]]
+    logmel, seconds, _ = front_end.read(audio)
+    front_end_s = median_time(repeats, lambda: front_end.read(audio))
+    figures = {"file_seconds": seconds, "read_and_logmel_x_realtime": seconds / front_end_s}
+    for backend, by_stride in predictors.items():
+        for stride, predictor in by_stride.items():
+            wall = median_time(repeats, lambda: predictor.predict(audio))
+            windowing = predictor.windows
+            n_windows = len(window_starts(logmel.shape[1], windowing.window_frames, windowing.stride_frames))
+            figures[f"{backend}_stride_{stride:g}s"] = {
+                "windows": n_windows,
+                "x_realtime": seconds / wall,
+                "real_time_factor": wall / seconds,
+                "ms_per_window": 1000 * (wall - front_end_s) / n_windows,
+            }
+    return figures
+
+
+def concatenated_test_files(corpus: str, folder: Path, n_files: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """16 kHz waveforms of about ``FILE_SECONDS`` each, test utterances of fold 0 played one after another."""
+    manifest = pd.read_parquet(REPO / "data" / "manifests" / f"{corpus}.parquet").set_index("utterance")
+    test = pd.read_parquet(folder / "predictions.parquet")["utterance"].to_numpy()
+    files = []
+    for _ in range(n_files):
+        pieces, total = [], 0
+        while total < FILE_SECONDS * 16000:
+            piece = load_audio(REPO / manifest.loc[rng.choice(test), "path"], 16000)
+            pieces.append(piece)
+            total += len(piece)
+        files.append(np.concatenate(pieces)[: int(FILE_SECONDS * 16000)])
+    return files
+
+
+def stride_effect(params, n_files: int, scratch: Path) -> dict:
+    """Per corpus: largest probability change and label agreement of each stride against 0.1 s."""
+    figures = {}
+    rng = np.random.default_rng(0)
+    for corpus in ("ravdess", "crema_d"):
+        folder = REPO / "outputs" / "students" / corpus / "no-dstl" / "fold0"
+        if not (folder / "student.safetensors").is_file():
+            continue
+        onnx_path = scratch / f"{corpus}.onnx"
+        export_student(folder / "student.safetensors", onnx_path, params)
+        by_stride = {s: Predictor.load(onnx_path, params, stride_s=s, threads=1) for s in STRIDES_S}
+        paths = []
+        for i, waveform in enumerate(concatenated_test_files(corpus, folder, n_files, rng)):
+            paths.append(scratch / f"{corpus}-{i}.wav")
+            sf.write(paths[-1], waveform, 16000, subtype="FLOAT")
+        probabilities = {
+            stride: np.stack([predictor.predict(path).probabilities for path in paths])
+            for stride, predictor in by_stride.items()
+        }
+        reference = probabilities[STRIDES_S[0]]
+        figures[corpus] = {
+            f"stride_{s:g}s": {
+                "max_abs_probability_change": float(np.abs(probabilities[s] - reference).max()),
+                "labels_agreeing": f"{int((probabilities[s].argmax(1) == reference.argmax(1)).sum())}/{len(paths)}",
+            }
+            for s in STRIDES_S[1:]
+        }
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--student", type=Path,
+                        help="a student.safetensors (default: a random 8-class one, as speed does not depend "
+                             "on the weights)")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--agreement-files", type=int, default=10,
+                        help="60 s files per corpus for the stride comparison (0: skip it)")  # fmt: skip
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    keep_freed_buffers()  # what the pipeline and `liser predict` run with
+    params = load_params(REPO / "params.yaml")
+    features = params.features
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        checkpoint = args.student
+        if checkpoint is None:
+            checkpoint = scratch / "student.safetensors"
+            save_student(checkpoint, Student(StudentConfig(speech_classes=8)), [f"class{i}" for i in range(8)])
+        export_student(checkpoint, scratch / "student.onnx", params)
+        predictors = {
+            "torch": {s: Predictor.load(checkpoint, params, stride_s=s) for s in STRIDES_S},
+            "onnxruntime": {
+                s: Predictor.load(scratch / "student.onnx", params, stride_s=s, threads=1) for s in STRIDES_S
+            },
+        }
+        student = predictors["torch"][0.1].students[0]
+        runtime = predictors["onnxruntime"][0.1].students[0]
+        latency = window_latency_ms(student, runtime, features.n_mels, features.segment_frames, args.repeats)
+
+        audio = scratch / "60s-48k.wav"
+        rng = np.random.default_rng(0)
+        sf.write(audio, rng.normal(0, 0.1, int(FILE_SECONDS * 48000)).astype(np.float32), 48000, subtype="PCM_16")
+        file_level = file_speed(predictors, audio, max(3, args.repeats // 5))
+        effect = stride_effect(params, args.agreement_files, scratch) if args.agreement_files else {}
+
+    figures = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; one thread used",
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "ms_per_window": latency,
+        "file_level": file_level,
+        "stride_effect_vs_0.1s": effect,
+    }
+    print(f"{figures['machine']}; torch {figures['torch']}, onnxruntime {figures['onnxruntime']}")
+    print("\nms per 3 s window          torch   onnxruntime")
+    for batch, ms in latency.items():
+        print(f"  {batch:24s} {ms['torch']:6.2f}   {ms['onnxruntime']:6.2f}")
+    front_end = file_level["read_and_logmel_x_realtime"]
+    print(f"\n{FILE_SECONDS:g} s file at 48 kHz: read + resample + log-Mel alone {front_end:.0f}x real time")
+    print("  stride   windows   torch x real time   onnxruntime x real time")
+    for stride in STRIDES_S:
+        by_torch, by_onnx = file_level[f"torch_stride_{stride:g}s"], file_level[f"onnxruntime_stride_{stride:g}s"]
+        print(f"  {stride:5.2f} s  {by_torch['windows']:7d}   {by_torch['x_realtime']:17.0f}   "
+              f"{by_onnx['x_realtime']:23.0f}")  # fmt: skip
+    for corpus, by_stride in effect.items():
+        print(f"\nstride vs 0.1 s, {corpus} fold-0 student, {args.agreement_files} files of {FILE_SECONDS:g} s "
+              "of its test speech:")  # fmt: skip
+        for stride, change in by_stride.items():
+            print(f"  {stride:12s} max |probability change| {change['max_abs_probability_change']:.3f}, "
+                  f"same label {change['labels_agreeing']}")  # fmt: skip
+    write_json(RESULTS, figures)
+    print(f"\nsaved to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
