@@ -13,15 +13,15 @@ for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[variable] = "1"  # one core, before numpy and torch load
 
 import argparse
-import json
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
+
+from timing import median_time
 
 from liser.features import LogMel, load_audio
 from liser.files import write_json
@@ -30,17 +30,6 @@ from liser.params import FeatureParams
 from liser.runtime import keep_freed_buffers
 
 RESULTS = Path(__file__).parent / "results" / "frontend_and_student.json"
-
-
-def best_of(repeats: int, work) -> float:
-    """Median wall time of ``work()`` over ``repeats`` runs, after one warm-up."""
-    work()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main() -> None:
@@ -54,11 +43,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     audio = rng.normal(0, 0.1, int(args.seconds * params.sample_rate)).astype(np.float32)
 
-    logmel_s = best_of(args.repeats, lambda: extractor(audio))
+    logmel_s = median_time(args.repeats, lambda: extractor(audio))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "48k.wav"
         sf.write(path, rng.normal(0, 0.1, int(args.seconds * 48000)), 48000, subtype="PCM_16")
-        file_s = best_of(max(3, args.repeats // 4), lambda: extractor(load_audio(path, params.sample_rate)))
+        file_s = median_time(max(3, args.repeats // 4), lambda: extractor(load_audio(path, params.sample_rate)))
 
     model = Student(StudentConfig(speech_classes=8)).eval()
     one = torch.randn(1, 1, params.n_mels, params.segment_frames)
@@ -66,7 +55,7 @@ def main() -> None:
 
     def student_times() -> tuple[float, float]:
         with torch.inference_mode():
-            return best_of(args.repeats * 5, lambda: model.classify(one)), best_of(args.repeats, lambda: model.classify(batch))
+            return median_time(args.repeats * 5, lambda: model.classify(one)), median_time(args.repeats, lambda: model.classify(batch))
 
     default_single_s, default_batch_s = student_times()  # glibc's default allocator behaviour
     keep_freed_buffers()  # what the pipeline runs with (liser/runtime.py)

@@ -21,7 +21,6 @@ for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import argparse
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,8 @@ import onnxruntime
 import pandas as pd
 import soundfile as sf
 import torch
+
+from timing import median_time
 
 from liser.checkpoints import save_student
 from liser.export import OnnxStudent, export_student
@@ -44,17 +45,6 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "inference.json"
 STRIDES_S = (0.1, 0.25, 0.5, 1.0, 3.0)
 FILE_SECONDS = 60.0
-
-
-def median_time(repeats: int, work) -> float:
-    """Median wall time of ``work()`` over ``repeats`` runs, after one warm-up."""
-    work()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def window_latency_ms(student: Student, runtime: OnnxStudent, n_mels: int, frames: int, repeats: int) -> dict:

@@ -52,7 +52,18 @@ class DemoParams(_Section):
     crema_d_actors: int = Field(12, ge=10, le=91)
     mspface_speakers: int = Field(24, ge=1)
     mspface_videos: int = Field(30, ge=3)
+    ferv39k_clips_per_class: int = Field(80, ge=2)
+    ferv39k_identities: int = Field(24, ge=2)
     broken_files: bool = True
+
+    @model_validator(mode="after")
+    def _every_identity_shows_every_expression(self) -> DemoParams:
+        if self.ferv39k_clips_per_class < self.ferv39k_identities:
+            raise ValueError(
+                f"ferv39k_clips_per_class: must be at least ferv39k_identities = {self.ferv39k_identities} "
+                f"(got {self.ferv39k_clips_per_class})"
+            )
+        return self
 
 
 class CorpusLocation(_Section):
@@ -112,6 +123,60 @@ class WindowParams(_Section):
 
     frames: int = Field(16, gt=0)
     fps: float = Field(30.0, gt=0)
+
+
+class VideoTeacherParams(_Section):
+    """S2D, the video teacher (section 3.2): the published checkpoint, or trained on a FERV39k-layout corpus."""
+
+    corpus: Path | None = None  # FERV39k layout: train/<class>/<clip>/frames, test/...
+    checkpoint: Path | None = None  # the published S2D FERV39k model; None trains one on `corpus`
+    mobilefacenet: Path | None = None  # the landmark branch's published weights
+    size: Literal["small", "full"] = "full"
+    epochs: int = Field(8, gt=0)
+    lr: float = Field(5e-4, gt=0)
+    batch_size: int = Field(8, gt=0)
+    eval_batch_size: int = Field(16, gt=0)
+    seed: int = 0
+    threads: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _weights_or_a_corpus(self) -> VideoTeacherParams:
+        if self.checkpoint is None and self.corpus is None:
+            raise ValueError("corpus: without a checkpoint the teacher is trained, so a FERV39k-layout corpus is needed")
+        if self.checkpoint is not None and self.size != "full":
+            raise ValueError(f"size: the published checkpoint is the full-size S2D (got {self.size!r})")
+        return self
+
+
+class SpeechBaseParams(_Section):
+    """The demo's pretrained HuBERT stand-in (stage ``speech_base``): pool of unlabeled speech, pretraining."""
+
+    pool_utterances: int = Field(600, gt=0)
+    pool_speakers: int = Field(60, gt=0)
+    clusters: int = Field(100, gt=1)
+    epochs: int = Field(4, gt=0)
+    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(8, gt=0)
+    crop_seconds: float = Field(2.0, gt=0)
+    seed: int = 0
+    threads: int = Field(2, ge=1)
+
+
+class SpeechTeacherParams(_Section):
+    """HuBERT + LoRA, the speech teacher (section 3.2), one per corpus and fold."""
+
+    source: str  # a hub id in the local cache, or a directory written by save_pretrained
+    lora_rank: int = Field(8, gt=0)
+    lora_alpha: float = Field(16.0, gt=0)
+    lora_dropout: float = Field(0.1, ge=0, lt=1)
+    training_fraction: float = Field(0.8, gt=0, lt=1)  # of the fold's non-test speakers; the rest pick the epoch
+    epochs: int = Field(50, gt=0)
+    lr: float = Field(1e-4, gt=0)
+    batch_size: int = Field(8, gt=0)
+    max_seconds: float = Field(4.0, gt=0)  # random crops of at most this long while training
+    eval_batch_size: int = Field(8, gt=0)
+    seed: int = 0
+    threads: int = Field(2, ge=1)
 
 
 class CvParams(_Section):
@@ -188,7 +253,8 @@ class TrainParams(_Section):
     batch_size: int = Field(25, gt=0)
     epochs: int = Field(50, gt=0)
     seed: int = 0
-    threads: int = Field(2, ge=1)
+    threads: int = Field(2, ge=1)  # torch threads of each training process
+    fold_workers: int = Field(1, ge=1)  # folds trained at once, each in its own process
 
 
 class EvaluateParams(_Section):
@@ -204,11 +270,25 @@ class LossParams(_Section):
     lambda_sd: float = Field(1.0, ge=0)
     lambda_vd: float = Field(1.0, ge=0)
     lambda_grid: list[float] = Field(default_factory=lambda: [0.1, 0.5, 1.0, 5.0, 10.0], min_length=1)
+    class_reduction: Literal["mean", "sum"] = "mean"  # the MAE of one item over its classes
 
     @model_validator(mode="after")
     def _grid_non_negative(self) -> LossParams:
         if any(value < 0 for value in self.lambda_grid):
             raise ValueError(f"lambda_grid: every value must be >= 0 (got {self.lambda_grid})")
+        return self
+
+
+class LabelEfficiencyParams(_Section):
+    """Figure 2: students trained on part of each fold's labeled training utterances."""
+
+    percents: list[int] = Field(default_factory=lambda: [25, 50, 75])
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _percents(self) -> LabelEfficiencyParams:
+        if any(not 0 < p < 100 for p in self.percents) or len(set(self.percents)) != len(self.percents):
+            raise ValueError(f"percents: distinct whole percentages between 1 and 99 (got {self.percents})")
         return self
 
 
@@ -219,12 +299,16 @@ class Params(_Section):
     mspface: MspFaceParams
     faces: FaceParams
     windows: WindowParams
+    video_teacher: VideoTeacherParams
+    speech_base: SpeechBaseParams
+    speech_teacher: SpeechTeacherParams
     cv: CvParams
     features: FeatureParams
     student: StudentParams
     train: TrainParams
     evaluate: EvaluateParams
     loss: LossParams
+    label_efficiency: LabelEfficiencyParams
 
 
 def resolve_profile(raw: Any, profile: str, key: str = "") -> Any:

@@ -46,10 +46,15 @@ def project(tmp_path_factory):
         shutil.copy2(REPO / name, project / name)
 
     def tiny(params):
-        params["demo"].update(ravdess_actors=10, crema_d_actors=10, mspface_speakers=4, mspface_videos=4)
+        params["demo"].update(ravdess_actors=10, crema_d_actors=10, mspface_speakers=4, mspface_videos=4,
+                              ferv39k_clips_per_class=8, ferv39k_identities=4)  # fmt: skip
         params["corpora"]["use"] = ["crema_d"]
         params["cv"]["folds"] = [0, 1]
         params["train"]["epochs"] = {"demo": 2, "paper": 50}
+        params["video_teacher"]["epochs"] = 1
+        params["speech_base"].update(pool_utterances=24, pool_speakers=4, epochs=1)
+        params["speech_teacher"]["epochs"] = {"demo": 1, "paper": 50}
+        params["label_efficiency"]["percents"] = [50]
 
     set_params(project, tiny)
     run(["git", "init", "-q"], project)
@@ -57,29 +62,55 @@ def project(tmp_path_factory):
     return project
 
 
-def test_repro_writes_metrics_for_every_fold_and_the_summary(project):
+STUDENTS = ["no-dstl", "vid-dstl", "sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-vid", "distill-ce-sp",
+            "two-stage-vid", "two-stage-sp", "no-dstl-labeled50", "vid-sp-dstl-labeled50"]  # fmt: skip
+
+
+def metrics_of(project):
     shown = json.loads(dvc("metrics", "show", "--json", cwd=project).stdout)
-    metrics = next(iter(shown.values()))["data"]
-    assert set(metrics) >= {
-        "metrics/corpora/crema_d.json",
-        "metrics/students/crema_d/no-dstl/fold0.json",
-        "metrics/students/crema_d/no-dstl/fold1.json",
-        "metrics/summary.json",
-    }
-    summary = metrics["metrics/summary.json"]["data"]["crema_d"]["no-dstl"]
-    assert summary["folds"] == 2 and 0 <= summary["test_uar_mean"] <= 1
-    fold0 = metrics["metrics/students/crema_d/no-dstl/fold0.json"]["data"]
-    assert set(fold0["test"]) == {"uar", "war"}
-    assert (project / "reports" / "results.md").read_text().count("no-dstl") == 1
-    assert (project / "outputs/students/crema_d/no-dstl/fold1/student.safetensors").is_file()
+    return {path: entry["data"] for path, entry in next(iter(shown.values()))["data"].items()}
+
+
+def stages_to_run(project):
+    output = dvc("repro", "--dry", cwd=project).stdout
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def test_repro_writes_every_configuration_and_the_report(project):
+    metrics = metrics_of(project)
+    for run_name in STUDENTS:
+        fold_results = metrics[f"metrics/students/crema_d/{run_name}.json"]
+        assert set(fold_results["folds"]) == {"0", "1"} and 0 <= fold_results["test"]["uar"] <= 1
+    summary = metrics["metrics/summary.json"]["crema_d"]
+    assert set(summary) == set(STUDENTS)
+    report = (project / "reports" / "results.md").read_text()
+    assert "Table 2" in report and "Table 3" in report and "| conf-vid-sp-dstl |" in report
+    assert (project / "reports" / "figure2.png").stat().st_size > 1000
+    assert (project / "outputs/students/crema_d/vid-sp-dstl/fold1/student.safetensors").is_file()
+    assert (project / "outputs/students/crema_d/two-stage-sp/fold0/distillation_history.parquet").is_file()
+
+
+def test_teachers_are_scored_and_their_softmaxes_cover_the_windows(project):
+    import pandas as pd
+
+    metrics = metrics_of(project)
+    assert 0 <= metrics["metrics/teachers/video.json"]["test"]["uar"] <= 1
+    speech = metrics["metrics/teachers/speech/crema_d.json"]
+    assert set(speech["folds"]) == {"0", "1"} and 0 <= speech["test"]["uar"] <= 1
+    windows = pd.read_parquet(project / "data/mspface/windows.parquet")
+    for table in (pd.read_parquet(project / "data/softmaxes/video.parquet"),
+                  pd.read_parquet(project / "data/softmaxes/speech/crema_d/fold1.parquet")):  # fmt: skip
+        assert len(table) == len(windows)
+        assert table[["segment", "window"]].equals(windows[["segment", "window"]])
+        probabilities = table[[c for c in table.columns if c.startswith("p_") and c != "p_max"]]
+        assert abs(probabilities.sum(axis=1) - 1).max() < 1e-4
 
 
 def test_unlabeled_corpus_reports_what_was_obtained_and_dropped(project):
-    shown = json.loads(dvc("metrics", "show", "--json", cwd=project).stdout)
-    metrics = next(iter(shown.values()))["data"]
-    acquisition = metrics["metrics/mspface/acquisition.json"]["data"]
-    faces = metrics["metrics/mspface/faces.json"]["data"]
-    windows = metrics["metrics/mspface/windows.json"]["data"]
+    metrics = metrics_of(project)
+    acquisition = metrics["metrics/mspface/acquisition.json"]
+    faces = metrics["metrics/mspface/faces.json"]
+    windows = metrics["metrics/mspface/windows.json"]
     assert acquisition["videos_failed"] == 1 and acquisition["videos_ok"] == 3  # the demo's gone video
     assert faces["segments_dropped"] >= 1 and faces["segments_kept"] >= 1  # the demo's video without a face
     assert 0 < faces["face_fraction"] <= 1
@@ -97,13 +128,30 @@ def test_second_repro_has_nothing_to_do(project):
 
 def test_plots_are_declared(project):
     shown = dvc("plots", "show", "--json", cwd=project).stdout
-    assert "plots/confusion/crema_d_no-dstl.csv" in shown and "plots/curves/crema_d_no-dstl.csv" in shown
+    for name in ("plots/confusion/crema_d_conf-vid-sp-dstl.csv", "plots/curves/crema_d_no-dstl.csv",
+                 "plots/label_efficiency/crema_d.csv", "reports/figure2.png"):  # fmt: skip
+        assert name in shown
 
 
-def test_a_training_parameter_reruns_only_students_and_aggregate(project):
-    set_params(project, lambda p: p["train"].update(epochs={"demo": 3, "paper": 50}))
+def test_lambda_vd_reruns_only_the_students_that_use_it(project):
+    set_params(project, lambda p: p["loss"].update(lambda_vd=5))
+    uses_vd = {"vid-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-vid", "two-stage-vid"}
+    assert stages_to_run(project) == {f"{name}@crema_d" for name in uses_vd} | {"vid-sp-dstl-labeled@crema_d-50",
+                                                                             "report"}  # fmt: skip
+    set_params(project, lambda p: p["loss"].update(lambda_vd=1.0))
+
+
+def test_lora_rank_reruns_speech_teachers_their_softmaxes_and_students_only(project):
+    set_params(project, lambda p: p["speech_teacher"].update(lora_rank=4))
+    uses_sd = {"sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-sp", "two-stage-sp"}
     status = json.loads(dvc("status", "--json", cwd=project).stdout)
-    assert set(status) == {"no-dstl@crema_d-0", "no-dstl@crema_d-1"}
-    output = dvc("repro", cwd=project).stdout
-    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert ran == {"no-dstl@crema_d-0", "no-dstl@crema_d-1", "aggregate"}
+    assert set(status) == {"speech_teacher@crema_d"}
+    assert stages_to_run(project) == {"speech_teacher@crema_d", "speech_softmaxes@crema_d", "report",
+                                      "vid-sp-dstl-labeled@crema_d-50"} | {f"{n}@crema_d" for n in uses_sd}  # fmt: skip
+    set_params(project, lambda p: p["speech_teacher"].update(lora_rank=8))
+
+
+def test_a_training_parameter_reruns_only_students_and_report(project):
+    set_params(project, lambda p: p["train"].update(epochs={"demo": 3, "paper": 50}))
+    students = {f"{n}@crema_d" for n in STUDENTS if "labeled" not in n}
+    assert stages_to_run(project) == students | {"no-dstl-labeled@crema_d-50", "vid-sp-dstl-labeled@crema_d-50", "report"}

@@ -14,7 +14,7 @@ from liser.features import LogMel, load_audio
 from liser.models.student import Student, StudentConfig
 from liser.predict import Predictor, find_audio, student_files
 
-from .helpers import REPO, write_tone
+from .helpers import REPO
 
 CLASSES = ["neutral", "happy", "sad"]
 PARAMS_FILE = str(REPO / "params.yaml")

@@ -1,48 +1,67 @@
-import numpy as np
+"""The report stage: the paper's tables in its layout, Figure 2, and DVC plot data."""
+
 import pandas as pd
 import pytest
 
-from liser.files import write_json, write_parquet
-from liser.report import aggregate, summarise
+from liser.configurations import FIGURE_2, TABLE_2, TABLE_3
+from liser.files import read_json, write_json, write_parquet
+from liser.report import report
+
+PERCENTS = [25, 50]
+RUNS = sorted({*TABLE_2, *(r for t in TABLE_3.values() for r in t.values()),
+               *(f"{c}-labeled{p}" for c in FIGURE_2 for p in PERCENTS)})  # fmt: skip
 
 
-def fake_fold(root, metrics, corpus, fold, uar, war):
-    write_json(metrics / corpus / "no-dstl" / f"fold{fold}.json",
-               {"test": {"uar": uar, "war": war}, "validation": {"uar": uar + 0.1, "war": war + 0.1}})  # fmt: skip
-    run = root / corpus / "no-dstl" / f"fold{fold}"
-    write_parquet(run / "predictions.parquet", pd.DataFrame({"actual_emotion": ["sad", "happy"], "predicted_emotion": ["sad", "sad"]}))
-    write_parquet(run / "history.parquet", pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "validation_uar": [0.2, 0.3]}))
+def fake_results(root, corpus, run, uar_by_fold):
+    folds = {}
+    for fold, uar in enumerate(uar_by_fold):
+        folder = root / "runs" / corpus / run / f"fold{fold}"
+        write_parquet(folder / "predictions.parquet",
+                      pd.DataFrame({"actual_emotion": ["sad", "happy"], "predicted_emotion": ["sad", "sad"]}))  # fmt: skip
+        write_parquet(folder / "history.parquet", pd.DataFrame({"epoch": [1, 2], "validation_uar": [0.2, uar]}))
+        folds[str(fold)] = {"test": {"uar": uar, "war": uar + 0.01}}
+    mean = sum(uar_by_fold) / len(uar_by_fold)
+    write_json(root / "metrics" / corpus / f"{run}.json",
+               {"test": {"uar": mean, "uar_std": 0.05, "war": mean + 0.01, "war_std": 0.04},
+                "validation": {"uar": mean + 0.1, "uar_std": 0.0, "war": mean, "war_std": 0.0}, "folds": folds})  # fmt: skip
 
 
-def test_mean_and_sample_std_over_folds(tmp_path):
-    uars, wars = [0.4, 0.5, 0.6], [0.45, 0.55, 0.5]
-    for fold, (u, w) in enumerate(zip(uars, wars)):
-        fake_fold(tmp_path / "runs", tmp_path / "metrics", "ravdess", fold, u, w)
-    summary, pooled = summarise(
-        {k: tmp_path / "metrics" / "ravdess" / "no-dstl" / f"fold{k}.json" for k in range(3)},
-        {k: tmp_path / "runs" / "ravdess" / "no-dstl" / f"fold{k}" / "predictions.parquet" for k in range(3)},
-    )
-    assert summary["test_uar_mean"] == pytest.approx(0.5)
-    assert summary["test_uar_std"] == pytest.approx(np.std(uars, ddof=1))
-    assert summary["test_war_mean"] == pytest.approx(np.mean(wars))
-    assert summary["validation_uar_mean"] == pytest.approx(0.6)
-    assert len(pooled) == 6 and set(pooled["fold"]) == {0, 1, 2}
+@pytest.fixture
+def results(tmp_path):
+    for corpus in ("ravdess", "crema_d"):
+        for k, run in enumerate(RUNS):
+            fake_results(tmp_path, corpus, run, [0.40 + 0.01 * k, 0.50 + 0.01 * k])
+    return tmp_path
 
 
-def test_aggregate_writes_table_plots_and_summary(tmp_path):
-    for fold in range(2):
-        fake_fold(tmp_path / "runs", tmp_path / "metrics", "crema_d", fold, 0.5, 0.5)
-    summary = aggregate(["crema_d"], ["no-dstl"], [0, 1], tmp_path / "runs", tmp_path / "metrics",
-                        tmp_path / "summary.json", tmp_path / "plots", tmp_path / "results.md")  # fmt: skip
-    assert summary["crema_d"]["no-dstl"]["folds"] == 2
-    table = (tmp_path / "results.md").read_text()
-    assert "| no-dstl | 2 | 0.500 ± 0.000 | 0.500 ± 0.000 | 0.551 | 0.550 |" in table
-    confusion = pd.read_csv(tmp_path / "plots" / "confusion" / "crema_d_no-dstl.csv")
+def run_report(root):
+    return report(["ravdess", "crema_d"], [0, 1], PERCENTS, root / "runs", root / "metrics", root / "summary.json",
+                  root / "plots", root / "reports")  # fmt: skip
+
+
+def test_tables_in_the_papers_layout_with_its_figures(results):
+    summary = run_report(results)
+    text = (results / "reports" / "results.md").read_text()
+    k = RUNS.index("no-dstl")
+    mean = 0.45 + 0.01 * k
+    assert f"| no-dstl | {mean:.3f} ± 0.050 | {mean + 0.01:.3f} ± 0.040 |" in text
+    assert "| 0.517 | 0.535 | 0.551 | 0.550 |" in text  # the paper's no-dstl row
+    assert "| distill-ce |" in text and "| two-stage-train |" in text and "0.464" in text
+    assert summary["crema_d"]["vid-sp-dstl-labeled25"]["uar"] == pytest.approx(0.45 + 0.01 * RUNS.index("vid-sp-dstl-labeled25"))
+    assert read_json(results / "summary.json") == summary
+
+
+def test_figure_2_and_plot_data(results):
+    run_report(results)
+    assert (results / "reports" / "figure2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curve = pd.read_csv(results / "plots" / "label_efficiency" / "crema_d.csv")
+    assert sorted(set(curve["labeled_percent"])) == [25, 50, 100] and set(curve["configuration"]) == set(FIGURE_2)
+    confusion = pd.read_csv(results / "plots" / "confusion" / "ravdess_conf-vid-sp-dstl.csv")
     assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == 4
+    assert len(pd.read_csv(results / "plots" / "curves" / "ravdess_two-stage-sp.csv")) == 4
 
 
-def test_aggregate_names_missing_folds(tmp_path):
-    fake_fold(tmp_path / "runs", tmp_path / "metrics", "crema_d", 0, 0.5, 0.5)
-    with pytest.raises(FileNotFoundError, match="fold1"):
-        aggregate(["crema_d"], ["no-dstl"], [0, 1], tmp_path / "runs", tmp_path / "metrics",
-                  tmp_path / "s.json", tmp_path / "plots", tmp_path / "r.md")  # fmt: skip
+def test_report_names_what_is_missing(results):
+    (results / "metrics" / "crema_d" / "distill-ce-sp.json").unlink()
+    with pytest.raises(FileNotFoundError, match="distill-ce-sp"):
+        run_report(results)

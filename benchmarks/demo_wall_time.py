@@ -1,0 +1,69 @@
+"""Wall time of the whole demo `dvc repro`, stage by stage, in a fresh temporary copy of the project
+(the venv is reused; nothing of this working copy's data or DVC cache is).  Prints and saves
+benchmarks/results/demo_wall_time.json.
+
+    python benchmarks/demo_wall_time.py
+"""
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from liser.files import write_json
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "demo_wall_time.json"
+
+
+def copy_sources(target: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, check=True,
+                           capture_output=True, text=True).stdout.split()  # fmt: skip
+    for name in files:
+        if name != "dvc.lock" and (REPO / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, target / name)
+    subprocess.run(["git", "init", "-q"], cwd=target, check=True)
+
+
+def main() -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    stages: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        project = Path(folder) / "liser"
+        copy_sources(project)
+        start = current_start = time.perf_counter()
+        current = None
+        process = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        for line in process.stdout:
+            if line.startswith("Running stage"):
+                now = time.perf_counter()
+                if current is not None:
+                    stages[current] = now - current_start
+                current, current_start = line.split("'")[1], now
+                print(f"{now - start:7.1f} s  {current}", flush=True)
+        if process.wait() != 0:
+            raise SystemExit("dvc repro failed")
+        end = time.perf_counter()
+        if current is not None:
+            stages[current] = end - current_start
+    figures = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+               "total_s": end - start, "stages_s": stages}  # fmt: skip
+    groups: dict[str, float] = {}
+    for stage, seconds in stages.items():
+        groups[stage.split("@")[0]] = groups.get(stage.split("@")[0], 0.0) + seconds
+    figures["by_stage_kind_s"] = dict(sorted(groups.items(), key=lambda item: -item[1]))
+    print(f"total {figures['total_s'] / 60:.1f} min")
+    for kind, seconds in figures["by_stage_kind_s"].items():
+        print(f"{kind:28s} {seconds:7.1f} s")
+    write_json(RESULTS, figures)
+    print(f"saved to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

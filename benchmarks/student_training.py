@@ -1,0 +1,86 @@
+"""Student training throughput on the demo's data: training items (3 s crops) per second, with and without
+distillation, at 1 and 2 torch threads, and for two folds trained at once in two processes (the demo's setting).
+
+Needs the demo's features and softmaxes (`dvc repro` first).  Prints and saves
+benchmarks/results/student_training.json.
+
+    python benchmarks/student_training.py [--corpus crema_d] [--epochs 3]
+"""
+
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import argparse
+import multiprocessing
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from liser.configurations import configuration
+from liser.crossval import StudentInputs, labeled_set, student_config, windowing, fold_unlabeled_set
+from liser.features import FeatureStore
+from liser.files import write_json
+from liser.folds import fold_utterances
+from liser.params import load_params
+from liser.train import train_student
+
+import pandas as pd
+
+RESULTS = Path(__file__).parent / "results" / "student_training.json"
+DATA = Path("data")
+
+
+def inputs(corpus: str) -> StudentInputs:
+    return StudentInputs(DATA / "manifests" / f"{corpus}.parquet", DATA / "folds" / f"{corpus}.csv",
+                         DATA / "features" / corpus, DATA / "features" / "mspface", DATA / "softmaxes" / "speech" / corpus,
+                         DATA / "softmaxes" / "video.parquet")  # fmt: skip
+
+
+def train_once(corpus: str, name: str, fold: int, epochs: int, threads: int) -> tuple[float, int]:
+    """Seconds for ``epochs`` epochs (validation included) and the training items each epoch draws."""
+    params = load_params()
+    params = params.model_copy(update={"train": params.train.model_copy(update={"epochs": epochs, "threads": threads})})
+    run = configuration(name)
+    where = inputs(corpus)
+    utterances = pd.read_parquet(where.manifest)
+    roles = pd.read_csv(where.folds, dtype={"speaker": str})
+    store = FeatureStore(where.features)
+    train, validation = (labeled_set(fold_utterances(utterances, roles, fold, r), store) for r in ("train", "validation"))
+    objective = run.objective(params.loss)
+    unlabeled = fold_unlabeled_set(where, fold, run, params.features.hop_s) if objective.distils else None
+    start = time.perf_counter()
+    train_student(train, validation, student_config(corpus, params), params.train, windowing(params),
+                  unlabeled=unlabeled, objective=objective)  # fmt: skip
+    return time.perf_counter() - start, len(train.labels) + (0 if unlabeled is None else len(unlabeled))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default="crema_d")
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    figures: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                     "torch": torch.__version__, "corpus": args.corpus, "epochs": args.epochs}  # fmt: skip
+    for name in ("no-dstl", "vid-sp-dstl"):
+        for threads in (1, 2):
+            seconds, items = train_once(args.corpus, name, 0, args.epochs, threads)
+            figures[f"{name}_threads{threads}_items_per_s"] = items * args.epochs / seconds
+            figures[f"{name}_items_per_epoch"] = items
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(2, mp_context=context) as pool:
+            start = time.perf_counter()
+            runs = list(pool.map(train_once, [args.corpus] * 2, [name] * 2, [0, 1], [args.epochs] * 2, [1, 1]))
+            seconds = time.perf_counter() - start
+        figures[f"{name}_2_processes_x_1_thread_items_per_s"] = sum(items for _, items in runs) * args.epochs / seconds
+    for key, value in figures.items():
+        print(f"{key:48s} {value:.1f}" if isinstance(value, float) else f"{key:48s} {value}")
+    write_json(RESULTS, figures)
+    print(f"saved to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
