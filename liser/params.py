@@ -154,10 +154,11 @@ class SpeechBaseParams(_Section):
     pool_utterances: int = Field(600, gt=0)
     pool_speakers: int = Field(60, gt=0)
     clusters: int = Field(100, gt=1)
-    epochs: int = Field(4, gt=0)
+    epochs: int = Field(8, gt=0)
     lr: float = Field(2e-3, gt=0)
     batch_size: int = Field(8, gt=0)
     crop_seconds: float = Field(2.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)  # every dropout of the saved model, which the teachers then use
     seed: int = 0
     threads: int = Field(2, ge=1)
 

@@ -17,7 +17,9 @@ args = parser.parse_args()
 configure_logging()
 base = load_params().speech_base
 pool = write_pretraining_pool(args.pool, base.pool_utterances, n_speakers=base.pool_speakers, seed=base.seed)
-figures = pretrain_speech_base(list(pool["path"]), args.out, clusters=base.clusters, epochs=base.epochs, lr=base.lr,
+dropouts = ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "final_dropout")
+figures = pretrain_speech_base(list(pool["path"]), args.out, config={name: base.dropout for name in dropouts},
+                               clusters=base.clusters, epochs=base.epochs, lr=base.lr,
                                batch_size=base.batch_size, crop_seconds=base.crop_seconds, seed=base.seed,
                                threads=base.threads)  # fmt: skip
 write_json(args.metrics, {k: v for k, v in figures.items() if k != "history"})
