@@ -17,8 +17,6 @@ import contextlib
 import hashlib
 import logging
 import math
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from transformers import HubertConfig, HubertForSequenceClassification
 
 from ..evaluate import Scores, score
 from ..features import load_audio
-from ..files import read_json, write_json, write_parquet
+from ..files import atomic_directory, read_json, write_json, write_parquet
 from ..train import shuffled_batches
 
 __all__ = [
@@ -438,22 +436,12 @@ def save_speech_teacher(directory: str | Path, model: PeftModel, classes: Sequen
         "lora": {"rank": lora.r, "alpha": lora.lora_alpha, "dropout": lora.lora_dropout},
         "info": info,
     }
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as staging:
         model.save_pretrained(str(staging), safe_serialization=True)
         (staging / "README.md").unlink(missing_ok=True)  # peft's blank model card
         if source is None:
             save_file(_frozen_base_state(model), str(staging / DEMO_BASE_FILE))
         write_json(staging / TEACHER_FILE, described)
-        for written in staging.iterdir():
-            written.chmod(0o644)
-        staging.chmod(0o755)  # mkdtemp makes it private; outputs are ordinary folders
-        if directory.exists():
-            shutil.rmtree(directory)
-        staging.rename(directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_speech_teacher(

@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
-import tempfile
 import time
 import zlib
 from collections.abc import Sequence
@@ -58,7 +56,7 @@ from transformers import HubertConfig, HubertModel
 from transformers.models.hubert.modeling_hubert import _compute_mask_indices
 
 from ..features import load_audio
-from ..files import write_json, write_parquet
+from ..files import atomic_directory, write_json, write_parquet
 from .speech import DEMO_CONFIG, SAMPLE_RATE
 
 __all__ = [
@@ -152,10 +150,8 @@ def write_pretraining_pool(
         (f"pool_{k:03d}", gender, random_speaker(_rng(seed, "pool-voice", k), gender))
         for k, gender in enumerate("female" if k % 2 else "male" for k in range(n_speakers))
     ]
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     rows = []
-    try:
+    with atomic_directory(out_dir) as staging:
         (staging / "wav").mkdir()
         for index in tqdm(range(n_utterances), desc="pretraining pool", unit="utterance"):
             rng = _rng(seed, "pool-utterance", index)
@@ -169,14 +165,6 @@ def write_pretraining_pool(
                          "speaker": name, "gender": gender, "duration": len(waveform) / sample_rate})  # fmt: skip
         manifest = pd.DataFrame(rows)
         write_parquet(staging / "manifest.parquet", manifest)
-        for path in [staging / "wav", *staging.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        staging.chmod(0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     log.info("pretraining pool: %d utterances, %d speakers, %.1f s in %s",
              len(manifest), n_speakers, manifest["duration"].sum(), out_dir)  # fmt: skip
     return manifest
@@ -469,16 +457,6 @@ def pretrain_speech_base(
 
 def _save(model: HubertModel, out_dir: Path, figures: dict) -> None:
     """``save_pretrained`` (safetensors) and ``pretraining.json`` into a temporary folder, renamed onto ``out_dir``."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as staging:
         model.save_pretrained(str(staging), safe_serialization=True)
         write_json(staging / PRETRAINING_FILE, figures)
-        for written in staging.iterdir():
-            written.chmod(0o644)
-        staging.chmod(0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
