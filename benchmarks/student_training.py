@@ -1,5 +1,6 @@
 """Student training throughput on the demo's data: training items (3 s crops) per second, with and without
-distillation, at 1 and 2 torch threads, and for two folds trained at once in two processes (the demo's setting).
+distillation, in float32 and under bfloat16 autocast (`train.precision`), at 1 and 2 torch threads, and for two
+folds trained at once in two processes (the demo's setting).
 
 Needs the demo's features and softmaxes (`dvc repro` first).  Prints and saves
 benchmarks/results/student_training.json.
@@ -40,10 +41,11 @@ def inputs(corpus: str) -> StudentInputs:
                          DATA / "softmaxes" / "video.parquet")  # fmt: skip
 
 
-def train_once(corpus: str, name: str, fold: int, epochs: int, threads: int) -> tuple[float, int]:
+def train_once(corpus: str, name: str, fold: int, epochs: int, threads: int, precision: str) -> tuple[float, int]:
     """Seconds for ``epochs`` epochs (validation included) and the training items each epoch draws."""
     params = load_params()
-    params = params.model_copy(update={"train": params.train.model_copy(update={"epochs": epochs, "threads": threads})})
+    settings = {"epochs": epochs, "threads": threads, "precision": precision}
+    params = params.model_copy(update={"train": params.train.model_copy(update=settings)})
     run = configuration(name)
     where = inputs(corpus)
     utterances = pd.read_parquet(where.manifest)
@@ -66,16 +68,19 @@ def main() -> None:
     figures: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                      "torch": torch.__version__, "corpus": args.corpus, "epochs": args.epochs}  # fmt: skip
     for name in ("no-dstl", "vid-sp-dstl"):
-        for threads in (1, 2):
-            seconds, items = train_once(args.corpus, name, 0, args.epochs, threads)
-            figures[f"{name}_threads{threads}_items_per_s"] = items * args.epochs / seconds
-            figures[f"{name}_items_per_epoch"] = items
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(2, mp_context=context) as pool:
-            start = time.perf_counter()
-            runs = list(pool.map(train_once, [args.corpus] * 2, [name] * 2, [0, 1], [args.epochs] * 2, [1, 1]))
-            seconds = time.perf_counter() - start
-        figures[f"{name}_2_processes_x_1_thread_items_per_s"] = sum(items for _, items in runs) * args.epochs / seconds
+        for precision in ("float32", "bfloat16"):
+            for threads in (1, 2):
+                seconds, items = train_once(args.corpus, name, 0, args.epochs, threads, precision)
+                figures[f"{name}_{precision}_threads{threads}_items_per_s"] = items * args.epochs / seconds
+                figures[f"{name}_items_per_epoch"] = items
+            with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+                start = time.perf_counter()
+                runs = list(pool.map(train_once, [args.corpus] * 2, [name] * 2, [0, 1], [args.epochs] * 2, [1, 1],
+                                     [precision] * 2))  # fmt: skip
+                seconds = time.perf_counter() - start
+            figures[f"{name}_{precision}_2_processes_x_1_thread_items_per_s"] = (
+                sum(items for _, items in runs) * args.epochs / seconds
+            )
     for key, value in figures.items():
         print(f"{key:48s} {value:.1f}" if isinstance(value, float) else f"{key:48s} {value}")
     write_json(RESULTS, figures)

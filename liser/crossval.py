@@ -33,11 +33,12 @@ __all__ = ["windowing", "labeled_set", "labeled_share", "StudentInputs", "fold_u
 log = logging.getLogger(__name__)
 
 
-def windowing(params: Params) -> Windowing:
+def windowing(params: Params, stride_s: float | None = None) -> Windowing:
+    """Sliding windows at ``stride_s`` (by default ``evaluate.stride_s``, the test stride)."""
     features = params.features
     return Windowing(
         window_frames=features.segment_frames,
-        stride_frames=params.evaluate.stride_s / features.hop_s,
+        stride_frames=(params.evaluate.stride_s if stride_s is None else stride_s) / features.hop_s,
         pad_value=LogMel.silence_of(features),
         batch_size=params.evaluate.eval_batch_size,
     )
@@ -127,14 +128,15 @@ def run_fold(corpus: str, fold: int, configuration: Configuration, params: Param
     unlabeled = fold_unlabeled_set(inputs, fold, configuration, params.features.hop_s) if objective.distils else None
     log.info("%s %s fold %d: %s utterances, %s unlabeled segments", corpus, configuration.run_name, fold,
              {r: len(s.labels) for r, s in sets.items()}, 0 if unlabeled is None else len(unlabeled))  # fmt: skip
-    windows = windowing(params)
+    windows, validation_windows = windowing(params), windowing(params, params.evaluate.validation_stride_s)
     if configuration.two_stage:
         state, distillation = distil_only(unlabeled, config, params.train, windows, objective)
-        result = train_student(sets["train"], sets["validation"], config, params.train, windows, initial_state=state)
+        result = train_student(sets["train"], sets["validation"], config, params.train, windows,
+                               validation_windowing=validation_windows, initial_state=state)  # fmt: skip
     else:
         distillation = None
         result = train_student(sets["train"], sets["validation"], config, params.train, windows,
-                               unlabeled=unlabeled, objective=objective)  # fmt: skip
+                               validation_windowing=validation_windows, unlabeled=unlabeled, objective=objective)  # fmt: skip
 
     test_logits = utterance_logits(result.model, sets["test"].features, windows)
     test = score(sets["test"].labels, test_logits)

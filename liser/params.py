@@ -256,12 +256,14 @@ class TrainParams(_Section):
     seed: int = 0
     threads: int = Field(2, ge=1)  # torch threads of each training process
     fold_workers: int = Field(1, ge=1)  # folds trained at once, each in its own process
+    precision: Literal["float32", "bfloat16"] = "float32"  # the training forward pass; weights stay float32
 
 
 class EvaluateParams(_Section):
     """Whole-utterance evaluation with a sliding 3 s window (section 3.3)."""
 
-    stride_s: float = Field(0.1, gt=0)
+    stride_s: float = Field(0.1, gt=0)  # test utterances, and `liser predict`
+    validation_stride_s: float = Field(0.1, gt=0)  # validation utterances, once per epoch, to pick the epoch
     eval_batch_size: int = Field(64, gt=0)
 
 

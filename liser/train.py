@@ -86,8 +86,11 @@ def _epoch(
     batch_size: int,
     windowing: Windowing,
     rng: np.random.Generator,
+    precision: str = "float32",
 ) -> float:
-    """One pass over the labeled and unlabeled items shuffled together; the mean batch loss."""
+    """One pass over the labeled and unlabeled items shuffled together; the mean batch loss.
+
+    With ``precision="bfloat16"`` the forward pass runs under CPU autocast; the loss is taken in float32."""
     model.train()
     n_labeled = 0 if labeled is None else len(labeled.labels)
     n_unlabeled = 0 if unlabeled is None else len(unlabeled)
@@ -106,7 +109,9 @@ def _epoch(
                 unlabeled_rows.append(position)
                 speech.append(speech_target)
                 video.append(video_target)
-        output = model(torch.from_numpy(np.stack(crops)).unsqueeze(1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            output = model(torch.from_numpy(np.stack(crops)).unsqueeze(1))
+        output = output.float()
         loss = batch_loss(output, torch.tensor(labeled_rows, dtype=torch.long), torch.tensor(labels, dtype=torch.long),
                           torch.tensor(unlabeled_rows, dtype=torch.long), _stacked(speech), _stacked(video),
                           objective)  # fmt: skip
@@ -128,6 +133,7 @@ def train_student(
     params: TrainParams,
     windowing: Windowing,
     *,
+    validation_windowing: Windowing | None = None,
     unlabeled: UnlabeledSet | None = None,
     objective: Objective = Objective(),
     initial_state: dict[str, torch.Tensor] | None = None,
@@ -135,8 +141,12 @@ def train_student(
     """Train on labeled crops (and, when ``objective`` distils, unlabeled crops in the same batches);
     keep the epoch with the best validation UAR (ties keep the earlier epoch).
 
+    ``windowing`` sets the crop length and padding; validation utterances are scored with
+    ``validation_windowing`` (by default ``windowing``).
+
     ``initial_state`` starts from given weights instead of the seed's initialisation (two-stage training).
     """
+    validation_windowing = validation_windowing or windowing
     rng = seed_everything(params.seed, params.threads)
     model = Student(config)
     if initial_state is not None:
@@ -146,8 +156,9 @@ def train_student(
     best_uar, best_epoch, best_state, rows = -1.0, 0, None, []
     epochs = tqdm(range(1, params.epochs + 1), desc="epochs", unit="epoch")
     for epoch in epochs:
-        train_loss = _epoch(model, optimizer, train, mixed_in, objective, params.batch_size, windowing, rng)
-        scores = score(validation.labels, utterance_logits(model, validation.features, windowing))
+        train_loss = _epoch(model, optimizer, train, mixed_in, objective, params.batch_size, windowing, rng,
+                            params.precision)  # fmt: skip
+        scores = score(validation.labels, utterance_logits(model, validation.features, validation_windowing))
         rows.append({"epoch": epoch, "train_loss": train_loss,
                      "validation_uar": scores.uar, "validation_war": scores.war})  # fmt: skip
         if scores.uar > best_uar:
@@ -175,6 +186,6 @@ def distil_only(
     rows = []
     for epoch in tqdm(range(1, params.epochs + 1), desc="distillation epochs", unit="epoch"):
         rows.append({"epoch": epoch, "train_loss": _epoch(model, optimizer, None, unlabeled, objective,
-                                                          params.batch_size, windowing, rng)})  # fmt: skip
+                                                          params.batch_size, windowing, rng, params.precision)})  # fmt: skip
         log.info("distillation epoch %d: loss %.4f", epoch, rows[-1]["train_loss"])
     return copy.deepcopy(model.state_dict()), pd.DataFrame(rows)

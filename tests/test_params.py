@@ -35,6 +35,8 @@ def test_profile_switch_gives_the_papers_settings(raw):
     assert params.train.lr == pytest.approx(1e-4)
     assert params.train.batch_size == 25
     assert params.train.epochs == 50
+    assert params.train.precision == "float32"
+    assert params.evaluate.stride_s == params.evaluate.validation_stride_s == pytest.approx(0.1)
     assert params.cv.n_folds == 5
     assert params.loss.lambda_grid == [0.1, 0.5, 1, 5, 10]
     assert str(params.corpora.root("ravdess")) == "data/corpora/RAVDESS"
@@ -77,6 +79,11 @@ def test_unknown_profile(raw):
 def test_per_profile_value_needs_both(raw):
     message = error_for(raw, lambda r: r["train"].update(epochs={"demo": 3}))
     assert "train.epochs" in message and "paper" in message
+
+
+def test_unknown_precision_names_the_choices(raw):
+    message = error_for(raw, lambda p: p["train"].update(precision="float16"))
+    assert "train.precision" in message and "bfloat16" in message
 
 
 def test_misspelt_key(raw):

@@ -26,9 +26,10 @@ def band_set(n: int, seed: int) -> LabeledSet:
     return LabeledSet([f"u{i}" for i in range(n)], features, np.array(labels))
 
 
-def small_run(epochs=3, seed=0):
-    params = TrainParams(lr=3e-3, epochs=epochs, batch_size=8, seed=seed, threads=1)
-    return train_student(band_set(32, 1), band_set(16, 2), StudentConfig(speech_classes=2), params, WINDOWING)
+def small_run(epochs=3, seed=0, precision="float32", **options):
+    params = TrainParams(lr=3e-3, epochs=epochs, batch_size=8, seed=seed, threads=1, precision=precision)
+    return train_student(band_set(32, 1), band_set(16, 2), StudentConfig(speech_classes=2), params, WINDOWING,
+                         **options)  # fmt: skip
 
 
 def test_learns_a_separable_problem():
@@ -37,6 +38,33 @@ def test_learns_a_separable_problem():
     assert score(test.labels, utterance_logits(result.model, test.features, WINDOWING)).uar >= 0.9
     assert list(result.history["epoch"]) == [1, 2, 3, 4]
     assert result.history["validation_uar"].max() == result.history.loc[result.best_epoch - 1, "validation_uar"]
+
+
+def test_bfloat16_training_learns_and_keeps_float32_weights():
+    result = small_run(epochs=4, precision="bfloat16")
+    test = band_set(20, 3)
+    assert result.history["validation_uar"].max() == 1.0
+    assert score(test.labels, utterance_logits(result.model, test.features, WINDOWING)).uar >= 0.8  # chance: 0.5
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())
+    float32 = small_run(epochs=1).model.state_dict()
+    bfloat16 = small_run(epochs=1, precision="bfloat16").model.state_dict()
+    assert not torch.equal(float32["conv.0.0.weight"], bfloat16["conv.0.0.weight"])  # autocast did run
+
+
+def test_validation_uses_its_own_stride(monkeypatch):
+    import liser.train
+
+    strides, scored = [], liser.train.utterance_logits
+
+    def recording(model, features, windowing):
+        strides.append(windowing.stride_frames)
+        return scored(model, features, windowing)
+
+    monkeypatch.setattr(liser.train, "utterance_logits", recording)
+    coarse = Windowing(window_frames=94, stride_frames=15.625, pad_value=-13.8, batch_size=32)
+    small_run(epochs=2, validation_windowing=coarse)
+    small_run(epochs=1)
+    assert strides == [15.625, 15.625, 3.125]
 
 
 def test_same_seed_same_model():

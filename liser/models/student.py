@@ -54,6 +54,9 @@ class StudentOutput:
     sd: torch.Tensor  # (B, K_S) logits of the speech-distillation head
     vd: torch.Tensor  # (B, K_V) logits of the video-distillation head
 
+    def float(self) -> StudentOutput:
+        return StudentOutput(self.sup.float(), self.sd.float(), self.vd.float())
+
 
 class ConvBlock(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int], pool: tuple[int, int]):
