@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from liser.acquire import acquire
+from liser.unlabeled.acquire import acquire
 from liser.corpora.mspface import read_lists
 from liser.demo.mspface import write_mspface_demo
 from liser.files import write_json

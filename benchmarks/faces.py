@@ -19,7 +19,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import argparse
 import math
 import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +27,8 @@ import cv2
 import deepface
 from skimage import data
 
-from liser.faces import CropOptions, box_iou, crop_segment, track_faces
+from liser.ffmpeg import write_video
+from liser.unlabeled.faces import CropOptions, box_iou, crop_segment, track_faces
 from liser.files import write_json
 
 RESULTS = Path(__file__).parent / "results" / "faces.json"
@@ -41,26 +41,18 @@ PHOTO_SCALE = 1.4  # its 95 px face becomes about 130 px
 def moving_face_clip(path: Path, seconds: float) -> int:
     """Write the test clip to ``path``; return its number of frames."""
     photo = data.astronaut()
-    frames = int(round(seconds * FPS))
-    encoder = subprocess.Popen(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-         "-s", f"{WIDTH}x{HEIGHT}", "-framerate", str(FPS), "-i", "-",
-         "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", str(path)],
-        stdin=subprocess.PIPE,
-    )  # fmt: skip
-    for index in range(frames):
-        t = index / FPS
-        centre = (WIDTH / 2 + 80 * math.sin(2 * math.pi * t / 5), HEIGHT / 2 + 20 * math.sin(2 * math.pi * t / 2.5))
-        roll_degrees = 6 * math.sin(2 * math.pi * t / 3)
-        scale = PHOTO_SCALE * (1 + 0.08 * math.sin(2 * math.pi * t / 4))
-        matrix = cv2.getRotationMatrix2D(PHOTO_FACE_CENTRE, roll_degrees, scale)
-        matrix[:, 2] += (centre[0] - PHOTO_FACE_CENTRE[0], centre[1] - PHOTO_FACE_CENTRE[1])
-        frame = cv2.warpAffine(photo, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        encoder.stdin.write(frame.tobytes())
-    encoder.stdin.close()
-    if encoder.wait() != 0:
-        raise RuntimeError("ffmpeg could not write the test clip")
-    return frames
+
+    def frames():
+        for index in range(int(round(seconds * FPS))):
+            t = index / FPS
+            centre = (WIDTH / 2 + 80 * math.sin(2 * math.pi * t / 5), HEIGHT / 2 + 20 * math.sin(2 * math.pi * t / 2.5))
+            roll_degrees = 6 * math.sin(2 * math.pi * t / 3)
+            scale = PHOTO_SCALE * (1 + 0.08 * math.sin(2 * math.pi * t / 4))
+            matrix = cv2.getRotationMatrix2D(PHOTO_FACE_CENTRE, roll_degrees, scale)
+            matrix[:, 2] += (centre[0] - PHOTO_FACE_CENTRE[0], centre[1] - PHOTO_FACE_CENTRE[1])
+            yield cv2.warpAffine(photo, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+    return write_video(path, frames(), FPS)
 
 
 def timed(work):

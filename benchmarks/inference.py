@@ -31,7 +31,7 @@ import torch
 
 from timing import median_time
 
-from liser.checkpoints import save_student
+from liser.students.checkpoints import save_student
 from liser.export import OnnxStudent, export_student
 from liser.features import load_audio
 from liser.files import write_json
@@ -39,7 +39,7 @@ from liser.models.student import Student, StudentConfig
 from liser.params import load_params
 from liser.predict import Predictor
 from liser.runtime import keep_freed_buffers
-from liser.segments import window_starts
+from liser.students.crops import window_starts
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "inference.json"

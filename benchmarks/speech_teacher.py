@@ -30,7 +30,7 @@ from transformers import HubertConfig
 from liser.files import write_json
 from liser.runtime import keep_freed_buffers
 from liser.teachers.speech import DEMO_CONFIG, build_speech_teacher, parameter_counts, window_softmaxes
-from liser.windows import segment_windows
+from liser.unlabeled.windows import segment_windows
 
 RESULTS = Path(__file__).parent / "results" / "speech_teacher.json"
 RATE, FPS, FRAMES = 16000, 30.0, 16

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from liser.configurations import configuration
-from liser.crossval import StudentInputs, labeled_set, student_config, windowing, fold_unlabeled_set
+from liser.students.configurations import configuration
+from liser.students.crossval import StudentInputs, labeled_set, student_config, windowing, fold_unlabeled_set
 from liser.features import FeatureStore
 from liser.files import write_json
 from liser.folds import fold_utterances
 from liser.params import load_params
-from liser.train import train_student
+from liser.students.train import train_student
 
 import pandas as pd
 

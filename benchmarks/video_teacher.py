@@ -28,12 +28,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from liser.faces import FACE_SIZE
+from liser.unlabeled.faces import FACE_SIZE
 from liser.files import write_json
 from liser.models.s2d import S2DConfig
 from liser.runtime import keep_freed_buffers
 from liser.teachers.video import build_video_teacher, window_softmaxes
-from liser.windows import segment_windows
+from liser.unlabeled.windows import segment_windows
 
 RESULTS = Path(__file__).parent / "results" / "video_teacher.json"
 FPS, FRAMES, WINDOWS_PER_SEGMENT = 30.0, 16, 4

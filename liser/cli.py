@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .export import ParityError, export_student
-from .files import write_csv, write_json
-from .logs import configure_logging
-from .params import ParamsError, load_params
-from .predict import Prediction, Predictor, find_audio
-from .runtime import keep_freed_buffers
+from liser.export import ParityError, export_student
+from liser.files import write_csv, write_json
+from liser.logs import configure_logging
+from liser.params import ParamsError, load_params
+from liser.predict import Prediction, Predictor, find_audio
+from liser.runtime import keep_freed_buffers
 
 __all__ = ["main"]
 

@@ -24,11 +24,11 @@ import onnxruntime
 import torch
 from torch import nn
 
-from .checkpoints import load_student
-from .features import LogMel
-from .files import atomic_path, read_json, write_json, write_text
-from .models.student import Student
-from .params import FeatureParams, Params
+from liser.students.checkpoints import load_student
+from liser.features import LogMel
+from liser.files import atomic_path, read_json, write_json, write_text
+from liser.models.student import Student
+from liser.params import FeatureParams, Params
 
 __all__ = [
     "FRONT_END_KEYS",

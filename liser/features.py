@@ -16,8 +16,8 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from .files import atomic_path, write_parquet
-from .params import FeatureParams
+from liser.files import atomic_path, write_parquet
+from liser.params import FeatureParams
 
 __all__ = ["LogMel", "FeatureStore", "load_audio", "extract_corpus_features"]
 

@@ -1,10 +1,12 @@
-"""Unweighted and weighted average recall, and the confusion matrix."""
+"""Unweighted and weighted average recall, and the confusion matrix, of predictions or of logits."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["confusion_matrix", "uar", "war"]
+__all__ = ["confusion_matrix", "uar", "war", "Scores", "score"]
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
@@ -33,3 +35,20 @@ def war(labels: np.ndarray, predictions: np.ndarray) -> float:
     if len(labels) == 0:
         raise ValueError("no labels to score")
     return float(np.mean(labels == predictions))
+
+
+@dataclass(frozen=True)
+class Scores:
+    uar: float
+    war: float
+    confusion: np.ndarray
+
+    def as_dict(self) -> dict[str, float]:
+        return {"uar": self.uar, "war": self.war}
+
+
+def score(labels: np.ndarray, logits: np.ndarray) -> Scores:
+    """UAR, WAR and confusion of the classes with the highest logit (or probability)."""
+    n_classes = logits.shape[1]
+    predictions = logits.argmax(axis=1)
+    return Scores(uar(labels, predictions, n_classes), war(labels, predictions), confusion_matrix(labels, predictions, n_classes))

@@ -28,13 +28,12 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .checkpoints import load_student
-from .corpora.audio_check import UnusableAudio, check_audio
-from .crossval import windowing
-from .evaluate import Windowing, utterance_logits
-from .export import FRONT_END_KEYS, load_onnx_student
-from .features import LogMel, load_audio
-from .params import FeatureParams, Params
+from liser.students.checkpoints import load_student
+from liser.corpora.audio_check import UnusableAudio, check_audio
+from liser.students.evaluate import Windowing, utterance_logits, windowing
+from liser.export import FRONT_END_KEYS, load_onnx_student
+from liser.features import LogMel, load_audio
+from liser.params import FeatureParams, Params
 
 __all__ = ["AUDIO_SUFFIXES", "MIN_SECONDS", "Prediction", "Predictor", "find_audio", "student_files"]
 

@@ -1,11 +1,13 @@
-"""Process-wide CPU settings for fast PyTorch on small machines."""
+"""Where and how PyTorch runs: the device, and process-wide CPU settings for small machines."""
 
 from __future__ import annotations
 
 import ctypes
 import sys
 
-__all__ = ["keep_freed_buffers"]
+import torch
+
+__all__ = ["keep_freed_buffers", "resolve_device"]
 
 
 def keep_freed_buffers() -> None:
@@ -26,3 +28,10 @@ def keep_freed_buffers() -> None:
     m_trim_threshold, m_mmap_max = -1, -4
     libc.mallopt(m_mmap_max, 0)  # serve large buffers from the heap too
     libc.mallopt(m_trim_threshold, 1024 * 1024 * 1024)
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` (or ``None``): the GPU when PyTorch sees one, else the CPU; anything else as given."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 
-from liser.lambda_search import candidates, choose, write_choice
+from liser.students.lambda_search import candidates, choose, write_choice
 from liser.params import load_params
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

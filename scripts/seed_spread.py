@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from liser.configurations import configuration
-from liser.crossval import StudentInputs, run_configuration
+from liser.students.configurations import configuration
+from liser.students.crossval import StudentInputs, run_configuration
 from liser.files import read_json, write_json
 from liser.logs import configure_logging
 from liser.params import load_params

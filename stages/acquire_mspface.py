@@ -6,7 +6,7 @@ from pathlib import Path
 from liser.files import write_json
 from liser.logs import configure_logging
 from liser.params import load_params
-from liser.unlabeled import obtain_segments
+from liser.unlabeled.runs import obtain_segments
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--out", type=Path, required=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 from liser.files import write_json
 from liser.logs import configure_logging
 from liser.params import load_params
-from liser.unlabeled import crop_faces
+from liser.unlabeled.runs import crop_faces
 
 
 def main() -> None:

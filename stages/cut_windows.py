@@ -6,7 +6,7 @@ from pathlib import Path
 from liser.files import write_json
 from liser.logs import configure_logging
 from liser.params import load_params
-from liser.unlabeled import cut_windows
+from liser.unlabeled.runs import cut_windows
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--acquired", type=Path, required=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from liser.files import write_json
 from liser.logs import configure_logging
 from liser.params import load_params
-from liser.teachers.speech_base import pretrain_speech_base, write_pretraining_pool
+from liser.demo.speech_base import pretrain_speech_base, write_pretraining_pool
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--pool", type=Path, required=True, help="where the unlabeled pretraining speech goes")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from liser.logs import configure_logging
 from liser.params import load_params
-from liser.report import report
+from liser.students.report import report
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--runs", type=Path, required=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 from liser.files import write_json
 from liser.logs import configure_logging
 from liser.params import load_params
-from liser.teachers.runs import speech_window_softmaxes
+from liser.teachers.speech_runs import speech_window_softmaxes
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--teachers", type=Path, required=True, help="folder with fold<k>/ teachers")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from liser.logs import configure_logging
 from liser.params import load_params
-from liser.teachers.runs import speech_teacher_runs
+from liser.teachers.speech_runs import speech_teacher_runs
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--corpus", required=True)

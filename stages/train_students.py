@@ -3,8 +3,8 @@
 import argparse
 from pathlib import Path
 
-from liser.configurations import configuration
-from liser.crossval import StudentInputs, run_configuration
+from liser.students.configurations import configuration
+from liser.students.crossval import StudentInputs, run_configuration
 from liser.logs import configure_logging
 from liser.params import load_params
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from liser.logs import configure_logging
 from liser.params import load_params
-from liser.teachers.runs import video_teacher_run
+from liser.teachers.video_runs import video_teacher_run
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--out", type=Path, required=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 from liser.files import write_json
 from liser.logs import configure_logging
 from liser.params import load_params
-from liser.teachers.runs import video_window_softmaxes
+from liser.teachers.video_runs import video_window_softmaxes
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--teacher", type=Path, required=True)

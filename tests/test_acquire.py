@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 import yt_dlp
 
-import liser.acquire as acquire_module
-from liser.acquire import acquire, cut_segment, download_video, segment_paths, video_path, ydl_options
+import liser.unlabeled.acquire as acquire_module
+from liser.unlabeled.acquire import acquire, cut_segment, download_video, segment_paths, video_path, ydl_options
 from liser.corpora.mspface import InvalidId, read_lists
 from liser.files import read_json
 

@@ -5,15 +5,15 @@ import pandas as pd
 import pytest
 import torch
 
-from liser.configurations import CONFIGURATIONS, configuration
-from liser.crossval import labeled_share
-from liser.distill import Objective, UnlabeledSet, batch_loss, crop_targets, unlabeled_set
-from liser.evaluate import score, utterance_logits
+from liser.students.configurations import CONFIGURATIONS, configuration
+from liser.students.crossval import labeled_share
+from liser.students.distill import Objective, UnlabeledSet, batch_loss, crop_targets, unlabeled_set
+from liser.students.evaluate import score, utterance_logits
 from liser.features import FeatureStore
 from liser.files import write_npy, write_parquet
 from liser.models.student import StudentConfig, StudentOutput
 from liser.params import LossParams, TrainParams
-from liser.train import LabeledSet, distil_only, train_student
+from liser.students.train import LabeledSet, distil_only, train_student
 
 from .test_train import WINDOWING, band_set
 

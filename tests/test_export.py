@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from liser.checkpoints import save_student
+from liser.students.checkpoints import save_student
 from liser.cli import main
 from liser.export import PARITY_TOLERANCE, OnnxStudent, ParityError, export_student, load_onnx_student
 from liser.models.student import Student, StudentConfig

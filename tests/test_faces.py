@@ -1,6 +1,5 @@
 import json
 import os
-import subprocess
 
 import cv2
 import numpy as np
@@ -8,8 +7,9 @@ import pandas as pd
 import pytest
 from skimage import data
 
-import liser.faces as faces_module
-from liser.faces import (
+import liser.unlabeled.faces as faces_module
+from liser.ffmpeg import write_video
+from liser.unlabeled.faces import (
     DetectorUnavailable,
     Face,
     align_face,
@@ -39,17 +39,7 @@ def one_opencv_thread():
 
 def write_clip(path, frames_rgb, fps=30):
     """An H.264 MP4 like a cut segment, from RGB frames."""
-    height, width = frames_rgb[0].shape[:2]
-    encoder = subprocess.Popen(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-         "-s", f"{width}x{height}", "-framerate", str(fps), "-i", "-",
-         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p", str(path)],
-        stdin=subprocess.PIPE,
-    )  # fmt: skip
-    for frame in frames_rgb:
-        encoder.stdin.write(np.ascontiguousarray(frame).tobytes())
-    encoder.stdin.close()
-    assert encoder.wait() == 0
+    write_video(path, frames_rgb, fps, preset="ultrafast", crf=18)
     return path
 
 

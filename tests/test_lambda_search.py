@@ -2,7 +2,7 @@
 
 import pytest
 
-from liser.lambda_search import candidates, choose, write_choice
+from liser.students.lambda_search import candidates, choose, write_choice
 from liser.params import load_params
 
 from .helpers import REPO

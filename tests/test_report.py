@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from liser.configurations import FIGURE_2, TABLE_2, TABLE_3
+from liser.students.configurations import FIGURE_2, TABLE_2, TABLE_3
 from liser.files import read_json, write_json, write_parquet
-from liser.report import report
+from liser.students.report import report
 
 PERCENTS = [25, 50]
 RUNS = sorted({*TABLE_2, *(r for t in TABLE_3.values() for r in t.values()),

@@ -6,7 +6,7 @@ import torch
 from transformers import HubertConfig, HubertModel
 
 from liser.teachers.speech import ATTENTION_PROJECTIONS, DEMO_CONFIG, build_speech_teacher, lora_module_names
-from liser.teachers.speech_base import (
+from liser.demo.speech_base import (
     PRETRAINING_FILE,
     frame_targets,
     n_frames,

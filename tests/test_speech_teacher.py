@@ -21,7 +21,7 @@ from liser.teachers.speech import (
     train_speech_teacher,
     window_softmaxes,
 )
-from liser.windows import segment_windows
+from liser.unlabeled.windows import segment_windows
 
 torch.set_num_threads(1)
 

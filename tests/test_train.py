@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from liser.checkpoints import load_student, save_student
-from liser.evaluate import Windowing, score, utterance_logits
+from liser.students.checkpoints import load_student, save_student
+from liser.students.evaluate import Windowing, score, utterance_logits
 from liser.models.student import StudentConfig
 from liser.params import TrainParams
-from liser.train import LabeledSet, train_student
+from liser.students.train import LabeledSet, train_student
 
 WINDOWING = Windowing(window_frames=94, stride_frames=3.125, pad_value=-13.8, batch_size=32)
 
@@ -52,15 +52,15 @@ def test_bfloat16_training_learns_and_keeps_float32_weights():
 
 
 def test_validation_uses_its_own_stride(monkeypatch):
-    import liser.train
+    import liser.students.train
 
-    strides, scored = [], liser.train.utterance_logits
+    strides, scored = [], liser.students.train.utterance_logits
 
     def recording(model, features, windowing):
         strides.append(windowing.stride_frames)
         return scored(model, features, windowing)
 
-    monkeypatch.setattr(liser.train, "utterance_logits", recording)
+    monkeypatch.setattr(liser.students.train, "utterance_logits", recording)
     coarse = Windowing(window_frames=94, stride_frames=15.625, pad_value=-13.8, batch_size=32)
     small_run(epochs=2, validation_windowing=coarse)
     small_run(epochs=1)

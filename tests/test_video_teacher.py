@@ -26,7 +26,7 @@ from liser.corpora.ferv39k import (
 )
 from liser.corpora.table import NothingUsable
 from liser.demo.ferv39k import demo_identity, write_ferv39k_demo
-from liser.faces import read_face_clip
+from liser.unlabeled.faces import read_face_clip
 from liser.models.s2d import S2DConfig, pad_clip, preprocess_clip
 from liser.teachers.video import (
     PROBABILITY_COLUMNS,
@@ -39,7 +39,7 @@ from liser.teachers.video import (
     train_video_teacher,
     window_softmaxes,
 )
-from liser.windows import segment_windows
+from liser.unlabeled.windows import segment_windows
 
 torch.set_num_threads(1)
 

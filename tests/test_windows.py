@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liser.windows import WINDOW_COLUMNS, segment_windows, window_table
+from liser.unlabeled.windows import WINDOW_COLUMNS, segment_windows, window_table
 
 
 def test_non_overlapping_16_frame_windows_drop_the_tail():

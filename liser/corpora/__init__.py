@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import cremad, ravdess
-from .table import COLUMNS, CorpusTable, NothingUsable
+from liser.corpora import cremad, ravdess
+from liser.corpora.table import COLUMNS, CorpusTable, NothingUsable
 
 __all__ = ["COLUMNS", "CorpusTable", "NothingUsable", "EMOTIONS", "read_corpus"]
 

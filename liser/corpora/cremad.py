@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .table import CorpusTable, build_table
+from liser.corpora.table import CorpusTable, build_table
 
 __all__ = ["EMOTIONS", "read", "parse_name", "read_genders"]
 

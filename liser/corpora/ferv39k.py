@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..files import write_csv, write_json, write_parquet
-from .table import NothingUsable
+from liser.files import write_csv, write_json, write_parquet
+from liser.corpora.table import NothingUsable
 
 __all__ = [
     "CLASSES",

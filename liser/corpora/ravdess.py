@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from .table import CorpusTable, build_table
+from liser.corpora.table import CorpusTable, build_table
 
 __all__ = ["EMOTIONS", "read", "parse_name"]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..params import DemoParams
-from .ferv39k import write_ferv39k_demo
-from .labeled import write_crema_d, write_ravdess
-from .mspface import write_mspface_demo
+from liser.params import DemoParams
+from liser.demo.ferv39k import write_ferv39k_demo
+from liser.demo.labeled import write_crema_d, write_ravdess
+from liser.demo.mspface import write_mspface_demo
 
 __all__ = ["write_demo", "DEMO_FOLDERS"]
 

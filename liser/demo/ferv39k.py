@@ -34,9 +34,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..corpora.ferv39k import CLASSES, SPLITS
-from ..faces import FACE_SIZE, CropOptions, align_face
-from .faces import FPS, Identity, animate_face, face_landmarks, random_identity
+from liser.corpora.ferv39k import CLASSES, SPLITS
+from liser.unlabeled.faces import FACE_SIZE, CropOptions, align_face
+from liser.demo.faces import FPS, Identity, animate_face, face_landmarks, random_identity
 
 __all__ = ["BOX_BELOW_EYES", "BOX_WIDTH", "demo_identity", "write_ferv39k_demo"]
 

@@ -15,7 +15,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from .voice import random_speaker, speak
+from liser.demo.voice import random_speaker, speak
 
 __all__ = ["write_ravdess", "write_crema_d"]
 

@@ -21,7 +21,6 @@ Lists, timings and emotions depend only on the seed.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,10 +31,11 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from ..corpora.mspface import GENDERS_FILE, SEGMENTS_FILE, SPEAKERS_FILE, VIDEOS_FILE
-from .faces import EMOTIONS, FPS, VOICE_EMOTIONS, Expression, Identity, animate_sequence, random_identity
-from .faces import loudness_envelope as frame_loudness
-from .voice import Speaker, random_speaker, speak
+from liser.ffmpeg import write_video
+from liser.corpora.mspface import GENDERS_FILE, SEGMENTS_FILE, SPEAKERS_FILE, VIDEOS_FILE
+from liser.demo.faces import EMOTIONS, FPS, VOICE_EMOTIONS, Expression, Identity, animate_sequence, random_identity
+from liser.demo.faces import loudness_envelope as frame_loudness
+from liser.demo.voice import Speaker, random_speaker, speak
 
 __all__ = ["HIDDEN_EMOTIONS_FILE", "ONLINE_FOLDER", "SENTENCES", "write_mspface_demo"]
 
@@ -227,30 +227,11 @@ def _encode(path: Path, pieces: list[_Piece], rng: np.random.Generator, size: in
     """Render and encode one video: frames piped to ffmpeg, sound from a temporary WAV."""
     sound = path.with_suffix(".wav")
     sf.write(str(sound), np.concatenate([piece.audio for piece in pieces]), SAMPLE_RATE, subtype="PCM_16")
-    command = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{size}x{size}", "-framerate", str(FPS), "-i", "pipe:0",
-        "-i", str(sound), "-map", "0:v:0", "-map", "1:a:0",
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-r", str(FPS),
-        "-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", "-f", "mp4", str(path),
-    ]  # fmt: skip
+    frames = (frame for shot in _shots(pieces, rng, size, faceless) for frame in shot)
     try:
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    except FileNotFoundError:
-        raise RuntimeError("ffmpeg is not installed; it encodes the demo MSP-Face videos") from None
-    try:
-        for frames in _shots(pieces, rng, size, faceless):
-            process.stdin.write(frames.tobytes())
-    except BrokenPipeError:
-        pass  # ffmpeg stopped early; its own message is raised below
+        write_video(path, frames, FPS, pixel_format="bgr24", audio=sound, extra=["-r", str(FPS), "-movflags", "+faststart"])
     finally:
-        process.stdin.close()
-        error = process.stderr.read().decode(errors="replace")
-        process.stderr.close()
-        process.wait()
         sound.unlink(missing_ok=True)
-    if process.returncode != 0:
-        raise RuntimeError(f"ffmpeg could not encode {path.name}: {error.strip()}")
 
 
 def _write_list(path: Path, lines: list[str], final_newline: bool) -> None:

@@ -43,7 +43,7 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Attention, Block
 from torch import nn
 
-from .mobilefacenet import OUT_CHANNELS, STRIDE, MobileFaceNet
+from liser.models.mobilefacenet import OUT_CHANNELS, STRIDE, MobileFaceNet
 
 __all__ = [
     "IMAGENET_MEAN",

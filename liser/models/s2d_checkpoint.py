@@ -44,9 +44,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..files import atomic_path
-from .mobilefacenet import UNUSED_STAGES, MobileFaceNet
-from .s2d import S2D, S2DConfig
+from liser.files import atomic_path
+from liser.models.mobilefacenet import UNUSED_STAGES, MobileFaceNet
+from liser.models.s2d import S2D, S2DConfig
 
 __all__ = [
     "UnsafeCheckpointError",

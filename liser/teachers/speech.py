@@ -14,7 +14,6 @@ embedded demo runs the same code on two CPU cores.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import warnings
@@ -32,10 +31,12 @@ from torch.nn import functional as F
 from tqdm import tqdm
 from transformers import HubertConfig, HubertForSequenceClassification
 
-from ..evaluate import Scores, score
-from ..features import load_audio
-from ..files import atomic_directory, read_json, write_json, write_parquet
-from ..train import shuffled_batches
+from liser.metrics import Scores, score
+from liser.features import load_audio
+from liser.files import atomic_directory, read_json, write_json, write_parquet
+from liser.teachers.window_scores import teacher_fingerprint
+from liser.runtime import resolve_device
+from liser.training import shuffled_batches, train_best_epoch, trainable_state
 
 __all__ = [
     "SAMPLE_RATE",
@@ -195,12 +196,6 @@ def parameter_counts(model: PeftModel) -> dict[str, int]:
     return {"frozen": frozen, "trainable": trained}
 
 
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _logits(model: torch.nn.Module, waveforms: torch.Tensor, attention_mask: torch.Tensor | None = None
             ) -> torch.Tensor:  # fmt: skip
     """Float32 logits; half precision under autocast on a GPU, float32 on a CPU."""
@@ -312,7 +307,7 @@ def teacher_logits(
     Utterances are batched in order of length, so padding stays small; the attention mask
     keeps it out of attention and pooling.
     """
-    device = _device(device)
+    device = resolve_device(device)
     model.eval().to(device)
     limit = None if max_seconds is None else round(max_seconds * sample_rate)
     clipped = [_centre(w, limit) for w in waveforms]
@@ -344,10 +339,6 @@ class SpeechTeacherResult:
     history: pd.DataFrame  # epoch, train_loss, validation_uar, validation_war
 
 
-def _trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters() if p.requires_grad}
-
-
 def train_speech_teacher(
     train_items: Sequence[tuple[np.ndarray, int]],
     validation_items: Sequence[tuple[np.ndarray, int]],
@@ -369,7 +360,7 @@ def train_speech_teacher(
     best UAR on ``validation_items`` (ties keep the earlier epoch)."""
     if not train_items or not validation_items:
         raise ValueError("the teacher needs training and validation utterances")
-    device = _device(device)
+    device = resolve_device(device)
     torch.manual_seed(seed)
     np.random.seed(seed)  # transformers draws SpecAugment's time masks from NumPy's global generator
     rng = np.random.default_rng(seed)
@@ -378,9 +369,7 @@ def train_speech_teacher(
     optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=weight_decay)
     crop = round(max_seconds * sample_rate)
     labels = np.array([label for _, label in train_items], dtype=np.int64)
-    best_uar, best_epoch, best_state, rows = -1.0, 0, None, []
-    progress = tqdm(range(1, epochs + 1), desc="speech teacher", unit="epoch")
-    for epoch in progress:
+    def train_epoch(epoch: int) -> float:
         model.train()
         losses = []
         for batch in shuffled_batches(len(train_items), batch_size, rng):
@@ -391,19 +380,15 @@ def train_speech_teacher(
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        scores, _ = evaluate_speech_teacher(model, validation_items, eval_batch_size, eval_max_seconds, device)
-        rows.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
-                     "validation_uar": scores.uar, "validation_war": scores.war})  # fmt: skip
-        if scores.uar > best_uar:
-            best_uar, best_epoch, best_state = scores.uar, epoch, _trained_state(model)
-        progress.set_postfix(loss=f"{rows[-1]['train_loss']:.3f}", val_uar=f"{scores.uar:.3f}", best=best_epoch)
-        log.info("teacher epoch %d: loss %.4f, validation UAR %.4f", epoch, rows[-1]["train_loss"], scores.uar)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name in best_state:
-                parameter.copy_(best_state[name])
+        return float(np.mean(losses))
+
+    def validate() -> Scores:
+        return evaluate_speech_teacher(model, validation_items, eval_batch_size, eval_max_seconds, device)[0]
+
+    best_epoch, history = train_best_epoch(model, epochs, train_epoch, validate, keep=trainable_state,
+                                           name="speech teacher")
     model.eval()
-    return SpeechTeacherResult(model=model, best_epoch=best_epoch, history=pd.DataFrame(rows))
+    return SpeechTeacherResult(model=model, best_epoch=best_epoch, history=history)
 
 
 # --- checkpoints -----------------------------------------------------------------------------
@@ -482,15 +467,6 @@ _KEYS = ["segment", "window", "start_s", "end_s"]
 FINGERPRINT_ATTR = "speech_teacher_sha256"  # kept in the Parquet file's pandas metadata
 
 
-def teacher_fingerprint(model: torch.nn.Module) -> str:
-    """SHA-256 of every weight and buffer: earlier window scores are reused only from the same teacher."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().reshape(-1).contiguous().view(torch.uint8).cpu().numpy())
-    return digest.hexdigest()
-
-
 def _reusable(windows: pd.DataFrame, earlier: Path | None, columns: list[str], fingerprint: str) -> np.ndarray:
     """Probabilities from an earlier run of this teacher for the windows it scored with the same
     span (NaN elsewhere)."""
@@ -564,7 +540,7 @@ def window_softmaxes(
     ``checkpoint_every`` new windows so an interrupted run resumes.  Windows of the same length are batched together, so no padding ever enters
     the model and a window's probabilities do not depend on its batch.
     """
-    device = _device(device)
+    device = resolve_device(device)
     model.eval().to(device)
     out = None if out is None else Path(out)
     columns = probability_columns(model.config.num_labels, classes)

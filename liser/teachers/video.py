@@ -34,13 +34,14 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from ..corpora.ferv39k import CLASSES, read_clip_frames
-from ..corpora.mspface import check_segment_id
-from ..faces import read_face_clip
-from ..metrics import confusion_matrix, uar, war
-from ..models.s2d import S2D, S2DConfig, pad_clip, preprocess_clip, preprocess_frames
-from ..models.s2d_checkpoint import load_mobilefacenet, load_s2d, load_s2d_checkpoint, save_s2d
-from ..train import seed_everything, shuffled_batches
+from liser.corpora.ferv39k import CLASSES, read_clip_frames
+from liser.corpora.mspface import check_segment_id
+from liser.unlabeled.faces import read_face_clip
+from liser.models.s2d import S2D, S2DConfig, pad_clip, preprocess_clip, preprocess_frames
+from liser.models.s2d_checkpoint import load_mobilefacenet, load_s2d, load_s2d_checkpoint, save_s2d
+from liser.metrics import Scores, score
+from liser.runtime import resolve_device
+from liser.training import seed_everything, shuffled_batches, train_best_epoch
 
 __all__ = [
     "PROBABILITY_COLUMNS",
@@ -61,12 +62,6 @@ log = logging.getLogger(__name__)
 PROBABILITY_COLUMNS = tuple(f"p_{name.lower()}" for name in CLASSES)  # FERV39k order
 WINDOW_KEYS = ("segment", "window", "start_s", "end_s")  # the speech teacher's keys
 _WINDOW_NEEDS = (*WINDOW_KEYS, "first_frame", "last_frame")
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _check_classes(model: S2D) -> None:
@@ -216,16 +211,6 @@ def _source_probabilities(model: S2D, source: _ClipSource, batch_size: int, devi
     return (totals / counts[:, None]).astype(np.float32)
 
 
-def _scores(labels: np.ndarray, probabilities: np.ndarray) -> dict:
-    predictions = probabilities.argmax(axis=1)
-    n_classes = probabilities.shape[1]
-    return {
-        "uar": uar(labels, predictions, n_classes),
-        "war": war(labels, predictions),
-        "confusion": confusion_matrix(labels, predictions, n_classes).tolist(),
-    }
-
-
 # --- training ------------------------------------------------------------------------------------------------
 
 
@@ -311,7 +296,7 @@ def train_video_teacher(
         raise ValueError("config and the given model's config differ")
     _check_classes(model)
     c = model.config
-    device = _device(device)
+    device = resolve_device(device)
     train = corpus_table[corpus_table["split"] == "train"].reset_index(drop=True)
     if train.empty:
         raise ValueError("the corpus table has no train clips")
@@ -326,9 +311,7 @@ def train_video_teacher(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _warmup_cosine(round(warmup_epochs * steps_per_epoch), epochs * steps_per_epoch)
     )
-    best_uar, best_epoch, best_state, rows = -1.0, 0, None, []
-    progress = tqdm(range(1, epochs + 1), desc="video teacher", unit="epoch")
-    for epoch in progress:
+    def train_epoch(epoch: int) -> float:
         model.train()
         losses = []
         for batch in shuffled_batches(len(fitting), batch_size, rng):
@@ -343,18 +326,15 @@ def train_video_teacher(
             optimizer.step()
             schedule.step()
             losses.append(loss.item())
-        scores = _scores(validation.labels, _source_probabilities(model, validation, eval_batch_size, device))
-        rows.append({"epoch": epoch, "train_loss": float(np.mean(losses)),
-                     "validation_uar": scores["uar"], "validation_war": scores["war"]})  # fmt: skip
-        if scores["uar"] > best_uar:
-            best_uar, best_epoch = scores["uar"], epoch
-            best_state = {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()}
-        progress.set_postfix(loss=f"{rows[-1]['train_loss']:.3f}", val_uar=f"{scores['uar']:.3f}", best=best_epoch)
-        log.info("video teacher epoch %d: loss %.4f, validation UAR %.4f", epoch, rows[-1]["train_loss"], scores["uar"])
+        return float(np.mean(losses))
+
+    def validate() -> Scores:
+        return score(validation.labels, _source_probabilities(model, validation, eval_batch_size, device))
+
+    best_epoch, history = train_best_epoch(model, epochs, train_epoch, validate, name="video teacher")
     model.to("cpu")
-    model.load_state_dict(best_state)
     model.eval()
-    return VideoTeacherResult(model, best_epoch, pd.DataFrame(rows), list(validation.clips))
+    return VideoTeacherResult(model, best_epoch, history, list(validation.clips))
 
 
 # --- scoring clips -------------------------------------------------------------------------------------------
@@ -366,7 +346,7 @@ def predict_clips(
 ) -> np.ndarray:
     """(N, 7) class probabilities of the table's clips, each the mean over :func:`clip_views`."""
     _check_classes(model)
-    device = _device(device)
+    device = resolve_device(device)
     model.eval().to(device)
     c = model.config
     totals = np.zeros((len(corpus_table), c.classes), dtype=np.float64)
@@ -403,8 +383,8 @@ def evaluate_video_teacher(
     clips = corpus_table[corpus_table["split"] == split].reset_index(drop=True)
     if clips.empty:
         raise ValueError(f"the corpus table has no {split!r} clips")
-    scores = _scores(clips["label"].to_numpy(dtype=np.int64), predict_clips(model, clips, batch_size, device))
-    return {**scores, "clips": len(clips)}
+    scores = score(clips["label"].to_numpy(dtype=np.int64), predict_clips(model, clips, batch_size, device))
+    return {"uar": scores.uar, "war": scores.war, "confusion": scores.confusion.tolist(), "clips": len(clips)}
 
 
 # --- scoring the unlabeled windows ---------------------------------------------------------------------------
@@ -462,7 +442,7 @@ def window_softmaxes(
     if missing:
         raise ValueError(f"the window table lacks the columns {missing}")
     _check_classes(model)
-    device = _device(device)
+    device = resolve_device(device)
     model.eval().to(device)
     windows = windows.reset_index(drop=True)
     probabilities = _reused(windows, existing)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,14 +13,15 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .distill import Objective, UnlabeledSet, batch_loss, crop_targets
-from .evaluate import Windowing, score, utterance_logits
-from .models.student import Student, StudentConfig
-from .params import TrainParams
-from .runtime import keep_freed_buffers
-from .segments import crop_start, pad_to, random_crop
+from liser.students.distill import Objective, UnlabeledSet, batch_loss, crop_targets
+from liser.metrics import score
+from liser.students.evaluate import Windowing, utterance_logits
+from liser.models.student import Student, StudentConfig
+from liser.params import TrainParams
+from liser.students.crops import crop_start, pad_to, random_crop
+from liser.training import seed_everything, shuffled_batches, train_best_epoch
 
-__all__ = ["LabeledSet", "TrainResult", "seed_everything", "shuffled_batches", "train_student", "distil_only"]
+__all__ = ["LabeledSet", "TrainResult", "train_student", "distil_only"]
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +44,6 @@ class TrainResult:
     model: Student  # holding the best-validation epoch's weights
     best_epoch: int
     history: pd.DataFrame  # epoch, train_loss, validation_uar, validation_war
-
-
-def seed_everything(seed: int, threads: int) -> np.random.Generator:
-    """Seeds torch and returns a seeded NumPy generator; with the same thread count a CPU run repeats exactly."""
-    keep_freed_buffers()
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    return np.random.default_rng(seed)
-
-
-def shuffled_batches(n_items: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Indices of one epoch in a fresh random order, ``batch_size`` at a time (the last batch may be smaller)."""
-    order = rng.permutation(n_items)
-    for start in range(0, n_items, batch_size):
-        yield order[start : start + batch_size]
 
 
 def _unlabeled_crop(
@@ -153,20 +139,15 @@ def train_student(
         model.load_state_dict(initial_state)
     optimizer = _optimizer(model, params)
     mixed_in = unlabeled if objective.distils else None
-    best_uar, best_epoch, best_state, rows = -1.0, 0, None, []
-    epochs = tqdm(range(1, params.epochs + 1), desc="epochs", unit="epoch")
-    for epoch in epochs:
-        train_loss = _epoch(model, optimizer, train, mixed_in, objective, params.batch_size, windowing, rng,
-                            params.precision)  # fmt: skip
-        scores = score(validation.labels, utterance_logits(model, validation.features, validation_windowing))
-        rows.append({"epoch": epoch, "train_loss": train_loss,
-                     "validation_uar": scores.uar, "validation_war": scores.war})  # fmt: skip
-        if scores.uar > best_uar:
-            best_uar, best_epoch, best_state = scores.uar, epoch, copy.deepcopy(model.state_dict())
-        epochs.set_postfix(loss=f"{train_loss:.3f}", val_uar=f"{scores.uar:.3f}", best=best_epoch)
-        log.info("epoch %d: loss %.4f, validation UAR %.4f", epoch, train_loss, scores.uar)
-    model.load_state_dict(best_state)
-    return TrainResult(model=model, best_epoch=best_epoch, history=pd.DataFrame(rows))
+    best_epoch, history = train_best_epoch(
+        model,
+        params.epochs,
+        lambda epoch: _epoch(model, optimizer, train, mixed_in, objective, params.batch_size, windowing, rng,
+                             params.precision),
+        lambda: score(validation.labels, utterance_logits(model, validation.features, validation_windowing)),
+        name="student",
+    )
+    return TrainResult(model=model, best_epoch=best_epoch, history=history)
 
 
 def distil_only(

@@ -28,8 +28,8 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from .features import FeatureStore
-from .models.student import StudentOutput
+from liser.features import FeatureStore
+from liser.models.student import StudentOutput
 
 __all__ = ["Objective", "UnlabeledSet", "unlabeled_set", "crop_targets", "distillation_term", "batch_loss"]
 

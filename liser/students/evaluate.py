@@ -8,11 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .metrics import confusion_matrix, uar, war
-from .models.student import Student
-from .segments import sliding_windows
+from liser.features import LogMel
+from liser.metrics import Scores, score
+from liser.models.student import Student
+from liser.params import Params
+from liser.students.crops import sliding_windows
 
-__all__ = ["Windowing", "utterance_logits", "Scores", "score"]
+__all__ = ["Windowing", "windowing", "utterance_logits", "Scores", "score"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,17 @@ class Windowing:
     stride_frames: float  # 3.125 for 0.1 s at a 32 ms hop
     pad_value: float  # log-Mel of silence
     batch_size: int = 64
+
+
+def windowing(params: Params, stride_s: float | None = None) -> Windowing:
+    """Sliding windows at ``stride_s`` (by default ``evaluate.stride_s``, the test stride)."""
+    features = params.features
+    return Windowing(
+        window_frames=features.segment_frames,
+        stride_frames=(params.evaluate.stride_s if stride_s is None else stride_s) / features.hop_s,
+        pad_value=LogMel.silence_of(features),
+        batch_size=params.evaluate.eval_batch_size,
+    )
 
 
 @torch.inference_mode()
@@ -38,19 +51,3 @@ def utterance_logits(model: Student, utterances: Sequence[np.ndarray], windowing
     totals = np.zeros((len(utterances), window_logits.shape[1]), dtype=np.float64)
     np.add.at(totals, owner, window_logits)
     return (totals / np.bincount(owner, minlength=len(utterances))[:, None]).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class Scores:
-    uar: float
-    war: float
-    confusion: np.ndarray
-
-    def as_dict(self) -> dict[str, float]:
-        return {"uar": self.uar, "war": self.war}
-
-
-def score(labels: np.ndarray, logits: np.ndarray) -> Scores:
-    n_classes = logits.shape[1]
-    predictions = logits.argmax(axis=1)
-    return Scores(uar(labels, predictions, n_classes), war(labels, predictions), confusion_matrix(labels, predictions, n_classes))

@@ -55,9 +55,9 @@ from tqdm import tqdm
 from transformers import HubertConfig, HubertModel
 from transformers.models.hubert.modeling_hubert import _compute_mask_indices
 
-from ..features import load_audio
-from ..files import atomic_directory, write_json, write_parquet
-from .speech import DEMO_CONFIG, SAMPLE_RATE
+from liser.features import load_audio
+from liser.files import atomic_directory, write_json, write_parquet
+from liser.teachers.speech import DEMO_CONFIG, SAMPLE_RATE
 
 __all__ = [
     "POOL_SENTENCES",
@@ -141,7 +141,7 @@ def write_pretraining_pool(
     of :data:`POOL_SENTENCES`, spoken with prosody drawn at random over the voice generator's
     range (which emotion's cue it is drawn around is not kept).  Depends only on the arguments.
     """
-    from ..demo.voice import EMOTIONS, random_speaker, speak  # the demo's generator, only here
+    from liser.demo.voice import EMOTIONS, random_speaker, speak  # the demo's generator, only here
 
     if n_utterances < 1 or n_speakers < 1:
         raise ValueError("the pool needs at least one utterance and one speaker")

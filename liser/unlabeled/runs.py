@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .acquire import OBTAINED_NAME, acquire, segment_paths
-from .corpora.mspface import read_lists
-from .faces import crop_segments
-from .files import write_csv, write_parquet
-from .params import FaceParams, MspFaceParams, WindowParams
-from .windows import window_table
+from liser.unlabeled.acquire import OBTAINED_NAME, acquire, segment_paths
+from liser.corpora.mspface import read_lists
+from liser.unlabeled.faces import crop_segments
+from liser.files import write_csv, write_parquet
+from liser.params import FaceParams, MspFaceParams, WindowParams
+from liser.unlabeled.windows import window_table
 
 __all__ = ["obtain_segments", "crop_faces", "cut_windows"]
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import write_text
+from liser.files import write_text
 
 __all__ = ["Candidate", "candidates", "choose", "write_choice"]
 

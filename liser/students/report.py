@@ -12,8 +12,8 @@ matplotlib.use("Agg")  # files only; no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .configurations import FIGURE_2, TABLE_2, TABLE_3  # noqa: E402
-from .files import atomic_path, read_json, write_csv, write_json, write_text  # noqa: E402
+from liser.students.configurations import FIGURE_2, TABLE_2, TABLE_3  # noqa: E402
+from liser.files import atomic_path, read_json, write_csv, write_json, write_text  # noqa: E402
 
 __all__ = ["PAPER_TABLE_2", "PAPER_TABLE_3", "CORPUS_NAMES", "collect", "report"]
 

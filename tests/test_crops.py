@@ -1,6 +1,6 @@
 import numpy as np
 
-from liser.segments import pad_to, random_crop, sliding_windows, window_starts
+from liser.students.crops import pad_to, random_crop, sliding_windows, window_starts
 
 
 def test_stride_of_a_tenth_of_a_second_in_32_ms_frames():

@@ -14,34 +14,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checkpoints import save_student
-from .configurations import Configuration
-from .corpora import EMOTIONS
-from .distill import UnlabeledSet, unlabeled_set
-from .evaluate import Windowing, score, utterance_logits
-from .features import FeatureStore, LogMel
-from .files import write_json, write_parquet
-from .folds import fold_utterances
-from .logs import configure_logging
-from .models.student import StudentConfig
-from .params import Params
-from .train import LabeledSet, distil_only, train_student
+from liser.students.checkpoints import save_student
+from liser.students.configurations import Configuration
+from liser.corpora import EMOTIONS
+from liser.students.distill import UnlabeledSet, unlabeled_set
+from liser.metrics import score
+from liser.students.evaluate import windowing, utterance_logits
+from liser.features import FeatureStore
+from liser.files import write_json, write_parquet
+from liser.folds import fold_utterances
+from liser.logs import configure_logging
+from liser.models.student import StudentConfig
+from liser.params import Params
+from liser.students.train import LabeledSet, distil_only, train_student
 
-__all__ = ["windowing", "labeled_set", "labeled_share", "StudentInputs", "fold_unlabeled_set", "student_config", "run_fold",
+__all__ = ["labeled_set", "labeled_share", "StudentInputs", "fold_unlabeled_set", "student_config", "run_fold",
            "run_configuration"]
 
 log = logging.getLogger(__name__)
-
-
-def windowing(params: Params, stride_s: float | None = None) -> Windowing:
-    """Sliding windows at ``stride_s`` (by default ``evaluate.stride_s``, the test stride)."""
-    features = params.features
-    return Windowing(
-        window_frames=features.segment_frames,
-        stride_frames=(params.evaluate.stride_s if stride_s is None else stride_s) / features.hop_s,
-        pad_value=LogMel.silence_of(features),
-        batch_size=params.evaluate.eval_batch_size,
-    )
 
 
 def labeled_set(utterances: pd.DataFrame, store: FeatureStore) -> LabeledSet:

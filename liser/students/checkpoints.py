@@ -12,8 +12,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from .files import atomic_path
-from .models.student import Student, StudentConfig
+from liser.files import atomic_path
+from liser.models.student import Student, StudentConfig
 
 __all__ = ["save_student", "load_student"]
 

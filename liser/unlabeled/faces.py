@@ -51,7 +51,8 @@ from deepface import DeepFace
 from deepface.modules.exceptions import FaceNotDetected
 from tqdm import tqdm
 
-from .files import atomic_path, write_csv, write_json
+from liser.ffmpeg import last_line, write_video
+from liser.files import atomic_path, write_csv, write_json
 
 __all__ = [
     "COVERAGE_CSV",
@@ -376,33 +377,10 @@ def drop_reason(
     return ""
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
-
-
 def _write_clip(crops: Iterator[np.ndarray], target: Path, fps: Fraction, comment: str) -> int:
     """Encode RGB ``crops`` into the H.264 clip ``target`` (atomically); return how many frames were written."""
     with atomic_path(target) as tmp:
-        command = [
-            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{FACE_SIZE}x{FACE_SIZE}", "-framerate", str(fps), "-i", "-",
-            "-c:v", "libx264", "-preset", "medium", "-crf", "18", "-pix_fmt", "yuv420p", "-threads", "1",
-            "-metadata", f"comment={comment}", "-f", "mp4", str(tmp),
-        ]  # fmt: skip
-        encoder = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        written = 0
-        try:
-            for crop in crops:
-                encoder.stdin.write(np.ascontiguousarray(crop).tobytes())
-                written += 1
-        except BrokenPipeError:
-            pass  # ffmpeg stopped; its message is read below
-        finally:
-            _, errors = encoder.communicate()
-        if encoder.returncode != 0:
-            raise RuntimeError(f"ffmpeg failed: {_last_line(errors.decode(errors='replace'))}")
-    return written
+        return write_video(tmp, crops, fps, preset="medium", crf=18, threads=1, comment=comment)
 
 
 def _mask_text(has_face: np.ndarray) -> str:
@@ -451,7 +429,7 @@ def _clip_record(path: Path) -> dict[str, Any]:
     command = ["ffprobe", "-v", "error", "-show_entries", "format_tags=comment", "-of", "json", str(path)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise UnreadableVideo(f"{path}: {_last_line(result.stderr)}")
+        raise UnreadableVideo(f"{path}: {last_line(result.stderr)}")
     comment = json.loads(result.stdout or "{}").get("format", {}).get("tags", {}).get("comment")
     try:
         record = json.loads(comment)

@@ -37,9 +37,9 @@ import pandas as pd
 import yt_dlp
 from tqdm import tqdm
 
-from .corpora.audio_check import UnusableAudio, check_audio
-from .corpora.mspface import VIDEO_COLUMNS, InvalidId, check_segment_id, check_video_id
-from .files import atomic_path, write_json, write_parquet
+from liser.corpora.audio_check import UnusableAudio, check_audio
+from liser.corpora.mspface import VIDEO_COLUMNS, InvalidId, check_segment_id, check_video_id
+from liser.files import atomic_path, write_json, write_parquet
 
 __all__ = [
     "OBTAINED_NAME",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .faces import read_face_mask
+from liser.unlabeled.faces import read_face_mask
 
 __all__ = ["WINDOW_COLUMNS", "segment_windows", "window_table"]
 

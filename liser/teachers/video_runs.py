@@ -1,0 +1,92 @@
+"""The video teacher's stages: obtain S2D (load the published checkpoint or, without one, train it on a
+FERV39k-layout corpus), score it on that corpus's test clips when the corpus is there, and turn the unlabeled
+window table into its window softmaxes.
+
+Window softmaxes are incremental: windows an earlier run of the same teacher (same weights fingerprint) already
+scored are taken from the existing file, so adding segments scores only the new windows.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from liser.corpora.ferv39k import read_ferv39k
+from liser.files import write_json, write_parquet
+from liser.models.s2d import S2DConfig
+from liser.params import VideoTeacherParams
+from liser.runtime import keep_freed_buffers
+from liser.teachers import video
+from liser.teachers.window_scores import teacher_fingerprint
+
+__all__ = ["VIDEO_TEACHER_FILE", "video_teacher_run", "video_window_softmaxes"]
+
+log = logging.getLogger(__name__)
+
+VIDEO_TEACHER_FILE = "teacher.safetensors"
+FINGERPRINT_ATTR = "teacher_sha256"  # in the Parquet file's pandas metadata
+
+
+
+def video_teacher_run(params: VideoTeacherParams, out: str | Path, metrics: str | Path) -> dict:
+    """Write ``out/teacher.safetensors`` (and the training history when trained) and the teacher's metrics."""
+    out = Path(out)
+    keep_freed_buffers()
+    torch.set_num_threads(params.threads)
+    config = S2DConfig.small() if params.size == "small" else S2DConfig.full()
+    corpus = None
+    if params.corpus is not None and params.corpus.is_dir():
+        corpus = read_ferv39k(params.corpus).clips
+    elif params.checkpoint is None:
+        raise FileNotFoundError(f"{params.corpus}: the FERV39k-layout corpus to train the video teacher on is missing")
+    summary: dict = {"size": params.size}
+    out.mkdir(parents=True, exist_ok=True)
+    if params.checkpoint is None:
+        result = video.train_video_teacher(
+            corpus, config, epochs=params.epochs, lr=params.lr, batch_size=params.batch_size, seed=params.seed,
+            threads=params.threads, eval_batch_size=params.eval_batch_size,
+        )  # fmt: skip
+        model = result.model
+        write_parquet(out / "history.parquet", result.history)
+        summary.update(source="trained", best_epoch=int(result.best_epoch),
+                       train_clips=int((corpus["split"] == "train").sum()))  # fmt: skip
+    else:
+        model = video.build_video_teacher(config, params.checkpoint, params.mobilefacenet)
+        summary.update(source=str(params.checkpoint))
+    if corpus is not None and (corpus["split"] == "test").any():
+        scores = video.evaluate_video_teacher(model, corpus, "test", params.eval_batch_size)
+        summary["test"] = {"uar": scores["uar"], "war": scores["war"], "clips": scores["clips"]}
+        log.info("video teacher: test UAR %.3f, WAR %.3f on %d clips", scores["uar"], scores["war"], scores["clips"])
+    video.save_video_teacher(out / VIDEO_TEACHER_FILE, model, **summary)
+    write_json(metrics, summary)
+    return summary
+
+
+def _existing(path: Path, fingerprint: str) -> pd.DataFrame | None:
+    """An earlier softmax table at ``path`` when the same teacher wrote it."""
+    if not path.is_file():
+        return None
+    earlier = pd.read_parquet(path)
+    if earlier.attrs.get(FINGERPRINT_ATTR) != fingerprint:
+        log.info("%s was written by another teacher; every window is scored again", path)
+        return None
+    return earlier
+
+
+def video_window_softmaxes(teacher: str | Path, windows: str | Path, faces: str | Path, out: str | Path,
+                           batch_size: int = 8, threads: int = 2) -> dict:  # fmt: skip
+    """Score every window of the window table with the video teacher into ``out`` (Parquet)."""
+    keep_freed_buffers()
+    torch.set_num_threads(threads)
+    model, _ = video.load_video_teacher(Path(teacher) / VIDEO_TEACHER_FILE)
+    fingerprint = teacher_fingerprint(model)
+    out = Path(out)
+    table = video.window_softmaxes(model, pd.read_parquet(windows), faces, batch_size,
+                                   existing=_existing(out, fingerprint))  # fmt: skip
+    table.attrs = {FINGERPRINT_ATTR: fingerprint}
+    write_parquet(out, table)
+    return {"windows": len(table), "segments": int(table["segment"].nunique()),
+            "mean_p_max": float(table["p_max"].mean())}  # fmt: skip
