@@ -9,18 +9,12 @@ from liser.teachers.speech_runs import speech_teacher_runs
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--corpus", required=True)
-parser.add_argument("--data", type=Path, required=True, help="folder with manifests/ and folds/")
+parser.add_argument("--manifest", type=Path, required=True, help="the corpus's utterance table")
+parser.add_argument("--folds", type=Path, required=True, help="the corpus's speaker folds")
 parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--metrics", type=Path, required=True)
 args = parser.parse_args()
 configure_logging()
 params = load_params()
-speech_teacher_runs(
-    args.corpus,
-    params.cv.folds,
-    params.speech_teacher,
-    manifest=args.data / "manifests" / f"{args.corpus}.parquet",
-    folds=args.data / "folds" / f"{args.corpus}.csv",
-    out=args.out,
-    metrics=args.metrics,
-)
+speech_teacher_runs(args.corpus, params.cv.folds, params.speech_teacher, manifest=args.manifest, folds=args.folds,
+                    out=args.out, metrics=args.metrics)

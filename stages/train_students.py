@@ -3,28 +3,27 @@
 import argparse
 from pathlib import Path
 
-from liser.students.configurations import configuration
-from liser.students.crossval import StudentInputs, run_configuration
 from liser.logs import configure_logging
 from liser.params import load_params
+from liser.students.configurations import configuration
+from liser.students.crossval import StudentInputs, run_configuration
 
 if __name__ == "__main__":  # folds train in spawned processes, which import this file
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--configuration", required=True, help="e.g. no-dstl, vid-sp-dstl, distill-ce-vid")
     parser.add_argument("--labeled-percent", type=int, default=100, help="share of each fold's labeled training utterances")
-    parser.add_argument("--data", type=Path, required=True, help="folder with manifests/, folds/, features/, softmaxes/")
+    parser.add_argument("--manifest", type=Path, required=True, help="the corpus's utterance table")
+    parser.add_argument("--folds", type=Path, required=True, help="the corpus's speaker folds")
+    parser.add_argument("--features", type=Path, required=True, help="the corpus's log-Mel features")
+    parser.add_argument("--unlabeled-features", type=Path, help="log-Mels of the unlabeled segments (distillation)")
+    parser.add_argument("--speech-softmaxes", type=Path, help="folder of the speech teachers' fold<k>.parquet")
+    parser.add_argument("--video-softmaxes", type=Path, help="the video teacher's window softmaxes")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
     args = parser.parse_args()
     configure_logging()
-    inputs = StudentInputs(
-        manifest=args.data / "manifests" / f"{args.corpus}.parquet",
-        folds=args.data / "folds" / f"{args.corpus}.csv",
-        features=args.data / "features" / args.corpus,
-        unlabeled_features=args.data / "features" / "mspface",
-        speech_softmaxes=args.data / "softmaxes" / "speech" / args.corpus,
-        video_softmaxes=args.data / "softmaxes" / "video.parquet",
-    )
+    inputs = StudentInputs(args.manifest, args.folds, args.features, args.unlabeled_features, args.speech_softmaxes,
+                           args.video_softmaxes)
     run_configuration(args.corpus, configuration(args.configuration, args.labeled_percent), load_params(), inputs,
                       args.out, args.metrics)
