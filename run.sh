@@ -2,7 +2,7 @@
 # Set up everything LiSER needs on a Debian/Ubuntu machine, then run it.
 #
 #   ./run.sh demo           install, then `dvc repro` the embedded demo and show its metrics
-#   ./run.sh test [ARGS]    install, then run the test suite (ARGS go to pytest)
+#   ./run.sh test [ARGS]    install, then lint and format-check (ruff) and run the test suite (ARGS go to pytest)
 #
 # Safe to run again: each step does nothing when it is already done.
 set -euo pipefail
@@ -72,6 +72,9 @@ case "${1:-}" in
     system_packages
     python_environment
     export HF_HUB_OFFLINE=1 PATH="$PWD/$VENV/bin:$PATH"
+    echo "==> ruff check and ruff format --check"
+    ruff check .
+    ruff format --check .
     exec python -m pytest "$@"
     ;;
   *)

@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from liser.unlabeled.acquire import acquire
 from liser.corpora.mspface import read_lists
 from liser.demo.mspface import write_mspface_demo
 from liser.files import write_json
+from liser.unlabeled.acquire import acquire
 
 RESULTS = Path(__file__).parent / "results" / "acquisition.json"
 

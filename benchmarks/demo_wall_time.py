@@ -25,8 +25,13 @@ RESULTS = REPO / "benchmarks" / "results" / "demo_wall_time.json"
 
 
 def copy_sources(target: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, check=True,
-                           capture_output=True, text=True).stdout.split()  # fmt: skip
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     for name in files:
         if name != "dvc.lock" and (REPO / name).is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
@@ -38,18 +43,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--share-cache", action="store_true", help="use this working copy's DVC cache")
     args = parser.parse_args()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+    }
     stages: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         project = Path(folder) / "liser"
         copy_sources(project)
         if args.share_cache:
-            subprocess.run([sys.executable, "-m", "dvc", "cache", "dir", "--local", str(REPO / ".dvc" / "cache")],
-                           cwd=project, env=env, check=True)  # fmt: skip
+            subprocess.run(
+                [sys.executable, "-m", "dvc", "cache", "dir", "--local", str(REPO / ".dvc" / "cache")],
+                cwd=project,
+                env=env,
+                check=True,
+            )
         start = current_start = time.perf_counter()
         current = None
-        process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--no-run-cache"], cwd=project, env=env, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dvc", "repro", "--no-run-cache"],
+            cwd=project,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         for line in process.stdout:
             if line.startswith("Running stage"):
                 now = time.perf_counter()
@@ -62,8 +81,11 @@ def main() -> None:
         end = time.perf_counter()
         if current is not None:
             stages[current] = end - current_start
-    figures = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               "total_s": end - start, "stages_s": stages}  # fmt: skip
+    figures = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "total_s": end - start,
+        "stages_s": stages,
+    }
     groups: dict[str, float] = {}
     for stage, seconds in stages.items():
         groups[stage.split("@")[0]] = groups.get(stage.split("@")[0], 0.0) + seconds

@@ -28,8 +28,8 @@ import deepface
 from skimage import data
 
 from liser.ffmpeg import write_video
-from liser.unlabeled.faces import CropOptions, box_iou, crop_segment, track_faces
 from liser.files import write_json
+from liser.unlabeled.faces import CropOptions, box_iou, crop_segment, track_faces
 
 RESULTS = Path(__file__).parent / "results" / "faces.json"
 EVERY = (1, 3, 5, 10)

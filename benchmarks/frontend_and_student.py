@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-
 from timing import median_time
 
 from liser.features import LogMel, load_audio
@@ -55,7 +54,9 @@ def main() -> None:
 
     def student_times() -> tuple[float, float]:
         with torch.inference_mode():
-            return median_time(args.repeats * 5, lambda: model.classify(one)), median_time(args.repeats, lambda: model.classify(batch))
+            return median_time(args.repeats * 5, lambda: model.classify(one)), median_time(
+                args.repeats, lambda: model.classify(batch)
+            )
 
     default_single_s, default_batch_s = student_times()  # glibc's default allocator behaviour
     keep_freed_buffers()  # what the pipeline runs with (liser/runtime.py)

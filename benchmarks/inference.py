@@ -28,10 +28,8 @@ import onnxruntime
 import pandas as pd
 import soundfile as sf
 import torch
-
 from timing import median_time
 
-from liser.students.checkpoints import save_student
 from liser.export import OnnxStudent, export_student
 from liser.features import load_audio
 from liser.files import write_json
@@ -39,6 +37,7 @@ from liser.models.student import Student, StudentConfig
 from liser.params import load_params
 from liser.predict import Predictor
 from liser.runtime import keep_freed_buffers
+from liser.students.checkpoints import save_student
 from liser.students.crops import window_starts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,12 +126,15 @@ def stride_effect(params, n_files: int, scratch: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--student", type=Path,
-                        help="a student.safetensors (default: a random 8-class one, as speed does not depend "
-                             "on the weights)")  # fmt: skip
+    parser.add_argument(
+        "--student",
+        type=Path,
+        help="a student.safetensors (default: a random 8-class one, as speed does not depend on the weights)",
+    )
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--agreement-files", type=int, default=10,
-                        help="60 s files per corpus for the stride comparison (0: skip it)")  # fmt: skip
+    parser.add_argument(
+        "--agreement-files", type=int, default=10, help="60 s files per corpus for the stride comparison (0: skip it)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     keep_freed_buffers()  # what the pipeline and `liser predict` run with
@@ -179,14 +181,20 @@ def main() -> None:
     print("  stride   windows   torch x real time   onnxruntime x real time")
     for stride in STRIDES_S:
         by_torch, by_onnx = file_level[f"torch_stride_{stride:g}s"], file_level[f"onnxruntime_stride_{stride:g}s"]
-        print(f"  {stride:5.2f} s  {by_torch['windows']:7d}   {by_torch['x_realtime']:17.0f}   "
-              f"{by_onnx['x_realtime']:23.0f}")  # fmt: skip
+        print(
+            f"  {stride:5.2f} s  {by_torch['windows']:7d}   {by_torch['x_realtime']:17.0f}   "
+            f"{by_onnx['x_realtime']:23.0f}"
+        )
     for corpus, by_stride in effect.items():
-        print(f"\nstride vs 0.1 s, {corpus} fold-0 student, {args.agreement_files} files of {FILE_SECONDS:g} s "
-              "of its test speech:")  # fmt: skip
+        print(
+            f"\nstride vs 0.1 s, {corpus} fold-0 student, {args.agreement_files} files of {FILE_SECONDS:g} s "
+            "of its test speech:"
+        )
         for stride, change in by_stride.items():
-            print(f"  {stride:12s} max |probability change| {change['max_abs_probability_change']:.3f}, "
-                  f"same label {change['labels_agreeing']}")  # fmt: skip
+            print(
+                f"  {stride:12s} max |probability change| {change['max_abs_probability_change']:.3f}, "
+                f"same label {change['labels_agreeing']}"
+            )
     write_json(RESULTS, figures)
     print(f"\nsaved to {RESULTS}")
 

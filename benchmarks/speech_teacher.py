@@ -81,19 +81,24 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     keep_freed_buffers()
     figures: dict = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; {args.threads} thread(s) used",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"{args.threads} thread(s) used",
         "torch": torch.__version__,
         "window_s": FRAMES / FPS,
     }
     with tempfile.TemporaryDirectory() as folder:
         manifest, windows = unlabeled_segments(Path(folder), args.windows, np.random.default_rng(0))
         for name, small_config in MODELS.items():
-            model = build_speech_teacher(None, num_labels=8, lora_rank=8, lora_alpha=16, small_config=small_config).eval()
+            model = build_speech_teacher(
+                None, num_labels=8, lora_rank=8, lora_alpha=16, small_config=small_config
+            ).eval()
             counts = parameter_counts(model)
             figures[f"{name}_parameters_frozen"] = counts["frozen"]
             figures[f"{name}_parameters_trainable"] = counts["trainable"]
             for batch_size in (1, 32):
-                figures[f"{name}_windows_per_s_batch_{batch_size}"] = windows_per_second(model, manifest, windows, batch_size)
+                figures[f"{name}_windows_per_s_batch_{batch_size}"] = windows_per_second(
+                    model, manifest, windows, batch_size
+                )
             figures[f"{name}_train_step_s_8x3s"] = train_step_seconds(model, args.train_repeats)
     for name, value in figures.items():
         print(f"{name:42s} {value:.2f}" if isinstance(value, float) else f"{name:42s} {value}")

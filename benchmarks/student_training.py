@@ -19,26 +19,30 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import pandas as pd
 import torch
 
-from liser.students.configurations import configuration
-from liser.students.crossval import StudentInputs, labeled_set, student_config, windowing, fold_unlabeled_set
 from liser.features import FeatureStore
 from liser.files import write_json
 from liser.folds import fold_utterances
 from liser.params import load_params
+from liser.students.configurations import configuration
+from liser.students.crossval import StudentInputs, fold_unlabeled_set, labeled_set, student_config, windowing
 from liser.students.train import train_student
-
-import pandas as pd
 
 RESULTS = Path(__file__).parent / "results" / "student_training.json"
 DATA = Path("data")
 
 
 def inputs(corpus: str) -> StudentInputs:
-    return StudentInputs(DATA / "manifests" / f"{corpus}.parquet", DATA / "folds" / f"{corpus}.csv",
-                         DATA / "features" / corpus, DATA / "features" / "mspface", DATA / "softmaxes" / "speech" / corpus,
-                         DATA / "softmaxes" / "video.parquet")  # fmt: skip
+    return StudentInputs(
+        DATA / "manifests" / f"{corpus}.parquet",
+        DATA / "folds" / f"{corpus}.csv",
+        DATA / "features" / corpus,
+        DATA / "features" / "mspface",
+        DATA / "softmaxes" / "speech" / corpus,
+        DATA / "softmaxes" / "video.parquet",
+    )
 
 
 def train_once(corpus: str, name: str, fold: int, epochs: int, threads: int, precision: str) -> tuple[float, int]:
@@ -51,12 +55,21 @@ def train_once(corpus: str, name: str, fold: int, epochs: int, threads: int, pre
     utterances = pd.read_parquet(where.manifest)
     roles = pd.read_csv(where.folds, dtype={"speaker": str})
     store = FeatureStore(where.features)
-    train, validation = (labeled_set(fold_utterances(utterances, roles, fold, r), store) for r in ("train", "validation"))
+    train, validation = (
+        labeled_set(fold_utterances(utterances, roles, fold, r), store) for r in ("train", "validation")
+    )
     objective = run.objective(params.loss)
     unlabeled = fold_unlabeled_set(where, fold, run, params.features.hop_s) if objective.distils else None
     start = time.perf_counter()
-    train_student(train, validation, student_config(corpus, params), params.train, windowing(params),
-                  unlabeled=unlabeled, objective=objective)  # fmt: skip
+    train_student(
+        train,
+        validation,
+        student_config(corpus, params),
+        params.train,
+        windowing(params),
+        unlabeled=unlabeled,
+        objective=objective,
+    )
     return time.perf_counter() - start, len(train.labels) + (0 if unlabeled is None else len(unlabeled))
 
 
@@ -65,8 +78,12 @@ def main() -> None:
     parser.add_argument("--corpus", default="crema_d")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
-    figures: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                     "torch": torch.__version__, "corpus": args.corpus, "epochs": args.epochs}  # fmt: skip
+    figures: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "torch": torch.__version__,
+        "corpus": args.corpus,
+        "epochs": args.epochs,
+    }
     train_once(args.corpus, "no-dstl", 0, 1, 1, "float32")  # warm-up: first-call set-up is not throughput
     for name in ("no-dstl", "vid-sp-dstl"):
         for precision in ("float32", "bfloat16"):
@@ -75,8 +92,11 @@ def main() -> None:
                 figures[f"{name}_{precision}_threads{threads}_items_per_s"] = items * args.epochs / seconds
                 figures[f"{name}_items_per_epoch"] = items
             with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-                runs = list(pool.map(train_once, [args.corpus] * 2, [name] * 2, [0, 1], [args.epochs] * 2, [1, 1],
-                                     [precision] * 2))  # fmt: skip
+                runs = list(
+                    pool.map(
+                        train_once, [args.corpus] * 2, [name] * 2, [0, 1], [args.epochs] * 2, [1, 1], [precision] * 2
+                    )
+                )
             # each process times its own training, so interpreter start-up and imports are not counted
             seconds = max(seconds for seconds, _ in runs)
             figures[f"{name}_{precision}_2_processes_x_1_thread_items_per_s"] = (

@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from liser.unlabeled.faces import FACE_SIZE
 from liser.files import write_json
 from liser.models.s2d import S2DConfig
 from liser.runtime import keep_freed_buffers
 from liser.teachers.video import build_video_teacher, window_softmaxes
+from liser.unlabeled.faces import FACE_SIZE
 from liser.unlabeled.windows import segment_windows
 
 RESULTS = Path(__file__).parent / "results" / "video_teacher.json"
@@ -48,8 +48,9 @@ def face_segments(folder: Path, windows: int, rng: np.random.Generator) -> pd.Da
         segment = f"MSP-FACE_{index + 1:04d}_0001"
         count = min(WINDOWS_PER_SEGMENT, windows - WINDOWS_PER_SEGMENT * index) * FRAMES
         base = rng.integers(0, 256, (28, 28, 3)).astype(np.float32)
-        writer = cv2.VideoWriter(str(folder / f"{segment}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), FPS,
-                                 (FACE_SIZE, FACE_SIZE))  # fmt: skip
+        writer = cv2.VideoWriter(
+            str(folder / f"{segment}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (FACE_SIZE, FACE_SIZE)
+        )
         for frame in range(count):
             image = np.clip(base + 40 * np.sin(frame / 5), 0, 255).astype(np.uint8)
             writer.write(cv2.resize(image, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_CUBIC))

@@ -44,25 +44,36 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="liser", description=__doc__, formatter_class=raw)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    predict = commands.add_parser("predict", help="emotion of audio files", description=PREDICT_HELP,
-                                  formatter_class=raw)  # fmt: skip
+    predict = commands.add_parser(
+        "predict", help="emotion of audio files", description=PREDICT_HELP, formatter_class=raw
+    )
     predict.add_argument("paths", nargs="+", type=Path, help="audio files (wav, flac, mp3) or folders of them")
-    predict.add_argument("--student", type=Path, required=True,
-                         help="a student.safetensors, an exported .onnx, or a folder of "
-                              "fold<k>/student.safetensors (their ensemble)")  # fmt: skip
+    predict.add_argument(
+        "--student",
+        type=Path,
+        required=True,
+        help="a student.safetensors, an exported .onnx, or a folder of fold<k>/student.safetensors (their ensemble)",
+    )
     predict.add_argument("--out", type=Path, help="also write the results to a .csv or .json file")
     predict.add_argument("--params", type=Path, default=Path("params.yaml"))
-    predict.add_argument("--stride", type=float, metavar="SECONDS",
-                         help="window stride (default: evaluate.stride_s, 0.1 s); larger is faster on long files "
-                              "but no longer the evaluation stage's procedure")  # fmt: skip
+    predict.add_argument(
+        "--stride",
+        type=float,
+        metavar="SECONDS",
+        help="window stride (default: evaluate.stride_s, 0.1 s); larger is faster on long files "
+        "but no longer the evaluation stage's procedure",
+    )
 
     export = commands.add_parser("export", help="a student's supervised path as ONNX, with a model card")
     export.add_argument("--student", type=Path, required=True, help="one fold's student.safetensors")
     export.add_argument("--out", type=Path, required=True, help="model.onnx; model.json and model.md go beside it")
     export.add_argument("--params", type=Path, default=Path("params.yaml"))
-    export.add_argument("--metrics", type=Path,
-                        help="the configuration's metrics JSON for the model card "
-                             "(default: metrics/students/<corpus>/<config>.json when there)")  # fmt: skip
+    export.add_argument(
+        "--metrics",
+        type=Path,
+        help="the configuration's metrics JSON for the model card "
+        "(default: metrics/students/<corpus>/<config>.json when there)",
+    )
     return parser
 
 
@@ -95,8 +106,15 @@ def _flat(record: dict) -> dict:
 def _write_results(out: Path, predictor: Predictor, predictions: Sequence[Prediction]) -> None:
     records = [p.as_dict(predictor.classes) for p in predictions]
     if out.suffix == ".json":
-        write_json(out, {"students": [str(s) for s in predictor.sources], "classes": predictor.classes,
-                         "stride_s": round(predictor.stride_s, 9), "predictions": records})  # fmt: skip
+        write_json(
+            out,
+            {
+                "students": [str(s) for s in predictor.sources],
+                "classes": predictor.classes,
+                "stride_s": round(predictor.stride_s, 9),
+                "predictions": records,
+            },
+        )
     else:
         write_csv(out, pd.DataFrame([_flat(r) for r in records]))
 
@@ -122,9 +140,11 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     card = export_student(args.student, args.out, load_params(args.params), metrics=args.metrics)
-    print(f"{args.out}: {len(card['classes'])} classes ({', '.join(card['classes'])}), "
-          f"{card['parameters']['exported']:,} parameters, ONNX Runtime vs PyTorch max |diff| "
-          f"{card['export']['parity_max_abs_diff']:.1e}; card in {args.out.with_suffix('.md')}")  # fmt: skip
+    print(
+        f"{args.out}: {len(card['classes'])} classes ({', '.join(card['classes'])}), "
+        f"{card['parameters']['exported']:,} parameters, ONNX Runtime vs PyTorch max |diff| "
+        f"{card['export']['parity_max_abs_diff']:.1e}; card in {args.out.with_suffix('.md')}"
+    )
     return 0
 
 

@@ -24,11 +24,11 @@ import onnxruntime
 import torch
 from torch import nn
 
-from liser.students.checkpoints import load_student
 from liser.features import LogMel
 from liser.files import atomic_path, read_json, write_json, write_text
 from liser.models.student import Student
 from liser.params import FeatureParams, Params
+from liser.students.checkpoints import load_student
 
 __all__ = [
     "FRONT_END_KEYS",
@@ -283,9 +283,26 @@ def card_markdown(card: dict, onnx_name: str) -> str:
         "",
         "| setting | value |",
         "|---|---|",
-        *(f"| {key} | {spec[key]} |" for key in (
-            "sample_rate", "channels", "n_mels", "window_s", "hop_s", "n_fft", "hop_length", "stft",
-            "mel_filters", "log_floor", "value", "segment_s", "segment_frames", "pad_value", "padding")),
+        *(
+            f"| {key} | {spec[key]} |"
+            for key in (
+                "sample_rate",
+                "channels",
+                "n_mels",
+                "window_s",
+                "hop_s",
+                "n_fft",
+                "hop_length",
+                "stft",
+                "mel_filters",
+                "log_floor",
+                "value",
+                "segment_s",
+                "segment_frames",
+                "pad_value",
+                "padding",
+            )
+        ),
         "",
         "## Output",
         "",
@@ -299,10 +316,16 @@ def card_markdown(card: dict, onnx_name: str) -> str:
         "|---|---|---|---|---|",
         f"| {training['corpus']} | {training['fold']} | {training['best_epoch']} | "
         f"{_metric(training['test']['uar'])} | {_metric(training['test']['war'])} |",
-    ]  # fmt: skip
+    ]
     if card["metrics"]:
-        lines += ["", f"Fold metrics (`{card['metrics']['file']}`):", "", "```json",
-                  json.dumps({k: v for k, v in card["metrics"].items() if k != "file"}, indent=2), "```"]  # fmt: skip
+        lines += [
+            "",
+            f"Fold metrics (`{card['metrics']['file']}`):",
+            "",
+            "```json",
+            json.dumps({k: v for k, v in card["metrics"].items() if k != "file"}, indent=2),
+            "```",
+        ]
     lines += [
         "",
         "## Size and export",

@@ -38,9 +38,9 @@ class LogMel:
 
     def __init__(self, params: FeatureParams):
         self.params = params
-        self.mel_basis = librosa.filters.mel(
-            sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels
-        ).astype(np.float32)
+        self.mel_basis = librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels).astype(
+            np.float32
+        )
 
     @staticmethod
     def silence_of(params: FeatureParams) -> float:

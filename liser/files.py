@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["atomic_path", "atomic_directory", "read_json", "write_csv", "write_json", "write_npy", "write_parquet", "write_text"]
+__all__ = [
+    "atomic_path",
+    "atomic_directory",
+    "read_json",
+    "write_csv",
+    "write_json",
+    "write_npy",
+    "write_parquet",
+    "write_text",
+]
 
 
 @contextlib.contextmanager

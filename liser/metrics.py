@@ -51,4 +51,6 @@ def score(labels: np.ndarray, logits: np.ndarray) -> Scores:
     """UAR, WAR and confusion of the classes with the highest logit (or probability)."""
     n_classes = logits.shape[1]
     predictions = logits.argmax(axis=1)
-    return Scores(uar(labels, predictions, n_classes), war(labels, predictions), confusion_matrix(labels, predictions, n_classes))
+    return Scores(
+        uar(labels, predictions, n_classes), war(labels, predictions), confusion_matrix(labels, predictions, n_classes)
+    )

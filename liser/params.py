@@ -142,7 +142,9 @@ class VideoTeacherParams(_Section):
     @model_validator(mode="after")
     def _weights_or_a_corpus(self) -> VideoTeacherParams:
         if self.checkpoint is None and self.corpus is None:
-            raise ValueError("corpus: without a checkpoint the teacher is trained, so a FERV39k-layout corpus is needed")
+            raise ValueError(
+                "corpus: without a checkpoint the teacher is trained, so a FERV39k-layout corpus is needed"
+            )
         if self.checkpoint is not None and self.size != "full":
             raise ValueError(f"size: the published checkpoint is the full-size S2D (got {self.size!r})")
         return self
@@ -190,8 +192,7 @@ class CvParams(_Section):
     def _folds_are_a_range(self) -> CvParams:
         if len(self.folds) < 2 or self.folds != list(range(len(self.folds))):
             raise ValueError(
-                f"folds: must list the folds 0, 1, ..., k-1 with k >= 2, e.g. [0, 1, 2, 3, 4] "
-                f"(got {self.folds})"
+                f"folds: must list the folds 0, 1, ..., k-1 with k >= 2, e.g. [0, 1, 2, 3, 4] (got {self.folds})"
             )
         return self
 
@@ -213,9 +214,7 @@ class FeatureParams(_Section):
     @model_validator(mode="after")
     def _consistent(self) -> FeatureParams:
         if self.window_s > self.segment_s:
-            raise ValueError(
-                f"window_s: must not be longer than segment_s = {self.segment_s} s (got {self.window_s})"
-            )
+            raise ValueError(f"window_s: must not be longer than segment_s = {self.segment_s} s (got {self.window_s})")
         if self.hop_s > self.window_s:
             raise ValueError(f"hop_s: must not be longer than window_s = {self.window_s} s (got {self.hop_s})")
         if self.n_mels > self.n_fft // 2 + 1:

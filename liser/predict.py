@@ -28,12 +28,12 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from liser.students.checkpoints import load_student
 from liser.corpora.audio_check import UnusableAudio, check_audio
-from liser.students.evaluate import Windowing, utterance_logits, windowing
 from liser.export import FRONT_END_KEYS, load_onnx_student
 from liser.features import LogMel, load_audio
 from liser.params import FeatureParams, Params
+from liser.students.checkpoints import load_student
+from liser.students.evaluate import Windowing, utterance_logits, windowing
 
 __all__ = ["AUDIO_SUFFIXES", "MIN_SECONDS", "Prediction", "Predictor", "find_audio", "student_files"]
 
@@ -97,17 +97,21 @@ def find_audio(paths: Iterable[str | Path]) -> list[Path]:
     for path in map(Path, paths):
         if path.is_dir():
             found += sorted(
-                p for p in path.rglob("*")
+                p
+                for p in path.rglob("*")
                 if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
-            )  # fmt: skip
+            )
         else:
             found.append(path)
     return found
 
 
 def _check_front_end(path: Path, card: dict, features: FeatureParams) -> None:
-    differing = [f"{key} {card['input'][key]} vs {getattr(features, key)}" for key in FRONT_END_KEYS
-                 if card["input"][key] != getattr(features, key)]  # fmt: skip
+    differing = [
+        f"{key} {card['input'][key]} vs {getattr(features, key)}"
+        for key in FRONT_END_KEYS
+        if card["input"][key] != getattr(features, key)
+    ]
     if differing:
         raise ValueError(f"{path}: exported for other features than params.yaml's: {', '.join(differing)}")
 

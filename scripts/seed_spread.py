@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from liser.students.configurations import configuration
-from liser.students.crossval import StudentInputs, run_configuration
 from liser.files import read_json, write_json
 from liser.logs import configure_logging
 from liser.params import load_params
+from liser.students.configurations import configuration
+from liser.students.crossval import StudentInputs, run_configuration
 
 DATA = Path("data")
 
@@ -29,9 +29,14 @@ if __name__ == "__main__":  # folds train in spawned processes, which import thi
     params = load_params()
     results: dict = {}
     for corpus in params.corpora.use:
-        inputs = StudentInputs(DATA / "manifests" / f"{corpus}.parquet", DATA / "folds" / f"{corpus}.csv",
-                               DATA / "features" / corpus, DATA / "features" / "mspface",
-                               DATA / "softmaxes" / "speech" / corpus, DATA / "softmaxes" / "video.parquet")  # fmt: skip
+        inputs = StudentInputs(
+            DATA / "manifests" / f"{corpus}.parquet",
+            DATA / "folds" / f"{corpus}.csv",
+            DATA / "features" / corpus,
+            DATA / "features" / "mspface",
+            DATA / "softmaxes" / "speech" / corpus,
+            DATA / "softmaxes" / "video.parquet",
+        )
         for name in args.configurations:
             for seed in args.seeds:
                 pipeline = Path("metrics/students") / corpus / f"{name}.json"
@@ -47,9 +52,14 @@ if __name__ == "__main__":  # folds train in spawned processes, which import thi
         for name, by_seed in by_name.items():
             means = [t["uar"] for t in by_seed.values()]
             per_seed = ", ".join(f"seed {s}: {t['uar']:.3f} ± {t['uar_std']:.3f}" for s, t in by_seed.items())
-            lines.append(f"{corpus:8s} {name:12s} UAR over seeds {np.mean(means):.3f} ± {np.std(means, ddof=1):.3f} ({per_seed})")
-            by_name[name] = {"per_seed": by_seed, "uar_mean_over_seeds": float(np.mean(means)),
-                             "uar_std_over_seeds": float(np.std(means, ddof=1))}  # fmt: skip
+            lines.append(
+                f"{corpus:8s} {name:12s} UAR over seeds {np.mean(means):.3f} ± {np.std(means, ddof=1):.3f} ({per_seed})"
+            )
+            by_name[name] = {
+                "per_seed": by_seed,
+                "uar_mean_over_seeds": float(np.mean(means)),
+                "uar_std_over_seeds": float(np.std(means, ddof=1)),
+            }
     logging.info("\n%s", "\n".join(lines))
     print("\n".join(lines))
     write_json(Path("benchmarks/results/seed_spread.json"), results)

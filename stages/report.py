@@ -16,5 +16,13 @@ parser.add_argument("--reports", type=Path, required=True)
 args = parser.parse_args()
 configure_logging()
 params = load_params()
-report(params.corpora.use, params.cv.folds, params.label_efficiency.percents, args.runs, args.metrics, args.summary,
-       args.plots, args.reports)
+report(
+    params.corpora.use,
+    params.cv.folds,
+    params.label_efficiency.percents,
+    args.runs,
+    args.metrics,
+    args.summary,
+    args.plots,
+    args.reports,
+)

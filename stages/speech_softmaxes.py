@@ -18,6 +18,14 @@ args = parser.parse_args()
 configure_logging()
 params = load_params()
 teacher = params.speech_teacher
-counts = speech_window_softmaxes(args.teachers, params.cv.folds, args.manifest, args.windows, args.out,
-                                 base_source=teacher.source, batch_size=teacher.eval_batch_size, threads=teacher.threads)
+counts = speech_window_softmaxes(
+    args.teachers,
+    params.cv.folds,
+    args.manifest,
+    args.windows,
+    args.out,
+    base_source=teacher.source,
+    batch_size=teacher.eval_batch_size,
+    threads=teacher.threads,
+)
 write_json(args.metrics, counts)

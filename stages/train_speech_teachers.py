@@ -16,5 +16,12 @@ parser.add_argument("--metrics", type=Path, required=True)
 args = parser.parse_args()
 configure_logging()
 params = load_params()
-speech_teacher_runs(args.corpus, params.cv.folds, params.speech_teacher, manifest=args.manifest, folds=args.folds,
-                    out=args.out, metrics=args.metrics)
+speech_teacher_runs(
+    args.corpus,
+    params.cv.folds,
+    params.speech_teacher,
+    manifest=args.manifest,
+    folds=args.folds,
+    out=args.out,
+    metrics=args.metrics,
+)

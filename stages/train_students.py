@@ -12,7 +12,9 @@ if __name__ == "__main__":  # folds train in spawned processes, which import thi
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--configuration", required=True, help="e.g. no-dstl, vid-sp-dstl, distill-ce-vid")
-    parser.add_argument("--labeled-percent", type=int, default=100, help="share of each fold's labeled training utterances")
+    parser.add_argument(
+        "--labeled-percent", type=int, default=100, help="share of each fold's labeled training utterances"
+    )
     parser.add_argument("--manifest", type=Path, required=True, help="the corpus's utterance table")
     parser.add_argument("--folds", type=Path, required=True, help="the corpus's speaker folds")
     parser.add_argument("--features", type=Path, required=True, help="the corpus's log-Mel features")
@@ -23,7 +25,14 @@ if __name__ == "__main__":  # folds train in spawned processes, which import thi
     parser.add_argument("--metrics", type=Path, required=True)
     args = parser.parse_args()
     configure_logging()
-    inputs = StudentInputs(args.manifest, args.folds, args.features, args.unlabeled_features, args.speech_softmaxes,
-                           args.video_softmaxes)
-    run_configuration(args.corpus, configuration(args.configuration, args.labeled_percent), load_params(), inputs,
-                      args.out, args.metrics)
+    inputs = StudentInputs(
+        args.manifest, args.folds, args.features, args.unlabeled_features, args.speech_softmaxes, args.video_softmaxes
+    )
+    run_configuration(
+        args.corpus,
+        configuration(args.configuration, args.labeled_percent),
+        load_params(),
+        inputs,
+        args.out,
+        args.metrics,
+    )

@@ -17,5 +17,7 @@ parser.add_argument("--metrics", type=Path, required=True)
 args = parser.parse_args()
 configure_logging()
 teacher = load_params().video_teacher
-counts = video_window_softmaxes(args.teacher, args.windows, args.faces, args.out, teacher.eval_batch_size, teacher.threads)
+counts = video_window_softmaxes(
+    args.teacher, args.windows, args.faces, args.out, teacher.eval_batch_size, teacher.threads
+)
 write_json(args.metrics, counts)

@@ -8,7 +8,9 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_tone(path: Path, seconds: float = 1.0, sample_rate: int = 16000, channels: int = 1, freq: float = 220.0) -> Path:
+def write_tone(
+    path: Path, seconds: float = 1.0, sample_rate: int = 16000, channels: int = 1, freq: float = 220.0
+) -> Path:
     """A short sine tone written as 16-bit PCM WAV."""
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     tone = 0.3 * np.sin(2 * np.pi * freq * t).astype(np.float32)

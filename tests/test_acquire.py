@@ -8,9 +8,9 @@ import soundfile as sf
 import yt_dlp
 
 import liser.unlabeled.acquire as acquire_module
-from liser.unlabeled.acquire import acquire, cut_segment, download_video, segment_paths, video_path, ydl_options
 from liser.corpora.mspface import InvalidId, read_lists
 from liser.files import read_json
+from liser.unlabeled.acquire import acquire, cut_segment, download_video, segment_paths, video_path, ydl_options
 
 from .test_mspface import write_lists
 
@@ -23,12 +23,34 @@ def step_video(tmp_path_factory):
     path = tmp_path_factory.mktemp("sources") / "step.mp4"
     width, height = SIZE
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"color=black:size={width}x{height}:rate=30,geq=lum='if(gte(T,1),235,16)':cb=128:cr=128",
-         "-f", "lavfi", "-i", "aevalsrc=0.3*sin(2*PI*440*t)*gte(t\\,1):s=44100",
-         "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=black:size={width}x{height}:rate=30,geq=lum='if(gte(T,1),235,16)':cb=128:cr=128",
+            "-f",
+            "lavfi",
+            "-i",
+            "aevalsrc=0.3*sin(2*PI*440*t)*gte(t\\,1):s=44100",
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(path),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return path
 
 
@@ -44,16 +66,19 @@ def probe(path):
     fields = "stream=codec_name,pix_fmt,r_frame_rate,nb_frames,sample_rate,channels"
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", fields, "-of", "default=noprint_wrappers=1", str(path)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return dict(line.split("=", 1) for line in out.split())
 
 
 def frame_brightness(path):
     raw = subprocess.run(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
-        capture_output=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        check=True,
+    ).stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, SIZE[1] * SIZE[0]).mean(axis=1)
 
 
@@ -114,8 +139,11 @@ def test_segments_are_cut_at_accurate_times_in_the_promised_formats(tmp_path, st
     audio, _ = sf.read(str(sound))
     assert len(audio) == 16000 and np.abs(audio[:7000]).max() < 0.01 and np.abs(audio[9000:]).max() > 0.2
     assert sorted(p.name for p in (out / "segments").iterdir()) == [
-        "MSP-FACE_0001_0001.mp4", "MSP-FACE_0001_0001.wav", "MSP-FACE_0001_0002.mp4", "MSP-FACE_0001_0002.wav"
-    ]  # fmt: skip
+        "MSP-FACE_0001_0001.mp4",
+        "MSP-FACE_0001_0001.wav",
+        "MSP-FACE_0001_0002.mp4",
+        "MSP-FACE_0001_0002.wav",
+    ]
 
 
 def test_lists_to_segments_with_a_missing_video_and_a_malformed_line(tmp_path, step_video, yt_dlp_calls):
@@ -124,9 +152,13 @@ def test_lists_to_segments_with_a_missing_video_and_a_malformed_line(tmp_path, s
         write_lists(
             tmp_path / "lists",
             videos=[f"MSP-FACE_0001.mp4\t{step_video.as_uri()}", f"MSP-FACE_0002.mp4\t{gone.as_uri()}"],
-            segments=["0.5\t1.5\tMSP-FACE_0001_0001.mp4", "0.0\t0.7\tMSP-FACE_0001_0002.mp4",
-                      "1.5\t3.0\tMSP-FACE_0001_0003.mp4",  # runs past the 2 s source
-                      "0.0\t1.0\tMSP-FACE_0002_0001.mp4", "0.4\tMSP-FACE_0002_0002.mp4"],  # fmt: skip
+            segments=[
+                "0.5\t1.5\tMSP-FACE_0001_0001.mp4",
+                "0.0\t0.7\tMSP-FACE_0001_0002.mp4",
+                "1.5\t3.0\tMSP-FACE_0001_0003.mp4",  # runs past the 2 s source
+                "0.0\t1.0\tMSP-FACE_0002_0001.mp4",
+                "0.4\tMSP-FACE_0002_0002.mp4",
+            ],
             speakers=[f"MSP-FACE_000{v}_000{s}.mp4,Speaker_{s}" for v, s in ((1, 1), (1, 2), (1, 3), (2, 1))],
             genders=["Speaker_1,Female", "Speaker_2,Male", "Speaker_3,Male"],
         )
@@ -144,14 +176,20 @@ def test_lists_to_segments_with_a_missing_video_and_a_malformed_line(tmp_path, s
     assert [url for url, _ in yt_dlp_calls].count(gone.as_uri()) == 2  # tried again once
     assert all(options["js_runtimes"] == {"deno": {"path": deno.find_deno_bin()}} for _, options in yt_dlp_calls)
     assert {k: report[k] for k in ("videos_ok", "videos_failed", "segments_ok", "segments_failed")} == {
-        "videos_ok": 1, "videos_failed": 1, "segments_ok": 2, "segments_failed": 2
-    }  # fmt: skip
+        "videos_ok": 1,
+        "videos_failed": 1,
+        "segments_ok": 2,
+        "segments_failed": 2,
+    }
     assert report["hours_obtained"] == pytest.approx(1.7 / 3600)
     assert report["speakers_obtained"] == 2
     assert video_path(out, "MSP-FACE_0001").read_bytes() == step_video.read_bytes()
     assert sorted(p.name for p in (out / "segments").iterdir()) == [
-        "MSP-FACE_0001_0001.mp4", "MSP-FACE_0001_0001.wav", "MSP-FACE_0001_0002.mp4", "MSP-FACE_0001_0002.wav"
-    ]  # fmt: skip
+        "MSP-FACE_0001_0001.mp4",
+        "MSP-FACE_0001_0001.wav",
+        "MSP-FACE_0001_0002.mp4",
+        "MSP-FACE_0001_0002.wav",
+    ]
     assert sorted(p.name for p in (out / "videos").iterdir()) == ["MSP-FACE_0001.mp4"]  # no working folders left
     obtained = pd.read_parquet(out / "segments.parquet")
     assert list(obtained["segment"]) == ["MSP-FACE_0001_0001", "MSP-FACE_0001_0002"]
@@ -179,9 +217,17 @@ def test_ids_that_are_paths_are_rejected_before_a_path_is_built(tmp_path, step_v
     assert "not a segment id" in reasons["MSP-FACE_0001_0001/../../../../x", "cut"]
     assert report["segments_ok"] == 1 and report["segments_failed"] == 1
     made = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-    assert made == ["deep", "deep/out", "deep/out/report.json", "deep/out/segments", "deep/out/segments.parquet",
-                    "deep/out/segments/MSP-FACE_0001_0001.mp4", "deep/out/segments/MSP-FACE_0001_0001.wav",
-                    "deep/out/videos", "deep/out/videos/MSP-FACE_0001.mp4"]  # fmt: skip
+    assert made == [
+        "deep",
+        "deep/out",
+        "deep/out/report.json",
+        "deep/out/segments",
+        "deep/out/segments.parquet",
+        "deep/out/segments/MSP-FACE_0001_0001.mp4",
+        "deep/out/segments/MSP-FACE_0001_0001.wav",
+        "deep/out/videos",
+        "deep/out/videos/MSP-FACE_0001.mp4",
+    ]
 
 
 def test_an_interrupted_download_or_cut_is_not_counted_and_is_redone(tmp_path, step_video, yt_dlp_calls):
@@ -220,9 +266,13 @@ def test_an_interrupted_download_or_cut_is_not_counted_and_is_redone(tmp_path, s
 def test_a_rerun_does_only_the_missing_work(tmp_path, step_video, yt_dlp_calls):
     segments, videos = tables(
         {"MSP-FACE_0001": step_video.as_uri(), "MSP-FACE_0002": step_video.as_uri()},
-        [("MSP-FACE_0001_0001", 0.0, 1.0, "Speaker_1"), ("MSP-FACE_0001_0002", 0.2, 0.9, "Speaker_1"),
-         ("MSP-FACE_0002_0001", 0.5, 1.5, "Speaker_2"), ("MSP-FACE_0002_0002", 0.0, 1.0, "Speaker_3")],
-    )  # fmt: skip
+        [
+            ("MSP-FACE_0001_0001", 0.0, 1.0, "Speaker_1"),
+            ("MSP-FACE_0001_0002", 0.2, 0.9, "Speaker_1"),
+            ("MSP-FACE_0002_0001", 0.5, 1.5, "Speaker_2"),
+            ("MSP-FACE_0002_0002", 0.0, 1.0, "Speaker_3"),
+        ],
+    )
     out = tmp_path / "out"
     first = acquire(segments, videos, out, limit_hours=1.5 / 3600)  # 1.0 s + 0.7 s: the second segment crosses 1.5 s
     assert (first["segments_selected"], first["videos_selected"]) == (2, 1)

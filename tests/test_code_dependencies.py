@@ -41,8 +41,12 @@ def test_every_stage_lists_the_code_it_runs(stages):
 
 
 def test_code_dependencies_exist(stages):
-    stale = [f"{name}: {dep}" for name, _, deps in stages for dep in deps
-             if dep.startswith(("liser", "stages")) and not (ROOT / dep).exists()]  # fmt: skip
+    stale = [
+        f"{name}: {dep}"
+        for name, _, deps in stages
+        for dep in deps
+        if dep.startswith(("liser", "stages")) and not (ROOT / dep).exists()
+    ]
     assert not stale, "dependencies on code that is not there:\n" + "\n".join(stale)
 
 
@@ -60,8 +64,11 @@ def test_no_module_imports_from_a_layer_above_its_own():
     upward = []
     for path in sorted((ROOT / "liser").rglob("*.py")):
         module = path.relative_to(ROOT)
-        upward += [f"{module} imports {imported}" for imported in sorted(direct_imports(path))
-                   if _layer(imported) > _layer(module)]  # fmt: skip
+        upward += [
+            f"{module} imports {imported}"
+            for imported in sorted(direct_imports(path))
+            if _layer(imported) > _layer(module)
+        ]
     assert not upward, "imports pointing up:\n" + "\n".join(upward)
 
 

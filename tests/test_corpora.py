@@ -38,7 +38,11 @@ def test_ravdess_reads_real_names(ravdess_root):
     assert set(rows.index) == {"03-01-06-01-02-01-12", "03-01-01-01-01-01-01", "03-01-05-02-01-02-01"}
     fearful = rows.loc["03-01-06-01-02-01-12"]
     assert (fearful.speaker, fearful.gender, fearful.emotion, fearful.statement, fearful.intensity) == (
-        "Actor_12", "female", "fearful", "02", "01"
+        "Actor_12",
+        "female",
+        "fearful",
+        "02",
+        "01",
     )
     assert fearful.label == 5 and fearful.sample_rate == 48000
     assert rows.loc["03-01-05-02-01-02-01"].duration == pytest.approx(2.0)
@@ -65,8 +69,13 @@ def crema_root(tmp_path):
     root = tmp_path / "CREMA-D"
     root.mkdir()
     pd.DataFrame(
-        {"ActorID": [1001, 1002, 1003], "Age": [51, 21, 30], "Sex": ["Male", "Female", "Male"],
-         "Race": ["Caucasian"] * 3, "Ethnicity": ["Not Hispanic"] * 3}  # fmt: skip
+        {
+            "ActorID": [1001, 1002, 1003],
+            "Age": [51, 21, 30],
+            "Sex": ["Male", "Female", "Male"],
+            "Race": ["Caucasian"] * 3,
+            "Ethnicity": ["Not Hispanic"] * 3,
+        }
     ).to_csv(root / "VideoDemographics.csv", index=False)
     audio = root / "AudioWAV"
     write_tone(audio / "1001_DFA_ANG_XX.wav")

@@ -11,8 +11,15 @@ from liser.params import DemoParams
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "demo"
-    params = DemoParams(seed=0, ravdess_actors=10, crema_d_actors=10, mspface_speakers=3, mspface_videos=3,
-                        ferv39k_clips_per_class=2, ferv39k_identities=2)  # fmt: skip
+    params = DemoParams(
+        seed=0,
+        ravdess_actors=10,
+        crema_d_actors=10,
+        mspface_speakers=3,
+        mspface_videos=3,
+        ferv39k_clips_per_class=2,
+        ferv39k_identities=2,
+    )
     counts = write_demo(root, params)
     assert counts["ravdess"] == 160 and counts["crema_d"] == 180 and counts["mspface"] > 0
     assert counts["ferv39k"] == 14
@@ -45,12 +52,24 @@ def test_demo_carries_the_damage_real_copies_have(demo_root):
 
 
 def test_demo_is_deterministic(tmp_path):
-    params = DemoParams(seed=4, ravdess_actors=10, crema_d_actors=10, mspface_speakers=2, mspface_videos=3,
-                        ferv39k_clips_per_class=2, ferv39k_identities=2, broken_files=False)  # fmt: skip
+    params = DemoParams(
+        seed=4,
+        ravdess_actors=10,
+        crema_d_actors=10,
+        mspface_speakers=2,
+        mspface_videos=3,
+        ferv39k_clips_per_class=2,
+        ferv39k_identities=2,
+        broken_files=False,
+    )
     a, b = tmp_path / "a", tmp_path / "b"
     write_demo(a, params)
     write_demo(b, params)
-    for name in ("RAVDESS/Actor_07/03-01-04-02-02-01-07.wav", "CREMA-D/VideoDemographics.csv", "MSP-Face/segments_data.txt"):
+    for name in (
+        "RAVDESS/Actor_07/03-01-04-02-02-01-07.wav",
+        "CREMA-D/VideoDemographics.csv",
+        "MSP-Face/segments_data.txt",
+    ):
         assert (a / name).read_bytes() == (b / name).read_bytes()
 
 
@@ -61,8 +80,10 @@ def _cues(waveform, rate=16000):
 def test_emotion_shows_in_the_signal_but_no_single_cue_decides_it():
     rng = np.random.default_rng(0)
     speakers = [random_speaker(rng, g) for g in ("male", "female") * 4]
-    cues = {e: [_cues(speak("Kids are talking by the door", e, s, rng, 16000)) for s in speakers]
-            for e in ("neutral", "sad", "angry", "calm")}  # fmt: skip
+    cues = {
+        e: [_cues(speak("Kids are talking by the door", e, s, rng, 16000)) for s in speakers]
+        for e in ("neutral", "sad", "angry", "calm")
+    }
     mean = {e: {k: np.mean([c[k] for c in v]) for k in ("duration", "rms")} for e, v in cues.items()}
     assert mean["sad"]["duration"] > mean["angry"]["duration"]
     assert mean["angry"]["rms"] > mean["sad"]["rms"]

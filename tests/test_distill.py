@@ -5,14 +5,14 @@ import pandas as pd
 import pytest
 import torch
 
-from liser.students.configurations import CONFIGURATIONS, configuration
-from liser.students.crossval import labeled_share
-from liser.students.distill import Objective, UnlabeledSet, batch_loss, crop_targets, unlabeled_set
-from liser.students.evaluate import score, utterance_logits
 from liser.features import FeatureStore
 from liser.files import write_npy, write_parquet
 from liser.models.student import StudentConfig, StudentOutput
 from liser.params import LossParams, TrainParams
+from liser.students.configurations import CONFIGURATIONS, configuration
+from liser.students.crossval import labeled_share
+from liser.students.distill import Objective, UnlabeledSet, batch_loss, crop_targets, unlabeled_set
+from liser.students.evaluate import score, utterance_logits
 from liser.students.train import LabeledSet, distil_only, train_student
 
 from .test_train import WINDOWING, band_set
@@ -35,8 +35,9 @@ TARGETS_V = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.25, 0.25]])
 
 def test_eq4_by_hand():
     objective = Objective(lambda_sd=2.0, lambda_vd=0.5)
-    loss = batch_loss(tiny_output(), torch.tensor([0]), torch.tensor([0]), torch.tensor([1, 2]), TARGETS_S, TARGETS_V,
-                      objective)  # fmt: skip
+    loss = batch_loss(
+        tiny_output(), torch.tensor([0]), torch.tensor([0]), torch.tensor([1, 2]), TARGETS_S, TARGETS_V, objective
+    )
     sup = hand_ce([2.0, 0.0], 0)
     mae_s = [(0.5 + 0.5) / 2, (0.05 + 0.05) / 2]  # |.5-1|,|.5-0| ; |.75-.8|,|.25-.2|
     mae_v = [(2 / 3 + 1 / 3 + 1 / 3) / 3, (1 / 6 + 1 / 12 + 1 / 12) / 3]
@@ -46,8 +47,9 @@ def test_eq4_by_hand():
 
 def test_eq5_weights_each_term_by_the_teacher_confidence():
     objective = Objective(lambda_sd=2.0, lambda_vd=0.5, confidence=True)
-    loss = batch_loss(tiny_output(), torch.tensor([0]), torch.tensor([0]), torch.tensor([1, 2]), TARGETS_S, TARGETS_V,
-                      objective)  # fmt: skip
+    loss = batch_loss(
+        tiny_output(), torch.tensor([0]), torch.tensor([0]), torch.tensor([1, 2]), TARGETS_S, TARGETS_V, objective
+    )
     sup = hand_ce([2.0, 0.0], 0)
     sd = 1.0 * 0.5 + 0.8 * 0.05
     vd = 1.0 * (4 / 3) / 3 + 0.5 * (1 / 3) / 3
@@ -55,11 +57,25 @@ def test_eq5_weights_each_term_by_the_teacher_confidence():
 
 
 def test_summed_mae_and_soft_cross_entropy():
-    summed = batch_loss(tiny_output(), torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long),
-                        torch.tensor([2]), TARGETS_S[1:], None, Objective(lambda_sd=1.0, class_reduction="sum"))  # fmt: skip
+    summed = batch_loss(
+        tiny_output(),
+        torch.tensor([], dtype=torch.long),
+        torch.tensor([], dtype=torch.long),
+        torch.tensor([2]),
+        TARGETS_S[1:],
+        None,
+        Objective(lambda_sd=1.0, class_reduction="sum"),
+    )
     assert summed.item() == pytest.approx(0.1, rel=1e-5)
-    ce = batch_loss(tiny_output(), torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long),
-                    torch.tensor([2]), TARGETS_S[1:], None, Objective(lambda_sd=1.0, distill_loss="ce"))  # fmt: skip
+    ce = batch_loss(
+        tiny_output(),
+        torch.tensor([], dtype=torch.long),
+        torch.tensor([], dtype=torch.long),
+        torch.tensor([2]),
+        TARGETS_S[1:],
+        None,
+        Objective(lambda_sd=1.0, distill_loss="ce"),
+    )
     assert ce.item() == pytest.approx(-(0.8 * np.log(0.75) + 0.2 * np.log(0.25)), rel=1e-5)
 
 
@@ -74,10 +90,17 @@ def test_crop_targets_average_the_windows_inside_the_crop():
 def test_unlabeled_set_keeps_windows_every_teacher_scored(tmp_path):
     store_dir = tmp_path / "features"
     write_npy(store_dir / "logmel.npy", np.zeros((30, 64), dtype=np.float32))  # (frames, mels), stacked
-    write_parquet(store_dir / "index.parquet", pd.DataFrame({"utterance": ["s1", "s2"], "offset": [0, 10],
-                                                              "frames": [10, 20]}))  # fmt: skip
-    windows = pd.DataFrame({"segment": ["s1", "s2", "s2", "s3"], "window": [0, 0, 1, 0], "start_s": [0, 0, 0.533, 0],
-                            "end_s": [0.533, 0.533, 1.067, 0.533]})  # fmt: skip
+    write_parquet(
+        store_dir / "index.parquet", pd.DataFrame({"utterance": ["s1", "s2"], "offset": [0, 10], "frames": [10, 20]})
+    )
+    windows = pd.DataFrame(
+        {
+            "segment": ["s1", "s2", "s2", "s3"],
+            "window": [0, 0, 1, 0],
+            "start_s": [0, 0, 0.533, 0],
+            "end_s": [0.533, 0.533, 1.067, 0.533],
+        }
+    )
     speech = windows.assign(p_a=0.25, p_b=0.75, p_max=0.75)
     video = windows.iloc[:2].assign(**{f"p_{k}": 1 / 7 for k in range(7)}, p_max=1 / 7)
     both = unlabeled_set(FeatureStore(store_dir), 0.032, speech, video)
@@ -115,8 +138,15 @@ def test_lambda_zero_is_exactly_no_dstl():
     train, validation = band_set(16, 1), band_set(8, 2)
     plain = train_student(train, validation, CONFIG, PARAMS.model_copy(update={"epochs": 2}), WINDOWING)
     unlabeled = teacher_knows(band_set(12, 3))
-    zero = train_student(train, validation, CONFIG, PARAMS.model_copy(update={"epochs": 2}), WINDOWING,
-                         unlabeled=unlabeled, objective=Objective(lambda_sd=0.0, lambda_vd=0.0))  # fmt: skip
+    zero = train_student(
+        train,
+        validation,
+        CONFIG,
+        PARAMS.model_copy(update={"epochs": 2}),
+        WINDOWING,
+        unlabeled=unlabeled,
+        objective=Objective(lambda_sd=0.0, lambda_vd=0.0),
+    )
     for (name, a), (_, b) in zip(plain.model.state_dict().items(), zero.model.state_dict().items()):
         assert torch.equal(a, b), name
     pd.testing.assert_frame_equal(plain.history, zero.history)
@@ -127,21 +157,26 @@ def test_distillation_beats_no_dstl_when_the_teacher_knows():
     unlabeled = teacher_knows(known_answer(32, 4))
     params = PARAMS.model_copy(update={"epochs": 4})
     plain = train_student(few, validation, CONFIG, params, WINDOWING)
-    distilled = train_student(few, validation, CONFIG, params, WINDOWING, unlabeled=unlabeled,
-                              objective=Objective(lambda_sd=5.0))  # fmt: skip
-    uar = {name: score(test.labels, utterance_logits(r.model, test.features, WINDOWING)).uar
-           for name, r in (("no-dstl", plain), ("sp-dstl", distilled))}  # fmt: skip
+    distilled = train_student(
+        few, validation, CONFIG, params, WINDOWING, unlabeled=unlabeled, objective=Objective(lambda_sd=5.0)
+    )
+    uar = {
+        name: score(test.labels, utterance_logits(r.model, test.features, WINDOWING)).uar
+        for name, r in (("no-dstl", plain), ("sp-dstl", distilled))
+    }
     assert uar["sp-dstl"] >= uar["no-dstl"] + 0.15, uar
 
 
 def test_two_stage_starts_from_the_distilled_weights():
     unlabeled = teacher_knows(band_set(12, 3))
-    state, history = distil_only(unlabeled, CONFIG, PARAMS.model_copy(update={"epochs": 2}), WINDOWING,
-                                 Objective(lambda_sd=1.0))  # fmt: skip
+    state, history = distil_only(
+        unlabeled, CONFIG, PARAMS.model_copy(update={"epochs": 2}), WINDOWING, Objective(lambda_sd=1.0)
+    )
     assert list(history["epoch"]) == [1, 2] and history["train_loss"].notna().all()
     fresh = train_student(band_set(8, 1), band_set(8, 2), CONFIG, PARAMS.model_copy(update={"epochs": 1}), WINDOWING)
-    started = train_student(band_set(8, 1), band_set(8, 2), CONFIG, PARAMS.model_copy(update={"epochs": 1}),
-                            WINDOWING, initial_state=state)  # fmt: skip
+    started = train_student(
+        band_set(8, 1), band_set(8, 2), CONFIG, PARAMS.model_copy(update={"epochs": 1}), WINDOWING, initial_state=state
+    )
     assert not torch.equal(fresh.model.sd_head[0].weight, started.model.sd_head[0].weight)
     with pytest.raises(ValueError, match="non-zero lambda"):
         distil_only(unlabeled, CONFIG, PARAMS, WINDOWING, Objective())
@@ -150,7 +185,10 @@ def test_two_stage_starts_from_the_distilled_weights():
 def test_configurations_use_their_lambdas_only():
     loss = LossParams(lambda_sd=0.5, lambda_vd=5.0)
     assert CONFIGURATIONS["no-dstl"].objective(loss) == Objective(class_reduction="mean")
-    assert CONFIGURATIONS["vid-dstl"].objective(loss).lambda_sd == 0 and CONFIGURATIONS["vid-dstl"].objective(loss).lambda_vd == 5
+    assert (
+        CONFIGURATIONS["vid-dstl"].objective(loss).lambda_sd == 0
+        and CONFIGURATIONS["vid-dstl"].objective(loss).lambda_vd == 5
+    )
     assert CONFIGURATIONS["conf-vid-sp-dstl"].objective(loss).confidence
     assert CONFIGURATIONS["distill-ce-sp"].objective(loss) == Objective(lambda_sd=0.5, distill_loss="ce")
     assert configuration("vid-sp-dstl", 50).run_name == "vid-sp-dstl-labeled50"

@@ -6,18 +6,21 @@ import pytest
 import soundfile as sf
 import torch
 
-from liser.students.checkpoints import save_student
 from liser.cli import main
 from liser.export import PARITY_TOLERANCE, OnnxStudent, ParityError, export_student, load_onnx_student
 from liser.models.student import Student, StudentConfig
 from liser.predict import Predictor
+from liser.students.checkpoints import save_student
 
 from .helpers import REPO
 
 CLASSES = ["neutral", "calm", "happy", "sad"]
 METRICS = {"test": {"uar": 0.5, "war": 0.625}, "validation": {"uar": 0.4, "war": 0.45}, "best_epoch": 3}
-CONFIGURATION_METRICS = {"test": {"uar": 0.45, "uar_std": 0.1}, "validation": {"uar": 0.5, "uar_std": 0.1},
-                         "folds": {"1": {"test": {"uar": 0.4}}, "2": METRICS}}  # fmt: skip
+CONFIGURATION_METRICS = {
+    "test": {"uar": 0.45, "uar_std": 0.1},
+    "validation": {"uar": 0.5, "uar_std": 0.1},
+    "folds": {"1": {"test": {"uar": 0.4}}, "2": METRICS},
+}
 
 
 def random_student(seed: int) -> Student:
@@ -39,8 +42,19 @@ def exported(tmp_path_factory):
     save_student(checkpoint, model, CLASSES, corpus="ravdess", fold=2, best_epoch=3, test_uar=0.5, test_war=0.625)
     (folder / "no-dstl.json").write_text(json.dumps(CONFIGURATION_METRICS))
     out = folder / "model.onnx"
-    status = main(["export", "--student", str(checkpoint), "--out", str(out),
-                   "--params", str(REPO / "params.yaml"), "--metrics", str(folder / "no-dstl.json")])  # fmt: skip
+    status = main(
+        [
+            "export",
+            "--student",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--params",
+            str(REPO / "params.yaml"),
+            "--metrics",
+            str(folder / "no-dstl.json"),
+        ]
+    )
     assert status == 0
     return model, checkpoint, out
 

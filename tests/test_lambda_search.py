@@ -2,25 +2,44 @@
 
 import pytest
 
-from liser.students.lambda_search import candidates, choose, write_choice
 from liser.params import load_params
+from liser.students.lambda_search import candidates, choose, write_choice
 
 from .helpers import REPO
 
 
 def entry(rev, name, sd, vd, val, test):
-    summary = {corpus: {"vid-sp-dstl": {"validation_uar": val, "uar": test}, "no-dstl": {"validation_uar": 0.9, "uar": 0.9}}
-               for corpus in ("ravdess", "crema_d")}  # fmt: skip
-    return {"rev": rev, "name": name, "data": {"rev": rev, "params": {"params.yaml": {"data": {"loss": {"lambda_sd": sd, "lambda_vd": vd}}}},
-                                                "metrics": {"metrics/summary.json": {"data": summary}}}}  # fmt: skip
+    summary = {
+        corpus: {"vid-sp-dstl": {"validation_uar": val, "uar": test}, "no-dstl": {"validation_uar": 0.9, "uar": 0.9}}
+        for corpus in ("ravdess", "crema_d")
+    }
+    return {
+        "rev": rev,
+        "name": name,
+        "data": {
+            "rev": rev,
+            "params": {"params.yaml": {"data": {"loss": {"lambda_sd": sd, "lambda_vd": vd}}}},
+            "metrics": {"metrics/summary.json": {"data": summary}},
+        },
+    }
 
 
 SHOWN = [
     {**entry("workspace", None, 1.0, 1.0, 0.40, 0.41), "experiments": None},
-    {**entry("abc123", None, 1.0, 1.0, 0.40, 0.41),
-     "experiments": [{"revs": [entry("e1", "lambda-a", 0.1, 5.0, 0.55, 0.30), entry("e2", "lambda-b", 5.0, 0.1, 0.50, 0.70),
-                               entry("e3", "lambda-c", 0.5, 5.0, 0.55, 0.20), entry("e4", "off-grid", 2.0, 2.0, 0.99, 0.99)]}]},
-]  # fmt: skip
+    {
+        **entry("abc123", None, 1.0, 1.0, 0.40, 0.41),
+        "experiments": [
+            {
+                "revs": [
+                    entry("e1", "lambda-a", 0.1, 5.0, 0.55, 0.30),
+                    entry("e2", "lambda-b", 5.0, 0.1, 0.50, 0.70),
+                    entry("e3", "lambda-c", 0.5, 5.0, 0.55, 0.20),
+                    entry("e4", "off-grid", 2.0, 2.0, 0.99, 0.99),
+                ]
+            }
+        ],
+    },
+]
 
 
 def test_chooses_on_validation_not_test_with_ties_to_smaller_lambdas():
@@ -41,4 +60,6 @@ def test_choice_written_back_keeps_the_file(tmp_path):
     loaded = load_params(params)
     assert (loaded.loss.lambda_sd, loaded.loss.lambda_vd) == (0.1, 5.0)
     changed = [(a, b) for a, b in zip(original.splitlines(), params.read_text().splitlines()) if a != b]
-    assert len(changed) == 2 and all("lambda_" in a and "#" not in a or a.split("#")[1] == b.split("#")[1] for a, b in changed)
+    assert len(changed) == 2 and all(
+        "lambda_" in a and "#" not in a or a.split("#")[1] == b.split("#")[1] for a, b in changed
+    )

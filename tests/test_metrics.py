@@ -13,7 +13,9 @@ def test_against_scikit_learn(seed):
     predictions = np.where(rng.random(200) < 0.5, labels, rng.integers(0, 6, 200))
     assert uar(labels, predictions, 6) == pytest.approx(balanced_accuracy_score(labels, predictions))
     assert war(labels, predictions) == pytest.approx(accuracy_score(labels, predictions))
-    np.testing.assert_array_equal(confusion_matrix(labels, predictions, 6), sk_confusion(labels, predictions, labels=range(6)))
+    np.testing.assert_array_equal(
+        confusion_matrix(labels, predictions, 6), sk_confusion(labels, predictions, labels=range(6))
+    )
 
 
 def test_uar_differs_from_war_on_imbalanced_classes():

@@ -88,7 +88,11 @@ def test_lists_become_videos_and_segments_tables(lists):
     assert list(rows.index) == ["MSP-FACE_0001_0001", "MSP-FACE_0001_0002", "MSP-FACE_0002_0001"]
     first = rows.loc["MSP-FACE_0001_0001"]
     assert (first.video, first.start, first.end, first.speaker, first.gender) == (
-        "MSP-FACE_0001", 10.977, 20.487, "Speaker_7", "male"
+        "MSP-FACE_0001",
+        10.977,
+        20.487,
+        "Speaker_7",
+        "male",
     )
     assert first.duration == pytest.approx(9.51)
     assert rows.loc["MSP-FACE_0002_0001"].gender == "female"
@@ -138,9 +142,20 @@ def test_an_id_that_is_a_path_never_reaches_the_tables(lists):
 
 
 @pytest.mark.parametrize(
-    "text", ["MSP-FACE_0001/..", "../MSP-FACE_0001", "MSP-FACE_001", "MSP-FACE_00011", "MSP-FACE_0001\n",
-             "msp-face_0001", "MSP-FACE_\u0660\u0661\u0662\u0663", "MSP-FACE_0001.mp4", "", None]
-)  # fmt: skip
+    "text",
+    [
+        "MSP-FACE_0001/..",
+        "../MSP-FACE_0001",
+        "MSP-FACE_001",
+        "MSP-FACE_00011",
+        "MSP-FACE_0001\n",
+        "msp-face_0001",
+        "MSP-FACE_\u0660\u0661\u0662\u0663",
+        "MSP-FACE_0001.mp4",
+        "",
+        None,
+    ],
+)
 def test_video_ids_are_checked_strictly(text):
     with pytest.raises(InvalidId):
         check_video_id(text)

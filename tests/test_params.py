@@ -104,7 +104,9 @@ def test_missing_file_says_where(tmp_path):
 def test_paper_profile_uses_the_published_teachers(raw):
     raw["profile"] = "paper"
     params = parse_params(raw)
-    assert params.speech_teacher.source == "facebook/hubert-base-ls960" and params.speech_teacher.lr == pytest.approx(1e-4)
+    assert params.speech_teacher.source == "facebook/hubert-base-ls960" and params.speech_teacher.lr == pytest.approx(
+        1e-4
+    )
     assert params.speech_teacher.epochs == 50 and params.speech_teacher.training_fraction == 0.8
     assert params.video_teacher.size == "full" and str(params.video_teacher.checkpoint).endswith(".pth")
     demo = parse_params(yaml.safe_load((REPO / "params.yaml").read_text()))
@@ -117,7 +119,8 @@ def test_teacher_and_study_settings_are_checked(raw):
 
     assert "FERV39k-layout corpus is needed" in error_for(raw, no_weights)
     assert "published checkpoint is the full-size" in error_for(
-        raw, lambda p: p["video_teacher"].update(checkpoint="s2d.pth", size="small"))
+        raw, lambda p: p["video_teacher"].update(checkpoint="s2d.pth", size="small")
+    )
     assert "label_efficiency.percents" in error_for(raw, lambda p: p["label_efficiency"].update(percents=[25, 100]))
     assert "loss.class_reduction" in error_for(raw, lambda p: p["loss"].update(class_reduction="max"))
     assert "ferv39k_clips_per_class" in error_for(raw, lambda p: p["demo"].update(ferv39k_clips_per_class=3))

@@ -16,7 +16,11 @@ pytestmark = pytest.mark.slow
 
 
 def run(args, cwd, check=True):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+    }
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -37,7 +41,11 @@ def set_params(project: Path, edit) -> None:
 def project(tmp_path_factory):
     project = tmp_path_factory.mktemp("pipeline") / "liser"
     files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     for name in files:
         if name == "dvc.lock" or not (REPO / name).is_file():
@@ -46,8 +54,14 @@ def project(tmp_path_factory):
         shutil.copy2(REPO / name, project / name)
 
     def tiny(params):
-        params["demo"].update(ravdess_actors=10, crema_d_actors=10, mspface_speakers=4, mspface_videos=4,
-                              ferv39k_clips_per_class=8, ferv39k_identities=4)  # fmt: skip
+        params["demo"].update(
+            ravdess_actors=10,
+            crema_d_actors=10,
+            mspface_speakers=4,
+            mspface_videos=4,
+            ferv39k_clips_per_class=8,
+            ferv39k_identities=4,
+        )
         params["corpora"]["use"] = ["crema_d"]
         params["cv"]["folds"] = [0, 1]
         params["train"]["epochs"] = {"demo": 2, "paper": 50}
@@ -62,8 +76,19 @@ def project(tmp_path_factory):
     return project
 
 
-STUDENTS = ["no-dstl", "vid-dstl", "sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-vid", "distill-ce-sp",
-            "two-stage-vid", "two-stage-sp", "no-dstl-labeled50", "vid-sp-dstl-labeled50"]  # fmt: skip
+STUDENTS = [
+    "no-dstl",
+    "vid-dstl",
+    "sp-dstl",
+    "vid-sp-dstl",
+    "conf-vid-sp-dstl",
+    "distill-ce-vid",
+    "distill-ce-sp",
+    "two-stage-vid",
+    "two-stage-sp",
+    "no-dstl-labeled50",
+    "vid-sp-dstl-labeled50",
+]
 
 
 def metrics_of(project):
@@ -102,8 +127,10 @@ def test_teachers_are_scored_and_their_softmaxes_cover_the_windows(project):
     speech = metrics["metrics/teachers/speech/crema_d.json"]
     assert set(speech["folds"]) == {"0", "1"} and 0 <= speech["test"]["uar"] <= 1
     windows = pd.read_parquet(project / "data/mspface/windows.parquet")
-    for table in (pd.read_parquet(project / "data/softmaxes/video.parquet"),
-                  pd.read_parquet(project / "data/softmaxes/speech/crema_d/fold1.parquet")):  # fmt: skip
+    for table in (
+        pd.read_parquet(project / "data/softmaxes/video.parquet"),
+        pd.read_parquet(project / "data/softmaxes/speech/crema_d/fold1.parquet"),
+    ):
         assert len(table) == len(windows)
         assert table[["segment", "window"]].equals(windows[["segment", "window"]])
         probabilities = table[[c for c in table.columns if c.startswith("p_") and c != "p_max"]]
@@ -132,15 +159,20 @@ def test_second_repro_has_nothing_to_do(project):
 
 def test_plots_are_declared(project):
     shown = dvc("plots", "show", "--json", cwd=project).stdout
-    for name in ("plots/confusion/crema_d_conf-vid-sp-dstl.csv", "plots/curves/crema_d_no-dstl.csv",
-                 "plots/label_efficiency/crema_d.csv", "reports/figure2.png"):  # fmt: skip
+    for name in (
+        "plots/confusion/crema_d_conf-vid-sp-dstl.csv",
+        "plots/curves/crema_d_no-dstl.csv",
+        "plots/label_efficiency/crema_d.csv",
+        "reports/figure2.png",
+    ):
         assert name in shown
 
 
 def test_lambda_vd_reruns_only_the_students_that_use_it(project):
     set_params(project, lambda p: p["loss"].update(lambda_vd=5))
-    uses_vd = {f"{name}@crema_d" for name in ("vid-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-vid",
-                                               "two-stage-vid")} | {"vid-sp-dstl-labeled@crema_d-50"}  # fmt: skip
+    uses_vd = {
+        f"{name}@crema_d" for name in ("vid-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-vid", "two-stage-vid")
+    } | {"vid-sp-dstl-labeled@crema_d-50"}
     assert changed_stages(project) == uses_vd
     assert repro_ran(project) == uses_vd | {"report"}
 
@@ -148,8 +180,9 @@ def test_lambda_vd_reruns_only_the_students_that_use_it(project):
 def test_lora_rank_reruns_speech_teachers_their_softmaxes_and_students_only(project):
     set_params(project, lambda p: p["speech_teacher"].update(lora_rank=4))
     assert changed_stages(project) == {"speech_teacher@crema_d"}
-    uses_sd = {f"{name}@crema_d" for name in ("sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-sp",
-                                               "two-stage-sp")} | {"vid-sp-dstl-labeled@crema_d-50"}  # fmt: skip
+    uses_sd = {
+        f"{name}@crema_d" for name in ("sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-sp", "two-stage-sp")
+    } | {"vid-sp-dstl-labeled@crema_d-50"}
     assert repro_ran(project) == {"speech_teacher@crema_d", "speech_softmaxes@crema_d", "report"} | uses_sd
 
 

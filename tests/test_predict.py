@@ -6,13 +6,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from liser.students.checkpoints import save_student
 from liser.cli import main
-from liser.students.crossval import windowing
-from liser.students.evaluate import utterance_logits
 from liser.features import LogMel, load_audio
 from liser.models.student import Student, StudentConfig
 from liser.predict import Predictor, find_audio, student_files
+from liser.students.checkpoints import save_student
+from liser.students.crossval import windowing
+from liser.students.evaluate import utterance_logits
 
 from .helpers import REPO
 

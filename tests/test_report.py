@@ -3,27 +3,39 @@
 import pandas as pd
 import pytest
 
-from liser.students.configurations import FIGURE_2, TABLE_2, TABLE_3
 from liser.files import read_json, write_json, write_parquet
+from liser.students.configurations import FIGURE_2, TABLE_2, TABLE_3
 from liser.students.report import report
 
 PERCENTS = [25, 50]
-RUNS = sorted({*TABLE_2, *(r for t in TABLE_3.values() for r in t.values()),
-               *(f"{c}-labeled{p}" for c in FIGURE_2 for p in PERCENTS)})  # fmt: skip
+RUNS = sorted(
+    {
+        *TABLE_2,
+        *(r for t in TABLE_3.values() for r in t.values()),
+        *(f"{c}-labeled{p}" for c in FIGURE_2 for p in PERCENTS),
+    }
+)
 
 
 def fake_results(root, corpus, run, uar_by_fold):
     folds = {}
     for fold, uar in enumerate(uar_by_fold):
         folder = root / "runs" / corpus / run / f"fold{fold}"
-        write_parquet(folder / "predictions.parquet",
-                      pd.DataFrame({"actual_emotion": ["sad", "happy"], "predicted_emotion": ["sad", "sad"]}))  # fmt: skip
+        write_parquet(
+            folder / "predictions.parquet",
+            pd.DataFrame({"actual_emotion": ["sad", "happy"], "predicted_emotion": ["sad", "sad"]}),
+        )
         write_parquet(folder / "history.parquet", pd.DataFrame({"epoch": [1, 2], "validation_uar": [0.2, uar]}))
         folds[str(fold)] = {"test": {"uar": uar, "war": uar + 0.01}}
     mean = sum(uar_by_fold) / len(uar_by_fold)
-    write_json(root / "metrics" / corpus / f"{run}.json",
-               {"test": {"uar": mean, "uar_std": 0.05, "war": mean + 0.01, "war_std": 0.04},
-                "validation": {"uar": mean + 0.1, "uar_std": 0.0, "war": mean, "war_std": 0.0}, "folds": folds})  # fmt: skip
+    write_json(
+        root / "metrics" / corpus / f"{run}.json",
+        {
+            "test": {"uar": mean, "uar_std": 0.05, "war": mean + 0.01, "war_std": 0.04},
+            "validation": {"uar": mean + 0.1, "uar_std": 0.0, "war": mean, "war_std": 0.0},
+            "folds": folds,
+        },
+    )
 
 
 @pytest.fixture
@@ -35,8 +47,16 @@ def results(tmp_path):
 
 
 def run_report(root):
-    return report(["ravdess", "crema_d"], [0, 1], PERCENTS, root / "runs", root / "metrics", root / "summary.json",
-                  root / "plots", root / "reports")  # fmt: skip
+    return report(
+        ["ravdess", "crema_d"],
+        [0, 1],
+        PERCENTS,
+        root / "runs",
+        root / "metrics",
+        root / "summary.json",
+        root / "plots",
+        root / "reports",
+    )
 
 
 def test_tables_in_the_papers_layout_with_its_figures(results):
@@ -47,7 +67,9 @@ def test_tables_in_the_papers_layout_with_its_figures(results):
     assert f"| no-dstl | {mean:.3f} ± 0.050 | {mean + 0.01:.3f} ± 0.040 |" in text
     assert "| 0.517 | 0.535 | 0.551 | 0.550 |" in text  # the paper's no-dstl row
     assert "| distill-ce |" in text and "| two-stage-train |" in text and "0.464" in text
-    assert summary["crema_d"]["vid-sp-dstl-labeled25"]["uar"] == pytest.approx(0.45 + 0.01 * RUNS.index("vid-sp-dstl-labeled25"))
+    assert summary["crema_d"]["vid-sp-dstl-labeled25"]["uar"] == pytest.approx(
+        0.45 + 0.01 * RUNS.index("vid-sp-dstl-labeled25")
+    )
     assert read_json(results / "summary.json") == summary
 
 

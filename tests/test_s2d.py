@@ -52,31 +52,48 @@ def spec_state_dict_shapes(classes: int = 7) -> dict[str, tuple[int, ...]]:
     for i in range(12):
         p = f"prompt_blocks.{i}."
         shapes |= {
-            p + "conv0_0.weight": (8, 768, 1, 1), p + "conv0_0.bias": (8,),
-            p + "conv0_1.weight": (8, 768, 1, 1), p + "conv0_1.bias": (8,),
-            p + "conv1x1.weight": (768, 8, 1, 1), p + "conv1x1.bias": (768,),
+            p + "conv0_0.weight": (8, 768, 1, 1),
+            p + "conv0_0.bias": (8,),
+            p + "conv0_1.weight": (8, 768, 1, 1),
+            p + "conv0_1.bias": (8,),
+            p + "conv1x1.weight": (768, 8, 1, 1),
+            p + "conv1x1.bias": (768,),
             p + "fovea.smooth": (1,),
-            p + "TMA.T_Adapter.D_fc1.weight": (192, 768), p + "TMA.T_Adapter.D_fc1.bias": (192,),
-            p + "TMA.T_Adapter.D_fc2.weight": (768, 192), p + "TMA.T_Adapter.D_fc2.bias": (768,),
+            p + "TMA.T_Adapter.D_fc1.weight": (192, 768),
+            p + "TMA.T_Adapter.D_fc1.bias": (192,),
+            p + "TMA.T_Adapter.D_fc2.weight": (768, 192),
+            p + "TMA.T_Adapter.D_fc2.bias": (768,),
             p + "TMA.T_Adapter.attn.qkv.weight": (576, 192),
-            p + "TMA.T_Adapter.attn.proj.weight": (192, 192), p + "TMA.T_Adapter.attn.proj.bias": (192,),
-            p + "TMA.norm.weight": (768,), p + "TMA.norm.bias": (768,),
-            p + "TMA.S_Adapter.D_fc1.weight": (192, 768), p + "TMA.S_Adapter.D_fc1.bias": (192,),
-            p + "TMA.S_Adapter.D_fc2.weight": (768, 192), p + "TMA.S_Adapter.D_fc2.bias": (768,),
+            p + "TMA.T_Adapter.attn.proj.weight": (192, 192),
+            p + "TMA.T_Adapter.attn.proj.bias": (192,),
+            p + "TMA.norm.weight": (768,),
+            p + "TMA.norm.bias": (768,),
+            p + "TMA.S_Adapter.D_fc1.weight": (192, 768),
+            p + "TMA.S_Adapter.D_fc1.bias": (192,),
+            p + "TMA.S_Adapter.D_fc2.weight": (768, 192),
+            p + "TMA.S_Adapter.D_fc2.bias": (768,),
         }
     for i in range(12):
         p = f"blocks.{i}."
         shapes |= {
-            p + "norm1.weight": (768,), p + "norm1.bias": (768,),
-            p + "attn.qkv.weight": (2304, 768), p + "attn.qkv.bias": (2304,),
-            p + "attn.proj.weight": (768, 768), p + "attn.proj.bias": (768,),
-            p + "norm2.weight": (768,), p + "norm2.bias": (768,),
-            p + "mlp.fc1.weight": (3072, 768), p + "mlp.fc1.bias": (3072,),
-            p + "mlp.fc2.weight": (768, 3072), p + "mlp.fc2.bias": (768,),
+            p + "norm1.weight": (768,),
+            p + "norm1.bias": (768,),
+            p + "attn.qkv.weight": (2304, 768),
+            p + "attn.qkv.bias": (2304,),
+            p + "attn.proj.weight": (768, 768),
+            p + "attn.proj.bias": (768,),
+            p + "norm2.weight": (768,),
+            p + "norm2.bias": (768,),
+            p + "mlp.fc1.weight": (3072, 768),
+            p + "mlp.fc1.bias": (3072,),
+            p + "mlp.fc2.weight": (768, 3072),
+            p + "mlp.fc2.bias": (768,),
         }
     shapes |= {
-        "ln_post.weight": (768,), "ln_post.bias": (768,),
-        "head.fc_cls.weight": (classes, 768), "head.fc_cls.bias": (classes,),
+        "ln_post.weight": (768,),
+        "ln_post.bias": (768,),
+        "head.fc_cls.weight": (classes, 768),
+        "head.fc_cls.bias": (classes,),
     }
     return shapes
 
@@ -263,7 +280,7 @@ def test_static_layout_key_mapping() -> None:
 
 def test_static_layout_checkpoint_loads(small: S2D, tmp_path: Path) -> None:
     state = small.state_dict()
-    static = {("norm." + k[len("ln_post."):] if k.startswith("ln_post.") else k): v for k, v in state.items()}
+    static = {("norm." + k[len("ln_post.") :] if k.startswith("ln_post.") else k): v for k, v in state.items()}
     static |= {"landmark.conv1.conv.weight": torch.zeros(64, 3, 3, 3), "landmark.conv1.bn.weight": torch.ones(64)}
     path = tmp_path / "affectnet.pth"
     torch.save({"model_state_dict": static, "epoch": 7}, path)
@@ -334,9 +351,15 @@ def test_mobilefacenet_shape_names_and_frozen() -> None:
     assert model(torch.randn(1, 3, 56, 56)).shape == (1, 128, 7, 7)
     keys = set(model.state_dict())
     for key in (
-        "conv1.conv.weight", "conv1.prelu.weight", "conv2_dw.bn.running_mean",
-        "conv_23.conv.conv.weight", "conv_23.conv_dw.prelu.weight", "conv_23.project.bn.running_var",
-        "conv_3.model.3.conv_dw.conv.weight", "conv_34.project.conv.weight", "conv_4.model.5.project.bn.weight",
+        "conv1.conv.weight",
+        "conv1.prelu.weight",
+        "conv2_dw.bn.running_mean",
+        "conv_23.conv.conv.weight",
+        "conv_23.conv_dw.prelu.weight",
+        "conv_23.project.bn.running_var",
+        "conv_3.model.3.conv_dw.conv.weight",
+        "conv_34.project.conv.weight",
+        "conv_4.model.5.project.bn.weight",
     ):
         assert key in keys, key
     assert model.state_dict()["conv_23.conv_dw.conv.weight"].shape == (128, 1, 3, 3)
@@ -377,12 +400,15 @@ def reference_forward(
         fovea = torch.softmax(state[p + "fovea.smooth"] * u, dim=1) * u
         spatial = conv1x1(fovea + conv1x1(lmk, p + "conv0_1"), p + "conv1x1")
         hidden = F.gelu(linear(img, p + "TMA.T_Adapter.D_fc1")).view(batch, frames, g * g, -1)
-        across_time = torch.stack([
-            linear(attention(hidden[b].transpose(0, 1), p + "TMA.T_Adapter.attn", c.adapter_heads),
-                   p + "TMA.T_Adapter.D_fc2")
-            .transpose(0, 1)
-            for b in range(batch)
-        ]).reshape(n, g * g, width)
+        across_time = torch.stack(
+            [
+                linear(
+                    attention(hidden[b].transpose(0, 1), p + "TMA.T_Adapter.attn", c.adapter_heads),
+                    p + "TMA.T_Adapter.D_fc2",
+                ).transpose(0, 1)
+                for b in range(batch)
+            ]
+        ).reshape(n, g * g, width)
         bottleneck = F.gelu(linear(norm(across_time, p + "TMA.norm", 1e-5), p + "TMA.S_Adapter.D_fc1"))
         temporal = linear(bottleneck, p + "TMA.S_Adapter.D_fc2")
         return spatial, temporal
@@ -390,8 +416,9 @@ def reference_forward(
     images = clips.permute(0, 2, 1, 3, 4).reshape(n, 3, size, size)
     x = F.conv2d(images, state["patch_embed.proj.weight"], state["patch_embed.proj.bias"], stride=c.patch_size)
     x = x.flatten(2).transpose(1, 2)
-    a = F.conv2d(maps.reshape(n, -1, g, g), state["patch_embed_prompt.proj.weight"],
-                 state["patch_embed_prompt.proj.bias"])
+    a = F.conv2d(
+        maps.reshape(n, -1, g, g), state["patch_embed_prompt.proj.weight"], state["patch_embed_prompt.proj.bias"]
+    )
     a = a.flatten(2).transpose(1, 2)
     s, t = prompt_block(0, norm(x, "prompt_norms.0"), norm(a, "prompt_norms.0"))
     x, a = x + t + s, s

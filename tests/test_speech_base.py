@@ -5,7 +5,6 @@ import soundfile as sf
 import torch
 from transformers import HubertConfig, HubertModel
 
-from liser.teachers.speech import ATTENTION_PROJECTIONS, DEMO_CONFIG, build_speech_teacher, lora_module_names
 from liser.demo.speech_base import (
     PRETRAINING_FILE,
     frame_targets,
@@ -13,6 +12,7 @@ from liser.demo.speech_base import (
     pretrain_speech_base,
     write_pretraining_pool,
 )
+from liser.teachers.speech import ATTENTION_PROJECTIONS, DEMO_CONFIG, build_speech_teacher, lora_module_names
 
 RATE = 16000
 TINY = {"hidden_size": 32, "intermediate_size": 64, "conv_dim": (16,) * 7, "classifier_proj_size": 16}
@@ -50,9 +50,18 @@ def pretrained(tmp_path_factory):
         paths.append(path)
     out = root / "base"
     figures = pretrain_speech_base(
-        paths, out, config=TINY, clusters=8, epochs=12, lr=3e-3, batch_size=4, crop_seconds=0.6,
-        check_utterances=8, seed=0, threads=1,
-    )  # fmt: skip
+        paths,
+        out,
+        config=TINY,
+        clusters=8,
+        epochs=12,
+        lr=3e-3,
+        batch_size=4,
+        crop_seconds=0.6,
+        check_utterances=8,
+        seed=0,
+        threads=1,
+    )
     return out, figures
 
 

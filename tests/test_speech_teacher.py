@@ -50,9 +50,15 @@ def trained():
     model = build_speech_teacher(None, num_labels=3, lora_rank=4, lora_alpha=8, seed=1)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     result = train_speech_teacher(
-        tone_items(48, seed=2), tone_items(15, seed=3), model,
-        epochs=12, lr=5e-3, batch_size=8, max_seconds=0.75, seed=0,
-    )  # fmt: skip
+        tone_items(48, seed=2),
+        tone_items(15, seed=3),
+        model,
+        epochs=12,
+        lr=5e-3,
+        batch_size=8,
+        max_seconds=0.75,
+        seed=0,
+    )
     return before, result
 
 
@@ -63,8 +69,11 @@ def test_lora_sits_on_exactly_the_attention_projections():
     assert sorted(lora_module_names(model)) == sorted(expected)
     lora_parameters = [name for name, _ in model.named_parameters() if "lora_" in name]
     assert lora_parameters and all(".attention." in name for name in lora_parameters)
-    assert not any(part in name for name in lora_parameters
-                   for part in ("feed_forward", "feature_extractor", "feature_projection", "pos_conv"))  # fmt: skip
+    assert not any(
+        part in name
+        for name in lora_parameters
+        for part in ("feed_forward", "feature_extractor", "feature_projection", "pos_conv")
+    )
 
 
 def test_only_lora_and_heads_train_and_the_base_stays_as_it_was(trained):
@@ -76,8 +85,9 @@ def test_only_lora_and_heads_train_and_the_base_stays_as_it_was(trained):
             assert not torch.equal(parameter, before[name]), f"{name} did not train"
         else:
             assert torch.equal(parameter, before[name]), f"{name} changed"
-    trained_heads = {name.split(".modules_to_save.")[0] for name, p in result.model.named_parameters()
-                     if ".modules_to_save." in name}  # fmt: skip
+    trained_heads = {
+        name.split(".modules_to_save.")[0] for name, p in result.model.named_parameters() if ".modules_to_save." in name
+    }
     assert trained_heads == {"base_model.model.projector", "base_model.model.classifier"}
 
 
@@ -101,8 +111,9 @@ def test_adapter_round_trip_gives_identical_outputs(trained, tmp_path):
     waveforms = torch.from_numpy(np.stack([w[:8000] for w, _ in tone_items(4, seed=5)]))
     result.model.eval()
     with torch.inference_mode():
-        torch.testing.assert_close(loaded(input_values=waveforms).logits, result.model(input_values=waveforms).logits,
-                                   rtol=0, atol=0)  # fmt: skip
+        torch.testing.assert_close(
+            loaded(input_values=waveforms).logits, result.model(input_values=waveforms).logits, rtol=0, atol=0
+        )
     assert not any(p.requires_grad for p in loaded.parameters())
 
 
@@ -112,8 +123,12 @@ def test_local_checkpoint_directory_loads_offline_and_round_trips(tmp_path):
     pretrained.save_pretrained(tmp_path / "hubert")  # what a downloaded hubert-base-ls960 looks like
     model = build_speech_teacher(tmp_path / "hubert", num_labels=3, lora_rank=2)
     base = model.get_base_model().hubert
-    torch.testing.assert_close(base.encoder.layers[1].feed_forward.output_dense.weight,
-                               pretrained.encoder.layers[1].feed_forward.output_dense.weight, rtol=0, atol=0)  # fmt: skip
+    torch.testing.assert_close(
+        base.encoder.layers[1].feed_forward.output_dense.weight,
+        pretrained.encoder.layers[1].feed_forward.output_dense.weight,
+        rtol=0,
+        atol=0,
+    )
     assert len(lora_module_names(model)) == 4 * DEMO_CONFIG["num_hidden_layers"]
     save_speech_teacher(tmp_path / "teacher", model, CLASSES)
     assert not (tmp_path / "teacher" / "base.safetensors").exists()  # the base stays where it is
@@ -121,8 +136,9 @@ def test_local_checkpoint_directory_loads_offline_and_round_trips(tmp_path):
     waveforms = torch.randn(2, 6000)
     model.eval()
     with torch.inference_mode():
-        torch.testing.assert_close(loaded(input_values=waveforms).logits, model(input_values=waveforms).logits,
-                                   rtol=0, atol=0)  # fmt: skip
+        torch.testing.assert_close(
+            loaded(input_values=waveforms).logits, model(input_values=waveforms).logits, rtol=0, atol=0
+        )
 
 
 def test_missing_checkpoint_fails_fast_saying_how_to_get_it(tmp_path):
@@ -168,11 +184,13 @@ def unlabeled(tmp_path):
 def test_window_probabilities_match_the_window_table(unlabeled, tmp_path):
     manifest, windows = unlabeled
     model = build_speech_teacher(None, num_labels=3, small_config=TINY)
-    table = window_softmaxes(model, manifest, windows, batch_size=3, device="cpu", classes=CLASSES,
-                             out=tmp_path / "speech.parquet")  # fmt: skip
+    table = window_softmaxes(
+        model, manifest, windows, batch_size=3, device="cpu", classes=CLASSES, out=tmp_path / "speech.parquet"
+    )
     assert list(table.columns) == ["segment", "window", "start_s", "end_s", "p_low", "p_middle", "p_high", "p_max"]
-    pd.testing.assert_frame_equal(table[["segment", "window", "start_s", "end_s"]],
-                                  windows[["segment", "window", "start_s", "end_s"]])  # fmt: skip
+    pd.testing.assert_frame_equal(
+        table[["segment", "window", "start_s", "end_s"]], windows[["segment", "window", "start_s", "end_s"]]
+    )
     probabilities = table[["p_low", "p_middle", "p_high"]].to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(table["p_max"], probabilities.max(axis=1))
@@ -208,8 +226,9 @@ def speakers_table(n_per_gender: int) -> pd.DataFrame:
     for gender in ("female", "male"):
         for s in range(n_per_gender):
             speaker = f"{gender[0]}{s:02d}"
-            rows += [{"utterance": f"{speaker}_{u}", "speaker": speaker, "gender": gender, "label": u % 3}
-                     for u in range(3)]  # fmt: skip
+            rows += [
+                {"utterance": f"{speaker}_{u}", "speaker": speaker, "gender": gender, "label": u % 3} for u in range(3)
+            ]
     return pd.DataFrame(rows)
 
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from liser.students.checkpoints import load_student, save_student
-from liser.students.evaluate import Windowing, score, utterance_logits
 from liser.models.student import StudentConfig
 from liser.params import TrainParams
+from liser.students.checkpoints import load_student, save_student
+from liser.students.evaluate import Windowing, score, utterance_logits
 from liser.students.train import LabeledSet, train_student
 
 WINDOWING = Windowing(window_frames=94, stride_frames=3.125, pad_value=-13.8, batch_size=32)
@@ -28,8 +28,9 @@ def band_set(n: int, seed: int) -> LabeledSet:
 
 def small_run(epochs=3, seed=0, precision="float32", **options):
     params = TrainParams(lr=3e-3, epochs=epochs, batch_size=8, seed=seed, threads=1, precision=precision)
-    return train_student(band_set(32, 1), band_set(16, 2), StudentConfig(speech_classes=2), params, WINDOWING,
-                         **options)  # fmt: skip
+    return train_student(
+        band_set(32, 1), band_set(16, 2), StudentConfig(speech_classes=2), params, WINDOWING, **options
+    )
 
 
 def test_learns_a_separable_problem():
@@ -100,4 +101,6 @@ def test_utterance_logits_average_the_windows():
     windows = [long[:, s : s + 94] for s in starts]
     with torch.no_grad():
         expected = result.model.classify(torch.from_numpy(np.stack(windows)).unsqueeze(1)).mean(0)
-    np.testing.assert_allclose(utterance_logits(result.model, [long], WINDOWING)[0], expected.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        utterance_logits(result.model, [long], WINDOWING)[0], expected.numpy(), rtol=1e-5, atol=1e-5
+    )

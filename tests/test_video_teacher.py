@@ -26,7 +26,6 @@ from liser.corpora.ferv39k import (
 )
 from liser.corpora.table import NothingUsable
 from liser.demo.ferv39k import demo_identity, write_ferv39k_demo
-from liser.unlabeled.faces import read_face_clip
 from liser.models.s2d import S2DConfig, pad_clip, preprocess_clip
 from liser.teachers.video import (
     PROBABILITY_COLUMNS,
@@ -39,6 +38,7 @@ from liser.teachers.video import (
     train_video_teacher,
     window_softmaxes,
 )
+from liser.unlabeled.faces import read_face_clip
 from liser.unlabeled.windows import segment_windows
 
 torch.set_num_threads(1)
@@ -167,8 +167,9 @@ def easy_table(demo_corpus):
 
 @pytest.fixture(scope="module")
 def trained(easy_table):
-    return train_video_teacher(easy_table, S2DConfig.small(), epochs=10, lr=5e-4, batch_size=4, seed=0, threads=1,
-                               validation_fraction=0.2)  # fmt: skip
+    return train_video_teacher(
+        easy_table, S2DConfig.small(), epochs=10, lr=5e-4, batch_size=4, seed=0, threads=1, validation_fraction=0.2
+    )
 
 
 def test_training_the_small_s2d_beats_chance_on_held_out_identities(trained, easy_table):
@@ -188,8 +189,10 @@ def test_training_the_small_s2d_beats_chance_on_held_out_identities(trained, eas
 
 def test_training_repeats_exactly_with_the_same_seed(easy_table):
     small = easy_table.groupby(["split", "label"]).head(4).reset_index(drop=True)
-    runs = [train_video_teacher(small, epochs=1, batch_size=4, seed=7, threads=1, validation_fraction=0.25)
-            for _ in range(2)]  # fmt: skip
+    runs = [
+        train_video_teacher(small, epochs=1, batch_size=4, seed=7, threads=1, validation_fraction=0.25)
+        for _ in range(2)
+    ]
     first, second = (run.model.state_dict() for run in runs)
     assert all(torch.equal(first[key], second[key]) for key in first)
     assert runs[0].history.equals(runs[1].history)
@@ -200,8 +203,9 @@ def test_the_trained_teacher_round_trips_through_its_file(trained, easy_table, t
     save_video_teacher(path, trained.model, best_epoch=trained.best_epoch)
     loaded, info = load_video_teacher(path)
     assert info == {"best_epoch": trained.best_epoch}
-    clips = torch.stack([preprocess_clip(read_clip_frames(folder, 0, 16), loaded.config)
-                         for folder in easy_table["folder"][:3]])  # fmt: skip
+    clips = torch.stack(
+        [preprocess_clip(read_clip_frames(folder, 0, 16), loaded.config) for folder in easy_table["folder"][:3]]
+    )
     trained.model.eval()
     with torch.inference_mode():
         assert torch.equal(trained.model(clips), loaded(clips))
@@ -234,10 +238,13 @@ def faces(tmp_path_factory):
         drift = np.linspace(0, 60, frames)[:, None, None, None]
         small = np.clip(base + drift, 0, 255).astype(np.uint8)
         write_face_clip(folder / f"{segment}.mp4", np.stack([cv2.resize(f, (224, 224)) for f in small]))
-    windows = pd.concat([
-        segment_windows("MSP-FACE_0001_0001", "Speaker_1", np.ones(48, bool), 16, 30.0),  # the third runs past
-        segment_windows("MSP-FACE_0002_0001", "Speaker_2", np.ones(16, bool), 16, 30.0),
-    ], ignore_index=True)  # fmt: skip
+    windows = pd.concat(
+        [
+            segment_windows("MSP-FACE_0001_0001", "Speaker_1", np.ones(48, bool), 16, 30.0),  # the third runs past
+            segment_windows("MSP-FACE_0002_0001", "Speaker_2", np.ones(16, bool), 16, 30.0),
+        ],
+        ignore_index=True,
+    )
     return folder, windows.iloc[[3, 0, 2, 1]].reset_index(drop=True)  # segments interleaved on purpose
 
 
@@ -260,8 +267,15 @@ def test_window_softmaxes_match_the_window_table_one_to_one(faces, scoring_model
     folder, windows = faces
     table = window_softmaxes(scoring_model, windows, folder, batch_size=3, device="cpu")
     assert list(table.columns) == [*WINDOW_KEYS, *PROBABILITY_COLUMNS, "p_max"]
-    assert list(PROBABILITY_COLUMNS) == ["p_angry", "p_disgust", "p_fear", "p_happy", "p_neutral", "p_sad",
-                                         "p_surprise"]  # fmt: skip
+    assert list(PROBABILITY_COLUMNS) == [
+        "p_angry",
+        "p_disgust",
+        "p_fear",
+        "p_happy",
+        "p_neutral",
+        "p_sad",
+        "p_surprise",
+    ]
     assert table[list(WINDOW_KEYS)].equals(windows[list(WINDOW_KEYS)])
     probabilities = table[list(PROBABILITY_COLUMNS)].to_numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

@@ -52,7 +52,9 @@ def check_audio(path: str | Path) -> AudioInfo:
     if path.suffix.lower() == ".wav":
         shortfall = _declared_wav_data_shortfall(path)
         if shortfall:
-            raise UnusableAudio(f"truncated: the WAV header promises {shortfall} more bytes of audio than the file holds")
+            raise UnusableAudio(
+                f"truncated: the WAV header promises {shortfall} more bytes of audio than the file holds"
+            )
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:

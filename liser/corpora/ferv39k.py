@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from liser.files import write_csv, write_json, write_parquet
 from liser.corpora.table import NothingUsable
+from liser.files import write_csv, write_json, write_parquet
 
 __all__ = [
     "CLASSES",
@@ -101,8 +101,10 @@ def read_clip_frames(folder: str | Path, start: int = 0, count: int | None = Non
         if image is None:
             raise ValueError(f"{path}: not an image OpenCV can decode")
         if frames and image.shape != frames[0].shape:
-            raise ValueError(f"{path}: {image.shape[1]}x{image.shape[0]}, but the clip's first frame is "
-                             f"{frames[0].shape[1]}x{frames[0].shape[0]}")  # fmt: skip
+            raise ValueError(
+                f"{path}: {image.shape[1]}x{image.shape[0]}, but the clip's first frame is "
+                f"{frames[0].shape[1]}x{frames[0].shape[0]}"
+            )
         frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     if not frames:
         raise ValueError(f"{folder}: no frames" + (f" from frame {start}" if start else ""))
@@ -118,10 +120,12 @@ class Ferv39kCorpus:
         """Clip and frame counts per split and class, and how many things were left out."""
         clips = self.clips
         per_class = {
-            split: {name: int(((clips["split"] == split) & (clips["label"] == label)).sum())
-                    for label, name in enumerate(CLASSES)}
+            split: {
+                name: int(((clips["split"] == split) & (clips["label"] == label)).sum())
+                for label, name in enumerate(CLASSES)
+            }
             for split in SPLITS
-        }  # fmt: skip
+        }
         return {
             "clips_usable": len(clips),
             "problems": len(self.problems),
@@ -176,8 +180,9 @@ def read_ferv39k(root: str | Path, progress: bool = True) -> Ferv39kCorpus:
     problems: list[dict] = []
     rows: list[dict] = []
     seen: dict[str, Path] = {}
-    for split, label, folder in tqdm(list(_clip_folders(root, problems)), desc="FERV39k clips", unit="clip",
-                                     disable=not progress):  # fmt: skip
+    for split, label, folder in tqdm(
+        list(_clip_folders(root, problems)), desc="FERV39k clips", unit="clip", disable=not progress
+    ):
         try:
             clip = check_clip_id(folder.name)
         except InvalidClipId as error:
@@ -191,8 +196,16 @@ def read_ferv39k(root: str | Path, progress: bool = True) -> Ferv39kCorpus:
             problems.append({"path": str(folder), "reason": frames})
             continue
         seen[clip] = folder
-        rows.append({"clip": clip, "split": split, "label": label, "class": CLASSES[label], "n_frames": frames,
-                     "folder": str(folder)})  # fmt: skip
+        rows.append(
+            {
+                "clip": clip,
+                "split": split,
+                "label": label,
+                "class": CLASSES[label],
+                "n_frames": frames,
+                "folder": str(folder),
+            }
+        )
     if not rows:
         raise NothingUsable(f"{root}: no usable FERV39k-layout clip found ({len(problems)} problems)")
     clips = pd.DataFrame(rows, columns=list(CLIP_COLUMNS))

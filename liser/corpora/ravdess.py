@@ -17,9 +17,15 @@ __all__ = ["EMOTIONS", "read", "parse_name"]
 NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav$")
 ACTOR_FOLDER = re.compile(r"^Actor_(\d\d)$")
 EMOTION_CODES = {
-    "01": "neutral", "02": "calm", "03": "happy", "04": "sad",
-    "05": "angry", "06": "fearful", "07": "disgust", "08": "surprised",
-}  # fmt: skip
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
 EMOTIONS = tuple(EMOTION_CODES.values())
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from liser.files import write_csv, write_json, write_parquet
 from liser.corpora.audio_check import UnusableAudio, check_audio
+from liser.files import write_csv, write_json, write_parquet
 
 __all__ = ["COLUMNS", "CorpusTable", "NothingUsable", "build_table"]
 

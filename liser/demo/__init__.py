@@ -9,10 +9,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from liser.params import DemoParams
 from liser.demo.ferv39k import write_ferv39k_demo
 from liser.demo.labeled import write_crema_d, write_ravdess
 from liser.demo.mspface import write_mspface_demo
+from liser.params import DemoParams
 
 __all__ = ["write_demo", "DEMO_FOLDERS"]
 
@@ -30,14 +30,20 @@ def write_demo(out: str | Path, params: DemoParams) -> dict[str, int]:
         "crema_d": write_crema_d(staging / DEMO_FOLDERS["crema_d"], params.crema_d_actors, params.seed, broken),
     }
     mspface = write_mspface_demo(
-        staging / DEMO_FOLDERS["mspface"], seed=params.seed, n_speakers=params.mspface_speakers,
-        n_videos=params.mspface_videos, failures=broken,
-    )  # fmt: skip
+        staging / DEMO_FOLDERS["mspface"],
+        seed=params.seed,
+        n_speakers=params.mspface_speakers,
+        n_videos=params.mspface_videos,
+        failures=broken,
+    )
     counts["mspface"] = mspface["segments"]
     ferv39k = write_ferv39k_demo(
-        staging / DEMO_FOLDERS["ferv39k"], seed=params.seed, clips_per_class=params.ferv39k_clips_per_class,
-        n_identities=params.ferv39k_identities, workers=2,
-    )  # fmt: skip
+        staging / DEMO_FOLDERS["ferv39k"],
+        seed=params.seed,
+        clips_per_class=params.ferv39k_clips_per_class,
+        n_identities=params.ferv39k_identities,
+        workers=2,
+    )
     counts["ferv39k"] = ferv39k["clips"]
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)

@@ -42,14 +42,27 @@ _ALIASES = {voice: face for face, voice in VOICE_EMOTIONS.items()}
 # Points of the astronaut photograph (x, y in its 512 x 512 pixels), found by inspecting it.
 # "left" and "right" are as seen in the picture.
 LANDMARKS: dict[str, tuple[float, float]] = {
-    "brow_left_outer": (191, 90), "brow_left_mid": (202, 88), "brow_left_inner": (213, 91),
-    "brow_right_inner": (237, 93), "brow_right_mid": (249, 90), "brow_right_outer": (260, 91),
-    "eye_left": (203, 102), "eye_right": (245, 103),
-    "cheek_left": (200, 122), "cheek_right": (248, 123),
-    "nose_bridge": (225, 110), "nose_tip": (225, 125), "nostril_left": (216, 129), "nostril_right": (234, 130),
-    "mouth_left": (204, 140), "mouth_right": (244, 141), "upper_lip": (224, 138), "lower_lip": (223, 153),
-    "mouth": (224, 146), "chin": (222, 178),
-}  # fmt: skip
+    "brow_left_outer": (191, 90),
+    "brow_left_mid": (202, 88),
+    "brow_left_inner": (213, 91),
+    "brow_right_inner": (237, 93),
+    "brow_right_mid": (249, 90),
+    "brow_right_outer": (260, 91),
+    "eye_left": (203, 102),
+    "eye_right": (245, 103),
+    "cheek_left": (200, 122),
+    "cheek_right": (248, 123),
+    "nose_bridge": (225, 110),
+    "nose_tip": (225, 125),
+    "nostril_left": (216, 129),
+    "nostril_right": (234, 130),
+    "mouth_left": (204, 140),
+    "mouth_right": (244, 141),
+    "upper_lip": (224, 138),
+    "lower_lip": (223, 153),
+    "mouth": (224, 146),
+    "chin": (222, 178),
+}
 FACE_CENTRE = (224.0, 120.0)
 # The part of the photograph the action units move; outside it every frame equals the photograph.
 _ROI = (140, 40, 310, 230)  # x0, y0, x1, y1
@@ -100,7 +113,8 @@ _ACTION_UNITS: dict[str, list[_Handle]] = {
     ],
     "lip_corner_pull": _pair("mouth_left", "mouth_right", (6, 6), (-2.5, -4.0)),
     "lip_corner_depress": [
-        _Handle((205, 143), (6, 5), (1.5, 6.0)), _Handle((243, 144), (6, 5), (-1.5, 6.0)),
+        _Handle((205, 143), (6, 5), (1.5, 6.0)),
+        _Handle((243, 144), (6, 5), (-1.5, 6.0)),
     ],
     "chin_raise": [_Handle("lower_lip", (12, 5), (0.0, -3.0)), _Handle("chin", (16, 10), (0.0, -1.5))],
     "lip_stretch": _pair("mouth_left", "mouth_right", (6, 7), (-4.0, 1.0)),
@@ -122,23 +136,58 @@ _UNIT_NAMES = (*_ACTION_UNITS, "jaw_drop")
 _EXPRESSIONS: dict[str, dict[str, float]] = {
     "neutral": {"lip_corner_depress": 0.6, "lip_press": 0.8, "lip_funnel": 0.3, "chin_raise": 0.4},
     "happy": {"lip_corner_pull": 1.0, "cheek_raise": 1.0, "lid_tighten": 0.3, "jaw_drop": 0.15},
-    "sad": {"inner_brow_raise": 1.0, "brow_lower": 0.4, "lip_corner_depress": 1.6, "lip_press": 0.8, "chin_raise": 0.8,
-            "upper_lid_raise": -0.4},
-    "surprise": {"inner_brow_raise": 0.9, "outer_brow_raise": 1.0, "upper_lid_raise": 1.0, "jaw_drop": 0.7,
-                 "lip_funnel": 0.5, "lip_corner_depress": 0.3},
-    "angry": {"brow_lower": 1.2, "lid_tighten": 0.6, "lip_press": 1.1, "nose_wrinkle": 0.3,
-              "lip_corner_depress": 0.7, "lip_funnel": 0.4},
-    "disgust": {"upper_lip_raise": 1.0, "nose_wrinkle": 1.0, "brow_lower": 0.5, "lid_tighten": 0.5,
-                "lip_corner_depress": 0.6, "cheek_raise": 0.3},
-    "fear": {"inner_brow_raise": 1.0, "outer_brow_raise": 0.6, "brow_lower": 0.3, "upper_lid_raise": 1.0,
-             "lip_stretch": 1.0, "jaw_drop": 0.35, "lip_corner_depress": 0.3},
-}  # fmt: skip
+    "sad": {
+        "inner_brow_raise": 1.0,
+        "brow_lower": 0.4,
+        "lip_corner_depress": 1.6,
+        "lip_press": 0.8,
+        "chin_raise": 0.8,
+        "upper_lid_raise": -0.4,
+    },
+    "surprise": {
+        "inner_brow_raise": 0.9,
+        "outer_brow_raise": 1.0,
+        "upper_lid_raise": 1.0,
+        "jaw_drop": 0.7,
+        "lip_funnel": 0.5,
+        "lip_corner_depress": 0.3,
+    },
+    "angry": {
+        "brow_lower": 1.2,
+        "lid_tighten": 0.6,
+        "lip_press": 1.1,
+        "nose_wrinkle": 0.3,
+        "lip_corner_depress": 0.7,
+        "lip_funnel": 0.4,
+    },
+    "disgust": {
+        "upper_lip_raise": 1.0,
+        "nose_wrinkle": 1.0,
+        "brow_lower": 0.5,
+        "lid_tighten": 0.5,
+        "lip_corner_depress": 0.6,
+        "cheek_raise": 0.3,
+    },
+    "fear": {
+        "inner_brow_raise": 1.0,
+        "outer_brow_raise": 0.6,
+        "brow_lower": 0.3,
+        "upper_lid_raise": 1.0,
+        "lip_stretch": 1.0,
+        "jaw_drop": 0.35,
+        "lip_corner_depress": 0.3,
+    },
+}
 # A slight head movement that goes with each emotion: (dx, dy) in frame fractions, scale change.
 _HEAD_SET = {
-    "neutral": (0.0, 0.0, 0.0), "happy": (0.0, -0.005, 0.01), "sad": (0.0, 0.02, -0.02),
-    "surprise": (0.0, -0.02, -0.02), "angry": (0.0, 0.01, 0.04), "disgust": (0.01, 0.0, -0.03),
+    "neutral": (0.0, 0.0, 0.0),
+    "happy": (0.0, -0.005, 0.01),
+    "sad": (0.0, 0.02, -0.02),
+    "surprise": (0.0, -0.02, -0.02),
+    "angry": (0.0, 0.01, 0.04),
+    "disgust": (0.01, 0.0, -0.03),
     "fear": (0.0, 0.005, -0.04),
-}  # fmt: skip
+}
 _TALK_JAW = 0.8  # jaw drop at full loudness
 _STRENGTH_LIMIT = 1.4  # beyond this the warps stop looking like a face
 _VIEW_TOP_PX = 125.0  # at most this far above the face centre is in view (the photograph has 120 px)
@@ -486,9 +535,12 @@ def animate_sequence(
             _mouth_cavity(region, displacement[:, my0:my1, mx0:mx1], jaw_y[my0:my1, mx0:mx1])
         canvas[y0:y1, x0:x1] = region
         frame = cv2.warpAffine(
-            canvas, _framing(identity, size, poses[index]), (size, size),
-            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
-        )  # fmt: skip
+            canvas,
+            _framing(identity, size, poses[index]),
+            (size, size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         clip[index] = np.clip(frame + 0.5, 0, 255).astype(np.uint8)
     return clip
 

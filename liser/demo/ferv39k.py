@@ -35,8 +35,8 @@ import numpy as np
 from tqdm import tqdm
 
 from liser.corpora.ferv39k import CLASSES, SPLITS
-from liser.unlabeled.faces import FACE_SIZE, CropOptions, align_face
 from liser.demo.faces import FPS, Identity, animate_face, face_landmarks, random_identity
+from liser.unlabeled.faces import FACE_SIZE, CropOptions, align_face
 
 __all__ = ["BOX_BELOW_EYES", "BOX_WIDTH", "demo_identity", "write_ferv39k_demo"]
 
@@ -84,8 +84,9 @@ def _crop_geometry(identity: Identity, render_size: int) -> tuple[tuple[float, .
     return box, (float(left[0]), float(left[1]), float(right[0]), float(right[1]))
 
 
-def _plans(seed: int, clips_per_class: int, n_identities: int, test_identities: int,
-           frames: tuple[int, int]) -> list[_ClipPlan]:  # fmt: skip
+def _plans(
+    seed: int, clips_per_class: int, n_identities: int, test_identities: int, frames: tuple[int, int]
+) -> list[_ClipPlan]:
     rng = _rng(seed, "ferv39k-plan")
     numbers = [int(n) for n in rng.choice(np.arange(1, 10 * n_identities + 1), n_identities, replace=False)]
     held_out = set(rng.choice(numbers, test_identities, replace=False).tolist())
@@ -108,8 +109,9 @@ def _render(plan: _ClipPlan, seed: int, folder: Path, size: int) -> int:
     identity = random_identity(_rng(seed, "ferv39k-face", plan.identity_number))
     clip_rng = _rng(seed, "ferv39k-clip", plan.clip)
     strength = float(clip_rng.uniform(*STRENGTH))
-    frames = animate_face(CLASSES[plan.label].lower(), plan.frames / FPS, clip_rng, identity, size=RENDER_SIZE,
-                          strength=strength)  # fmt: skip
+    frames = animate_face(
+        CLASSES[plan.label].lower(), plan.frames / FPS, clip_rng, identity, size=RENDER_SIZE, strength=strength
+    )
     box, eyes = _crop_geometry(identity, RENDER_SIZE)
     target = folder / plan.split / CLASSES[plan.label] / plan.clip
     target.mkdir(parents=True, exist_ok=True)
@@ -129,8 +131,9 @@ def _rendered(plans: list[_ClipPlan], seed: int, folder: Path, size: int, worker
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         chunk = max(1, math.ceil(len(plans) / (4 * workers)))
-        yield from pool.map(_render, plans, [seed] * len(plans), [folder] * len(plans), [size] * len(plans),
-                            chunksize=chunk)  # fmt: skip
+        yield from pool.map(
+            _render, plans, [seed] * len(plans), [folder] * len(plans), [size] * len(plans), chunksize=chunk
+        )
 
 
 def write_ferv39k_demo(
@@ -156,8 +159,10 @@ def write_ferv39k_demo(
     if not 1 <= test_identities < n_identities:
         raise ValueError(f"test_identities must be between 1 and {n_identities - 1}, got {test_identities}")
     if clips_per_class < n_identities:
-        raise ValueError(f"clips_per_class ({clips_per_class}) must be at least n_identities ({n_identities}), "
-                         "so that every identity shows every expression")  # fmt: skip
+        raise ValueError(
+            f"clips_per_class ({clips_per_class}) must be at least n_identities ({n_identities}), "
+            "so that every identity shows every expression"
+        )
     if not 1 <= frames[0] <= frames[1]:
         raise ValueError(f"frames must be (shortest, longest) with 1 <= shortest <= longest, got {frames}")
     if size < 16 or workers < 1:
@@ -166,12 +171,14 @@ def write_ferv39k_demo(
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     plans = _plans(seed, clips_per_class, n_identities, test_identities, frames)
-    written = list(tqdm(_rendered(plans, seed, staging, size, workers), total=len(plans), desc="demo FERV39k",
-                        unit="clip"))  # fmt: skip
+    written = list(
+        tqdm(_rendered(plans, seed, staging, size, workers), total=len(plans), desc="demo FERV39k", unit="clip")
+    )
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
-    identities = {split: sorted({_identity_name(p.identity_number) for p in plans if p.split == split})
-                  for split in SPLITS}  # fmt: skip
+    identities = {
+        split: sorted({_identity_name(p.identity_number) for p in plans if p.split == split}) for split in SPLITS
+    }
     return {
         "clips": len(plans),
         "frames": int(sum(written)),

@@ -21,9 +21,15 @@ __all__ = ["write_ravdess", "write_crema_d"]
 
 RAVDESS_STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 RAVDESS_EMOTIONS = {
-    "01": "neutral", "02": "calm", "03": "happy", "04": "sad",
-    "05": "angry", "06": "fearful", "07": "disgust", "08": "surprised",
-}  # fmt: skip
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
 CREMA_D_SENTENCES = {
     "IEO": "It's eleven o'clock",
     "TIE": "That is exactly what happened",
@@ -81,8 +87,13 @@ def write_crema_d(root: Path, actors: int, seed: int, broken_files: bool) -> int
         gender = "female" if index % 2 else "male"
         speaker = random_speaker(_rng(seed, "crema_d-speaker", actor), gender)
         demographics.append(
-            {"ActorID": actor, "Age": int(_rng(seed, "age", actor).integers(20, 70)), "Sex": gender.title(),
-             "Race": "Unknown", "Ethnicity": "Not Hispanic"}  # fmt: skip
+            {
+                "ActorID": actor,
+                "Age": int(_rng(seed, "age", actor).integers(20, 70)),
+                "Sex": gender.title(),
+                "Race": "Unknown",
+                "Ethnicity": "Not Hispanic",
+            }
         )
         others = [s for s in CREMA_D_SENTENCES if s != "IEO"]
         spoken = ["IEO", *sorted(_rng(seed, "sentences", actor).choice(others, 2, replace=False))]

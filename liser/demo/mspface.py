@@ -31,11 +31,11 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from liser.ffmpeg import write_video
 from liser.corpora.mspface import GENDERS_FILE, SEGMENTS_FILE, SPEAKERS_FILE, VIDEOS_FILE
 from liser.demo.faces import EMOTIONS, FPS, VOICE_EMOTIONS, Expression, Identity, animate_sequence, random_identity
 from liser.demo.faces import loudness_envelope as frame_loudness
 from liser.demo.voice import Speaker, random_speaker, speak
+from liser.ffmpeg import write_video
 
 __all__ = ["HIDDEN_EMOTIONS_FILE", "ONLINE_FOLDER", "SENTENCES", "write_mspface_demo"]
 
@@ -116,10 +116,11 @@ def _people(seed: int, n_speakers: int) -> list[_Person]:
     genders = rng.permutation(["male" if i % 2 == 0 else "female" for i in range(n_speakers)])
     return [
         _Person(
-            f"Speaker_{number}", str(gender),
+            f"Speaker_{number}",
+            str(gender),
             random_speaker(_rng(seed, "mspface-voice", int(number)), str(gender)),
             random_identity(_rng(seed, "mspface-face", int(number))),
-        )  # fmt: skip
+        )
         for number, gender in zip(numbers, genders)
     ]
 
@@ -149,9 +150,12 @@ def _plan(
         numbers = rng.permutation(count) + 1 if rng.random() < 0.3 else np.arange(1, count + 1)
         segments = tuple(
             _SegmentPlan(
-                f"{video}_{int(numbers[k]):04d}", cast[k % len(cast)], emotions[used + k],
-                float(rng.uniform(0.6, 1.3)), str(rng.choice(SENTENCES)),
-            )  # fmt: skip
+                f"{video}_{int(numbers[k]):04d}",
+                cast[k % len(cast)],
+                emotions[used + k],
+                float(rng.uniform(0.6, 1.3)),
+                str(rng.choice(SENTENCES)),
+            )
             for k in range(count)
         )
         used += count
@@ -229,7 +233,9 @@ def _encode(path: Path, pieces: list[_Piece], rng: np.random.Generator, size: in
     sf.write(str(sound), np.concatenate([piece.audio for piece in pieces]), SAMPLE_RATE, subtype="PCM_16")
     frames = (frame for shot in _shots(pieces, rng, size, faceless) for frame in shot)
     try:
-        write_video(path, frames, FPS, pixel_format="bgr24", audio=sound, extra=["-r", str(FPS), "-movflags", "+faststart"])
+        write_video(
+            path, frames, FPS, pixel_format="bgr24", audio=sound, extra=["-r", str(FPS), "-movflags", "+faststart"]
+        )
     finally:
         sound.unlink(missing_ok=True)
 

@@ -161,12 +161,24 @@ def write_pretraining_pool(
             waveform = speak(text, prosody, speaker, rng, sample_rate, intensity=float(rng.uniform(0.3, 1.3)))
             utterance = f"pool_{index:05d}"
             sf.write(str(staging / "wav" / f"{utterance}.wav"), waveform, sample_rate, subtype="PCM_16")
-            rows.append({"utterance": utterance, "path": str(out_dir / "wav" / f"{utterance}.wav"),
-                         "speaker": name, "gender": gender, "duration": len(waveform) / sample_rate})  # fmt: skip
+            rows.append(
+                {
+                    "utterance": utterance,
+                    "path": str(out_dir / "wav" / f"{utterance}.wav"),
+                    "speaker": name,
+                    "gender": gender,
+                    "duration": len(waveform) / sample_rate,
+                }
+            )
         manifest = pd.DataFrame(rows)
         write_parquet(staging / "manifest.parquet", manifest)
-    log.info("pretraining pool: %d utterances, %d speakers, %.1f s in %s",
-             len(manifest), n_speakers, manifest["duration"].sum(), out_dir)  # fmt: skip
+    log.info(
+        "pretraining pool: %d utterances, %d speakers, %.1f s in %s",
+        len(manifest),
+        n_speakers,
+        manifest["duration"].sum(),
+        out_dir,
+    )
     return manifest
 
 
@@ -193,9 +205,14 @@ def frame_targets(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple
     if frames < 1:
         raise ValueError(f"{len(waveform)} samples are shorter than one HuBERT frame ({FRAME_LENGTH})")
     mfcc = librosa.feature.mfcc(
-        y=waveform, sr=SAMPLE_RATE, n_mfcc=13, n_fft=FRAME_LENGTH, hop_length=FRAME_HOP,
-        n_mels=40, center=False,
-    )[:, :frames]  # fmt: skip
+        y=waveform,
+        sr=SAMPLE_RATE,
+        n_mfcc=13,
+        n_fft=FRAME_LENGTH,
+        hop_length=FRAME_HOP,
+        n_mels=40,
+        center=False,
+    )[:, :frames]
     width = min(9, frames - (1 - frames % 2))  # delta windows must be odd and fit the utterance
     if width >= 3:
         deltas = [librosa.feature.delta(mfcc, width=width, order=k, mode="nearest") for k in (1, 2)]
@@ -206,8 +223,15 @@ def frame_targets(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple
     energy = 10 * np.log10(np.mean(windows.astype(np.float64) ** 2, axis=0) + 1e-10)
     pad = (_YIN_LENGTH - FRAME_LENGTH) // 2
     padded = np.pad(waveform, pad)
-    f0 = librosa.yin(padded, fmin=_F0_RANGE[0], fmax=_F0_RANGE[1], sr=SAMPLE_RATE, frame_length=_YIN_LENGTH,
-                     hop_length=FRAME_HOP, center=False)[:frames]  # fmt: skip
+    f0 = librosa.yin(
+        padded,
+        fmin=_F0_RANGE[0],
+        fmax=_F0_RANGE[1],
+        sr=SAMPLE_RATE,
+        frame_length=_YIN_LENGTH,
+        hop_length=FRAME_HOP,
+        center=False,
+    )[:frames]
     long_windows = librosa.util.frame(padded, frame_length=_YIN_LENGTH, hop_length=FRAME_HOP)[:, :frames]
     period = np.clip(np.round(SAMPLE_RATE / f0).astype(int), 1, _YIN_LENGTH // 2)
     span = _YIN_LENGTH // 2
@@ -227,10 +251,13 @@ def _functionals(mfcc: np.ndarray, prosody: np.ndarray) -> np.ndarray:
     coefficients' standard deviations, energy and log-F0 mean and spread, voiced fraction."""
     voiced = prosody[:, 2] > 0.5
     f0 = prosody[voiced, 1] if voiced.sum() >= 2 else np.zeros(2, dtype=np.float32)
-    return np.concatenate([
-        mfcc[:, :13].mean(axis=0), mfcc.std(axis=0),
-        [prosody[:, 0].mean(), prosody[:, 0].std(), f0.mean(), f0.std(), voiced.mean()],
-    ]).astype(np.float32)  # fmt: skip
+    return np.concatenate(
+        [
+            mfcc[:, :13].mean(axis=0),
+            mfcc.std(axis=0),
+            [prosody[:, 0].mean(), prosody[:, 0].std(), f0.mean(), f0.std(), voiced.mean()],
+        ]
+    ).astype(np.float32)
 
 
 N_FUNCTIONALS = 13 + 39 + 5
@@ -249,8 +276,16 @@ class _Heads(nn.Module):
         self.utterance = nn.Linear(hidden, N_FUNCTIONALS)
 
 
-def _losses(model: HubertModel, heads: _Heads, waveforms: torch.Tensor, mask: torch.Tensor, units: torch.Tensor,
-            prosody: torch.Tensor, functionals: torch.Tensor, bins: torch.Tensor) -> dict[str, torch.Tensor]:  # fmt: skip
+def _losses(
+    model: HubertModel,
+    heads: _Heads,
+    waveforms: torch.Tensor,
+    mask: torch.Tensor,
+    units: torch.Tensor,
+    prosody: torch.Tensor,
+    functionals: torch.Tensor,
+    bins: torch.Tensor,
+) -> dict[str, torch.Tensor]:
     """Cross-entropy of the masked frames' cluster ids; prosody error over every frame (log F0
     on voiced ones); utterance functionals' error."""
     hidden = model(input_values=waveforms, mask_time_indices=mask).last_hidden_state
@@ -290,9 +325,14 @@ def _batch(
     length = min(mask_length, max(1, frames // 2))
     mask = _compute_mask_indices((len(rows), frames), mask_prob=mask_prob, mask_length=length, min_masks=1)
     centre, scale = functional_scale
-    return (torch.from_numpy(np.stack(waves)), torch.from_numpy(mask), torch.from_numpy(np.stack(units)),
-            torch.from_numpy(np.stack(prosody)), torch.from_numpy((np.stack(functionals) - centre) / scale),
-            torch.from_numpy(np.stack(bins)))  # fmt: skip
+    return (
+        torch.from_numpy(np.stack(waves)),
+        torch.from_numpy(mask),
+        torch.from_numpy(np.stack(units)),
+        torch.from_numpy(np.stack(prosody)),
+        torch.from_numpy((np.stack(functionals) - centre) / scale),
+        torch.from_numpy(np.stack(bins)),
+    )
 
 
 def _held_out_losses(model: HubertModel, heads: _Heads, batches: list[tuple[torch.Tensor, ...]]) -> dict[str, float]:
@@ -370,12 +410,17 @@ def pretrain_speech_base(
         return np.stack([np.searchsorted(energy_edges, p[:, 0]), pitch], axis=1).astype(np.int64)
 
     items = [
-        (w, kmeans.predict((m - mean) / std).astype(np.int64), ((p - centre) / scale).astype(np.float32),
-         ((m - mean) / std).astype(np.float32), binned(p))
+        (
+            w,
+            kmeans.predict((m - mean) / std).astype(np.int64),
+            ((p - centre) / scale).astype(np.float32),
+            ((m - mean) / std).astype(np.float32),
+            binned(p),
+        )
         for w, (m, p) in zip(waveforms, targets)
-    ]  # fmt: skip
+    ]
     crops = []  # the functionals' spread over crops like the training ones
-    for waveform, units, prosodic, coefficients, _ in items:
+    for _, units, prosodic, coefficients, _ in items:
         frames = min(len(units), n_frames(round(crop_seconds * SAMPLE_RATE)))
         start = int(rng.integers(0, len(units) - frames + 1))
         crops.append(_functionals(coefficients[start : start + frames], prosodic[start : start + frames]))
@@ -383,8 +428,15 @@ def pretrain_speech_base(
     used = np.bincount(np.concatenate([item[1] for item in items]), minlength=clusters)
     seconds = sum(len(w) for w in waveforms) / SAMPLE_RATE
     targets_s = time.perf_counter() - started
-    log.info("pretraining targets: %d utterances, %.1f s of audio, %d frames, %d clusters (%d used), %.1f s",
-             len(items), seconds, len(mfcc), clusters, int((used > 0).sum()), targets_s)  # fmt: skip
+    log.info(
+        "pretraining targets: %d utterances, %.1f s of audio, %d frames, %d clusters (%d used), %.1f s",
+        len(items),
+        seconds,
+        len(mfcc),
+        clusters,
+        int((used > 0).sum()),
+        targets_s,
+    )
 
     model = HubertModel(hubert_config)
     heads = _Heads(hubert_config.hidden_size, clusters, prosody_bins)
@@ -426,7 +478,9 @@ def pretrain_speech_base(
             progress.update()
             progress.set_postfix(epoch=epoch, **{name: f"{value.item():.3f}" for name, value in losses.items()})
         history.append({"epoch": epoch, **{f"{name}_loss": total_ / steps for name, total_ in sums.items()}})
-        log.info("pretraining epoch %d: %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in history[-1].items() if k != "epoch"))
+        log.info(
+            "pretraining epoch %d: %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in history[-1].items() if k != "epoch")
+        )
     progress.close()
     after = _held_out_losses(model, heads, check)
     figures = {
@@ -442,16 +496,31 @@ def pretrain_speech_base(
         **{f"{name}_loss_after": value for name, value in after.items()},
         "chance_masked_loss": math.log(clusters),
         "history": history,
-        "settings": {"lr": lr, "batch_size": batch_size, "crop_seconds": crop_seconds, "mask_prob": mask_prob,
-                     "mask_length": mask_length, "prosody_weight": prosody_weight,
-                     "utterance_weight": utterance_weight, "bins_weight": bins_weight,
-                     "prosody_bins": prosody_bins, "seed": seed},  # fmt: skip
+        "settings": {
+            "lr": lr,
+            "batch_size": batch_size,
+            "crop_seconds": crop_seconds,
+            "mask_prob": mask_prob,
+            "mask_length": mask_length,
+            "prosody_weight": prosody_weight,
+            "utterance_weight": utterance_weight,
+            "bins_weight": bins_weight,
+            "prosody_bins": prosody_bins,
+            "seed": seed,
+        },
         "targets_seconds": round(targets_s, 1),
         "seconds": round(time.perf_counter() - started, 1),
     }
     _save(model.eval(), out_dir, figures)
-    log.info("pretrained HuBERT (%d parameters) in %.1f s: held-out masked loss %.3f -> %.3f (chance %.3f); saved in %s",
-             figures["parameters"], figures["seconds"], before["masked"], after["masked"], math.log(clusters), out_dir)  # fmt: skip
+    log.info(
+        "pretrained HuBERT (%d parameters) in %.1f s: held-out masked loss %.3f -> %.3f (chance %.3f); saved in %s",
+        figures["parameters"],
+        figures["seconds"],
+        before["masked"],
+        after["masked"],
+        math.log(clusters),
+        out_dir,
+    )
     return figures
 
 

@@ -38,15 +38,15 @@ class Cue:
 
 
 CUES: dict[str, Cue] = {
-    "neutral":   Cue(pitch=0.00, range=0.0, rate=0.00, gain_db=0.0, pause_s=0.00, breath=0.0, tremor=0.0, tilt=0.0),
-    "calm":      Cue(pitch=-0.06, range=-0.4, rate=-0.15, gain_db=-4.0, pause_s=0.08, breath=0.35, tremor=0.0, tilt=-0.6),
-    "happy":     Cue(pitch=0.18, range=0.9, rate=0.12, gain_db=2.5, pause_s=0.00, breath=0.0, tremor=0.0, tilt=0.5),
-    "sad":       Cue(pitch=-0.14, range=-0.6, rate=-0.28, gain_db=-5.0, pause_s=0.18, breath=0.45, tremor=0.25, tilt=-0.7),
-    "angry":     Cue(pitch=0.08, range=0.5, rate=0.15, gain_db=7.0, pause_s=0.00, breath=0.0, tremor=0.0, tilt=1.0),
-    "fearful":   Cue(pitch=0.28, range=0.2, rate=0.22, gain_db=-1.5, pause_s=0.10, breath=0.3, tremor=0.7, tilt=0.1),
-    "disgust":   Cue(pitch=-0.10, range=0.4, rate=-0.22, gain_db=1.5, pause_s=0.22, breath=0.15, tremor=0.0, tilt=0.6),
+    "neutral": Cue(pitch=0.00, range=0.0, rate=0.00, gain_db=0.0, pause_s=0.00, breath=0.0, tremor=0.0, tilt=0.0),
+    "calm": Cue(pitch=-0.06, range=-0.4, rate=-0.15, gain_db=-4.0, pause_s=0.08, breath=0.35, tremor=0.0, tilt=-0.6),
+    "happy": Cue(pitch=0.18, range=0.9, rate=0.12, gain_db=2.5, pause_s=0.00, breath=0.0, tremor=0.0, tilt=0.5),
+    "sad": Cue(pitch=-0.14, range=-0.6, rate=-0.28, gain_db=-5.0, pause_s=0.18, breath=0.45, tremor=0.25, tilt=-0.7),
+    "angry": Cue(pitch=0.08, range=0.5, rate=0.15, gain_db=7.0, pause_s=0.00, breath=0.0, tremor=0.0, tilt=1.0),
+    "fearful": Cue(pitch=0.28, range=0.2, rate=0.22, gain_db=-1.5, pause_s=0.10, breath=0.3, tremor=0.7, tilt=0.1),
+    "disgust": Cue(pitch=-0.10, range=0.4, rate=-0.22, gain_db=1.5, pause_s=0.22, breath=0.15, tremor=0.0, tilt=0.6),
     "surprised": Cue(pitch=0.34, range=1.2, rate=0.02, gain_db=3.5, pause_s=0.05, breath=0.1, tremor=0.0, tilt=0.3),
-}  # fmt: skip
+}
 EMOTIONS = tuple(CUES)
 
 MALE_VOICES = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "adam", "Andy", "benjamin", "david", "edward", "john", "paul")
@@ -83,8 +83,16 @@ def _utterance_cue(emotion: str, intensity: float, speaker: Speaker, rng: np.ran
     """The emotion's cue scaled by speaker and intensity, with per-utterance jitter on every dimension."""
     base = CUES[emotion]
     scale = speaker.expressiveness * intensity
-    spread = {"pitch": 0.05, "range": 0.25, "rate": 0.06, "gain_db": 1.5, "pause_s": 0.04,
-              "breath": 0.08, "tremor": 0.08, "tilt": 0.25}  # fmt: skip
+    spread = {
+        "pitch": 0.05,
+        "range": 0.25,
+        "rate": 0.06,
+        "gain_db": 1.5,
+        "pause_s": 0.04,
+        "breath": 0.08,
+        "tremor": 0.08,
+        "tilt": 0.25,
+    }
     values = {}
     for field in fields(Cue):
         value = getattr(base, field.name) * scale * rng.uniform(0.7, 1.3) + rng.normal(0, spread[field.name])
@@ -107,7 +115,18 @@ def _ssml(text: str, cue: Cue, rng: np.random.Generator) -> str:
 
 
 def _espeak(ssml: str, speaker: Speaker, rate: int) -> np.ndarray:
-    command = ["espeak-ng", "-m", "-v", f"en-us+{speaker.voice}", "-p", str(speaker.pitch), "-s", str(rate), "--stdout", ssml]
+    command = [
+        "espeak-ng",
+        "-m",
+        "-v",
+        f"en-us+{speaker.voice}",
+        "-p",
+        str(speaker.pitch),
+        "-s",
+        str(rate),
+        "--stdout",
+        ssml,
+    ]
     try:
         result = subprocess.run(command, capture_output=True, check=True, timeout=60)
     except FileNotFoundError:

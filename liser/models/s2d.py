@@ -82,8 +82,18 @@ class S2DConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("classes", "width", "depth", "heads", "frames", "image_size", "patch_size", "adapter_width",
-                     "adapter_heads", "prompt_hidden"):
+        for name in (
+            "classes",
+            "width",
+            "depth",
+            "heads",
+            "frames",
+            "image_size",
+            "patch_size",
+            "adapter_width",
+            "adapter_heads",
+            "prompt_hidden",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.width % self.heads:

@@ -114,7 +114,7 @@ def _tensor_mapping(value: Any, where: str) -> dict[str, torch.Tensor]:
 
 def _strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if state and all(key.startswith("module.") for key in state):
-        return {key[len("module."):]: tensor for key, tensor in state.items()}
+        return {key[len("module.") :]: tensor for key, tensor in state.items()}
     return state
 
 
@@ -128,7 +128,7 @@ def map_static_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor
         if key.startswith("landmark"):
             continue
         if key.startswith("norm."):
-            renamed = "ln_post." + key[len("norm."):]
+            renamed = "ln_post." + key[len("norm.") :]
             if renamed in state:
                 raise CheckpointMismatchError(f"both {renamed!r} and its static-layout name {key!r} are present")
             key = renamed
@@ -264,7 +264,7 @@ def load_s2d(path: str | Path) -> tuple[S2D, list[str] | None, dict]:
     model = S2D(S2DConfig(**described["config"]))
     tensors = load_file(str(path))
     s2d_state = {key: tensor for key, tensor in tensors.items() if not key.startswith(LANDMARK_PREFIX)}
-    landmark_state = {key[len(LANDMARK_PREFIX):]: t for key, t in tensors.items() if key.startswith(LANDMARK_PREFIX)}
+    landmark_state = {key[len(LANDMARK_PREFIX) :]: t for key, t in tensors.items() if key.startswith(LANDMARK_PREFIX)}
     _load_strictly(model, s2d_state, str(path))
     _load_strictly(model.landmark, landmark_state, f"{path} (landmark branch, {LANDMARK_PREFIX}*)")
     model.eval()

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from liser.students.distill import Objective
 from liser.params import LossParams
+from liser.students.distill import Objective
 
 __all__ = ["Configuration", "CONFIGURATIONS", "TABLE_2", "TABLE_3", "FIGURE_2", "configuration"]
 

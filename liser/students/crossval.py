@@ -14,22 +14,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from liser.students.checkpoints import save_student
-from liser.students.configurations import Configuration
 from liser.corpora import EMOTIONS
-from liser.students.distill import UnlabeledSet, unlabeled_set
-from liser.metrics import score
-from liser.students.evaluate import windowing, utterance_logits
 from liser.features import FeatureStore
 from liser.files import write_json, write_parquet
 from liser.folds import fold_utterances
 from liser.logs import configure_logging
+from liser.metrics import score
 from liser.models.student import StudentConfig
 from liser.params import Params
+from liser.students.checkpoints import save_student
+from liser.students.configurations import Configuration
+from liser.students.distill import UnlabeledSet, unlabeled_set
+from liser.students.evaluate import utterance_logits, windowing
 from liser.students.train import LabeledSet, distil_only, train_student
 
-__all__ = ["labeled_set", "labeled_share", "StudentInputs", "fold_unlabeled_set", "student_config", "run_fold",
-           "run_configuration"]
+__all__ = [
+    "labeled_set",
+    "labeled_share",
+    "StudentInputs",
+    "fold_unlabeled_set",
+    "student_config",
+    "run_fold",
+    "run_configuration",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +76,9 @@ class StudentInputs:
     video_softmaxes: Path | None = None  # one Parquet file
 
 
-def fold_unlabeled_set(inputs: StudentInputs, fold: int, configuration: Configuration, hop_s: float
-                       ) -> UnlabeledSet | None:  # fmt: skip
+def fold_unlabeled_set(
+    inputs: StudentInputs, fold: int, configuration: Configuration, hop_s: float
+) -> UnlabeledSet | None:
     """The unlabeled segments with the window softmaxes of the teachers ``configuration`` distils from."""
     if not (configuration.speech or configuration.video):
         return None
@@ -99,8 +107,9 @@ def student_config(corpus: str, params: Params) -> StudentConfig:
     )
 
 
-def run_fold(corpus: str, fold: int, configuration: Configuration, params: Params, inputs: StudentInputs,
-             out: Path) -> dict:  # fmt: skip
+def run_fold(
+    corpus: str, fold: int, configuration: Configuration, params: Params, inputs: StudentInputs, out: Path
+) -> dict:
     """Train one student on the fold's training speakers (and the unlabeled segments when it distils),
     select on validation, score on test; write the student, its history and its test predictions."""
     utterances = pd.read_parquet(inputs.manifest)
@@ -109,32 +118,62 @@ def run_fold(corpus: str, fold: int, configuration: Configuration, params: Param
         raise ValueError(f"{inputs.folds} has no fold {fold} (cv.folds = {params.cv.folds})")
     store = FeatureStore(inputs.features)
     by_role = {role: fold_utterances(utterances, speaker_roles, fold, role) for role in ("train", "validation", "test")}
-    by_role["train"] = labeled_share(by_role["train"], configuration.labeled_percent,
-                                     params.label_efficiency.seed + fold)  # fmt: skip
+    by_role["train"] = labeled_share(
+        by_role["train"], configuration.labeled_percent, params.label_efficiency.seed + fold
+    )
     sets = {role: labeled_set(rows, store) for role, rows in by_role.items()}
     classes = list(EMOTIONS[corpus])
     config = student_config(corpus, params)
     objective = configuration.objective(params.loss)
     unlabeled = fold_unlabeled_set(inputs, fold, configuration, params.features.hop_s) if objective.distils else None
-    log.info("%s %s fold %d: %s utterances, %s unlabeled segments", corpus, configuration.run_name, fold,
-             {r: len(s.labels) for r, s in sets.items()}, 0 if unlabeled is None else len(unlabeled))  # fmt: skip
+    log.info(
+        "%s %s fold %d: %s utterances, %s unlabeled segments",
+        corpus,
+        configuration.run_name,
+        fold,
+        {r: len(s.labels) for r, s in sets.items()},
+        0 if unlabeled is None else len(unlabeled),
+    )
     windows, validation_windows = windowing(params), windowing(params, params.evaluate.validation_stride_s)
     if configuration.two_stage:
         state, distillation = distil_only(unlabeled, config, params.train, windows, objective)
-        result = train_student(sets["train"], sets["validation"], config, params.train, windows,
-                               validation_windowing=validation_windows, initial_state=state)  # fmt: skip
+        result = train_student(
+            sets["train"],
+            sets["validation"],
+            config,
+            params.train,
+            windows,
+            validation_windowing=validation_windows,
+            initial_state=state,
+        )
     else:
         distillation = None
-        result = train_student(sets["train"], sets["validation"], config, params.train, windows,
-                               validation_windowing=validation_windows, unlabeled=unlabeled, objective=objective)  # fmt: skip
+        result = train_student(
+            sets["train"],
+            sets["validation"],
+            config,
+            params.train,
+            windows,
+            validation_windowing=validation_windows,
+            unlabeled=unlabeled,
+            objective=objective,
+        )
 
     test_logits = utterance_logits(result.model, sets["test"].features, windows)
     test = score(sets["test"].labels, test_logits)
     best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]
     out.mkdir(parents=True, exist_ok=True)
-    save_student(out / "student.safetensors", result.model, classes, corpus=corpus, fold=fold,
-                 configuration=configuration.run_name, best_epoch=result.best_epoch,
-                 test_uar=test.uar, test_war=test.war)  # fmt: skip
+    save_student(
+        out / "student.safetensors",
+        result.model,
+        classes,
+        corpus=corpus,
+        fold=fold,
+        configuration=configuration.run_name,
+        best_epoch=result.best_epoch,
+        test_uar=test.uar,
+        test_war=test.war,
+    )
     write_parquet(out / "history.parquet", result.history)
     if distillation is not None:
         write_parquet(out / "distillation_history.parquet", distillation)
@@ -169,23 +208,29 @@ def _fold_summary(per_fold: dict[int, dict]) -> dict:
     return summary
 
 
-def run_configuration(corpus: str, configuration: Configuration, params: Params, inputs: StudentInputs,
-                      out: Path, metrics: Path) -> dict:  # fmt: skip
+def run_configuration(
+    corpus: str, configuration: Configuration, params: Params, inputs: StudentInputs, out: Path, metrics: Path
+) -> dict:
     """Every fold of ``params.cv.folds`` into ``out/fold<k>/``; ``metrics``: mean ± std over folds and each fold."""
     folds = params.cv.folds
     workers = min(params.train.fold_workers, len(folds))
     if workers == 1:
         per_fold = {fold: run_fold(corpus, fold, configuration, params, inputs, out / f"fold{fold}") for fold in folds}
     else:  # spawn, not fork: torch's thread pools do not survive a fork
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=configure_logging) as pool:  # fmt: skip
-            futures = {fold: pool.submit(run_fold, corpus, fold, configuration, params, inputs, out / f"fold{fold}")
-                       for fold in folds}  # fmt: skip
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=configure_logging
+        ) as pool:
+            futures = {
+                fold: pool.submit(run_fold, corpus, fold, configuration, params, inputs, out / f"fold{fold}")
+                for fold in folds
+            }
             per_fold = {fold: future.result() for fold, future in futures.items()}
     for fold, result in per_fold.items():
         log.info("%s %s fold %d: test UAR %.3f", corpus, configuration.run_name, fold, result["test"]["uar"])
-    summary = {**_fold_summary(per_fold), "folds": {str(k): {key: v[key] for key in ("test", "validation", "best_epoch")}
-                                                   for k, v in per_fold.items()}}  # fmt: skip
+    summary = {
+        **_fold_summary(per_fold),
+        "folds": {str(k): {key: v[key] for key in ("test", "validation", "best_epoch")} for k, v in per_fold.items()},
+    }
     # the confusion matrices stay in each fold's predictions; the metrics file keeps the figures
     for fold_summary in summary["folds"].values():
         fold_summary["test"] = {k: v for k, v in fold_summary["test"].items() if k in ("uar", "war")}

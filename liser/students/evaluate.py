@@ -40,7 +40,9 @@ def windowing(params: Params, stride_s: float | None = None) -> Windowing:
 def utterance_logits(model: Student, utterances: Sequence[np.ndarray], windowing: Windowing) -> np.ndarray:
     """(N, K_S) logits, each the mean over that utterance's windows."""
     model.eval()
-    windows = [sliding_windows(u, windowing.window_frames, windowing.stride_frames, windowing.pad_value) for u in utterances]
+    windows = [
+        sliding_windows(u, windowing.window_frames, windowing.stride_frames, windowing.pad_value) for u in utterances
+    ]
     owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(windows)])
     stacked = np.concatenate(windows)
     logits = []

@@ -39,7 +39,9 @@ def _runs(node: object) -> Iterator[dict]:
             yield from _runs(value)
 
 
-def candidates(shown: list, configuration: str = "vid-sp-dstl", summary: str = "metrics/summary.json") -> list[Candidate]:
+def candidates(
+    shown: list, configuration: str = "vid-sp-dstl", summary: str = "metrics/summary.json"
+) -> list[Candidate]:
     """One candidate per experiment that has results for ``configuration``; duplicates of a rev are dropped."""
     found, seen = [], set()
     for run in _runs(shown):
@@ -54,13 +56,15 @@ def candidates(shown: list, configuration: str = "vid-sp-dstl", summary: str = "
         per_corpus = [runs[configuration] for runs in metrics.values() if configuration in runs]
         if not per_corpus:
             continue
-        found.append(Candidate(
-            experiment=run.get("name") or rev,
-            lambda_sd=float(loss["lambda_sd"]),
-            lambda_vd=float(loss["lambda_vd"]),
-            validation_uar=sum(r["validation_uar"] for r in per_corpus) / len(per_corpus),
-            test_uar=sum(r["uar"] for r in per_corpus) / len(per_corpus),
-        ))  # fmt: skip
+        found.append(
+            Candidate(
+                experiment=run.get("name") or rev,
+                lambda_sd=float(loss["lambda_sd"]),
+                lambda_vd=float(loss["lambda_vd"]),
+                validation_uar=sum(r["validation_uar"] for r in per_corpus) / len(per_corpus),
+                test_uar=sum(r["uar"] for r in per_corpus) / len(per_corpus),
+            )
+        )
     return found
 
 

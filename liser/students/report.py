@@ -12,8 +12,8 @@ matplotlib.use("Agg")  # files only; no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from liser.students.configurations import FIGURE_2, TABLE_2, TABLE_3  # noqa: E402
 from liser.files import atomic_path, read_json, write_csv, write_json, write_text  # noqa: E402
+from liser.students.configurations import FIGURE_2, TABLE_2, TABLE_3  # noqa: E402
 
 __all__ = ["PAPER_TABLE_2", "PAPER_TABLE_3", "CORPUS_NAMES", "collect", "report"]
 
@@ -71,8 +71,9 @@ def _table_3(results: dict, corpora: list[str]) -> list[str]:
             header += ["paper video UAR", "paper video WAR", "paper speech UAR", "paper speech WAR"]
         rows = []
         for label in TABLE_3["video"]:
-            row = [label] + [_cell(results[corpus][TABLE_3[t][label]], m) for t in ("video", "speech")
-                             for m in ("uar", "war")]  # fmt: skip
+            row = [label] + [
+                _cell(results[corpus][TABLE_3[t][label]], m) for t in ("video", "speech") for m in ("uar", "war")
+            ]
             if corpus == "ravdess":
                 row += [cell for t in ("video", "speech") for cell in _paper(PAPER_TABLE_3[t][label])]
             rows.append(row)
@@ -87,8 +88,16 @@ def label_efficiency(results: dict, corpus: str, percents: list[int]) -> pd.Data
         for percent in [*sorted(percents), 100]:
             run = name if percent == 100 else f"{name}-labeled{percent}"
             test = results[corpus][run]["test"]
-            rows.append({"configuration": name, "labeled_percent": percent, "uar": test["uar"],
-                         "uar_std": test["uar_std"], "war": test["war"], "war_std": test["war_std"]})  # fmt: skip
+            rows.append(
+                {
+                    "configuration": name,
+                    "labeled_percent": percent,
+                    "uar": test["uar"],
+                    "uar_std": test["uar_std"],
+                    "war": test["war"],
+                    "war_std": test["war_std"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -96,8 +105,9 @@ def _figure_2(curves: dict[str, pd.DataFrame], target: Path) -> None:
     figure, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.4), squeeze=False)
     for axis, (corpus, table) in zip(axes[0], curves.items()):
         for name, members in table.groupby("configuration", sort=False):
-            axis.errorbar(members["labeled_percent"], members["uar"], yerr=members["uar_std"], marker="o",
-                          capsize=3, label=name)  # fmt: skip
+            axis.errorbar(
+                members["labeled_percent"], members["uar"], yerr=members["uar_std"], marker="o", capsize=3, label=name
+            )
         axis.set_title(CORPUS_NAMES[corpus])
         axis.set_xlabel("labeled training utterances (%)")
         axis.set_ylabel("test UAR (mean ± std over folds)")
@@ -113,14 +123,24 @@ def _figure_2(curves: dict[str, pd.DataFrame], target: Path) -> None:
 def _plot_data(corpus: str, run: str, runs: Path, folds: list[int], plots: Path) -> None:
     folders = [runs / corpus / run / f"fold{k}" for k in folds]
     pooled = pd.concat([pd.read_parquet(f / "predictions.parquet") for f in folders], ignore_index=True)
-    write_csv(plots / "confusion" / f"{corpus}_{run}.csv",
-              pooled[["actual_emotion", "predicted_emotion"]].set_axis(["actual", "predicted"], axis=1))  # fmt: skip
+    write_csv(
+        plots / "confusion" / f"{corpus}_{run}.csv",
+        pooled[["actual_emotion", "predicted_emotion"]].set_axis(["actual", "predicted"], axis=1),
+    )
     curves = pd.concat([pd.read_parquet(f / "history.parquet").assign(fold=k) for k, f in zip(folds, folders)])
     write_csv(plots / "curves" / f"{corpus}_{run}.csv", curves)
 
 
-def report(corpora: list[str], folds: list[int], percents: list[int], runs: Path, metrics: Path,
-           summary_out: Path, plots: Path, reports: Path) -> dict:  # fmt: skip
+def report(
+    corpora: list[str],
+    folds: list[int],
+    percents: list[int],
+    runs: Path,
+    metrics: Path,
+    summary_out: Path,
+    plots: Path,
+    reports: Path,
+) -> dict:
     """Write ``reports/results.md`` (Tables 2 and 3), ``reports/figure2.png``, the plot data and the summary."""
     ablations = sorted({run for per_teacher in TABLE_3.values() for run in per_teacher.values()} - set(TABLE_2))
     fractions = [f"{name}-labeled{p}" for name in FIGURE_2 for p in percents]
@@ -133,17 +153,42 @@ def report(corpora: list[str], folds: list[int], percents: list[int], runs: Path
     for corpus, table in curves.items():
         write_csv(plots / "label_efficiency" / f"{corpus}.csv", table)
     _figure_2(curves, reports / "figure2.png")
-    lines = ["# LiSER results: speaker-independent cross-validation", "",
-             f"Test UAR and WAR, mean ± standard deviation over {len(folds)} folds; the paper's figures alongside.", "",
-             *_table_2(results, corpora), *_table_3(results, corpora),
-             "## Figure 2: less labeled speech", "", "![Figure 2](figure2.png)", ""]  # fmt: skip
+    lines = [
+        "# LiSER results: speaker-independent cross-validation",
+        "",
+        f"Test UAR and WAR, mean ± standard deviation over {len(folds)} folds; the paper's figures alongside.",
+        "",
+        *_table_2(results, corpora),
+        *_table_3(results, corpora),
+        "## Figure 2: less labeled speech",
+        "",
+        "![Figure 2](figure2.png)",
+        "",
+    ]
     for corpus, table in curves.items():
-        rows = [[r.configuration, f"{r.labeled_percent}", f"{r.uar:.3f} ± {r.uar_std:.3f}", f"{r.war:.3f} ± {r.war_std:.3f}"]
-                for r in table.itertuples()]  # fmt: skip
+        rows = [
+            [
+                r.configuration,
+                f"{r.labeled_percent}",
+                f"{r.uar:.3f} ± {r.uar_std:.3f}",
+                f"{r.war:.3f} ± {r.war_std:.3f}",
+            ]
+            for r in table.itertuples()
+        ]
         lines += [f"### {CORPUS_NAMES[corpus]}", "", *_table(["configuration", "labeled %", "UAR", "WAR"], rows), ""]
     write_text(reports / "results.md", "\n".join(lines))
-    summary = {corpus: {run: {"uar": r["test"]["uar"], "uar_std": r["test"]["uar_std"], "war": r["test"]["war"],
-                              "war_std": r["test"]["war_std"], "validation_uar": r["validation"]["uar"]}
-                        for run, r in per_run.items()} for corpus, per_run in results.items()}  # fmt: skip
+    summary = {
+        corpus: {
+            run: {
+                "uar": r["test"]["uar"],
+                "uar_std": r["test"]["uar_std"],
+                "war": r["test"]["war"],
+                "war_std": r["test"]["war_std"],
+                "validation_uar": r["validation"]["uar"],
+            }
+            for run, r in per_run.items()
+        }
+        for corpus, per_run in results.items()
+    }
     write_json(summary_out, summary)
     return summary

@@ -13,12 +13,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from liser.students.distill import Objective, UnlabeledSet, batch_loss, crop_targets
 from liser.metrics import score
-from liser.students.evaluate import Windowing, utterance_logits
 from liser.models.student import Student, StudentConfig
 from liser.params import TrainParams
 from liser.students.crops import crop_start, pad_to, random_crop
+from liser.students.distill import Objective, UnlabeledSet, batch_loss, crop_targets
+from liser.students.evaluate import Windowing, utterance_logits
 from liser.training import seed_everything, shuffled_batches, train_best_epoch
 
 __all__ = ["LabeledSet", "TrainResult", "train_student", "distil_only"]
@@ -54,8 +54,10 @@ def _unlabeled_crop(
     start = crop_start(logmel.shape[1], frames, rng)
     crop = pad_to(logmel[:, start : start + frames], frames, pad_value)
     midpoints = unlabeled.window_midpoints[row]
-    targets = [None if teacher is None else crop_targets(teacher[row], midpoints, start, frames)
-               for teacher in (unlabeled.speech, unlabeled.video)]  # fmt: skip
+    targets = [
+        None if teacher is None else crop_targets(teacher[row], midpoints, start, frames)
+        for teacher in (unlabeled.speech, unlabeled.video)
+    ]
     return crop, targets[0], targets[1]
 
 
@@ -98,9 +100,15 @@ def _epoch(
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
             output = model(torch.from_numpy(np.stack(crops)).unsqueeze(1))
         output = output.float()
-        loss = batch_loss(output, torch.tensor(labeled_rows, dtype=torch.long), torch.tensor(labels, dtype=torch.long),
-                          torch.tensor(unlabeled_rows, dtype=torch.long), _stacked(speech), _stacked(video),
-                          objective)  # fmt: skip
+        loss = batch_loss(
+            output,
+            torch.tensor(labeled_rows, dtype=torch.long),
+            torch.tensor(labels, dtype=torch.long),
+            torch.tensor(unlabeled_rows, dtype=torch.long),
+            _stacked(speech),
+            _stacked(video),
+            objective,
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -142,8 +150,9 @@ def train_student(
     best_epoch, history = train_best_epoch(
         model,
         params.epochs,
-        lambda epoch: _epoch(model, optimizer, train, mixed_in, objective, params.batch_size, windowing, rng,
-                             params.precision),
+        lambda epoch: _epoch(
+            model, optimizer, train, mixed_in, objective, params.batch_size, windowing, rng, params.precision
+        ),
         lambda: score(validation.labels, utterance_logits(model, validation.features, validation_windowing)),
         name="student",
     )
@@ -166,7 +175,13 @@ def distil_only(
     optimizer = _optimizer(model, params)
     rows = []
     for epoch in tqdm(range(1, params.epochs + 1), desc="distillation epochs", unit="epoch"):
-        rows.append({"epoch": epoch, "train_loss": _epoch(model, optimizer, None, unlabeled, objective,
-                                                          params.batch_size, windowing, rng, params.precision)})  # fmt: skip
+        rows.append(
+            {
+                "epoch": epoch,
+                "train_loss": _epoch(
+                    model, optimizer, None, unlabeled, objective, params.batch_size, windowing, rng, params.precision
+                ),
+            }
+        )
         log.info("distillation epoch %d: loss %.4f", epoch, rows[-1]["train_loss"])
     return copy.deepcopy(model.state_dict()), pd.DataFrame(rows)

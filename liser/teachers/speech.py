@@ -31,11 +31,11 @@ from torch.nn import functional as F
 from tqdm import tqdm
 from transformers import HubertConfig, HubertForSequenceClassification
 
-from liser.metrics import Scores, score
 from liser.features import load_audio
 from liser.files import atomic_directory, read_json, write_json, write_parquet
-from liser.teachers.window_scores import teacher_fingerprint
+from liser.metrics import Scores, score
 from liser.runtime import resolve_device
+from liser.teachers.window_scores import teacher_fingerprint
 from liser.training import shuffled_batches, train_best_epoch, trainable_state
 
 __all__ = [
@@ -100,7 +100,7 @@ def _how_to_get(source: str) -> str:
         f"    hf download {source}\n"
         f"(`huggingface-cli download {source}` with huggingface_hub < 1.0); it fills the Hugging Face cache "
         f"(~/.cache/huggingface/hub, or $HF_HOME/hub): copy that folder to the same place here. Or there run\n"
-        f"    python -c \"from transformers import HubertModel; "
+        f'    python -c "from transformers import HubertModel; '
         f"HubertModel.from_pretrained('{source}').save_pretrained('checkpoints/hubert-base-ls960')\"\n"
         f"and pass that directory as the teacher's source."
     )
@@ -196,8 +196,9 @@ def parameter_counts(model: PeftModel) -> dict[str, int]:
     return {"frozen": frozen, "trainable": trained}
 
 
-def _logits(model: torch.nn.Module, waveforms: torch.Tensor, attention_mask: torch.Tensor | None = None
-            ) -> torch.Tensor:  # fmt: skip
+def _logits(
+    model: torch.nn.Module, waveforms: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Float32 logits; half precision under autocast on a GPU, float32 on a CPU."""
     if waveforms.device.type == "cuda":
         with torch.autocast(device_type="cuda", dtype=torch.float16):
@@ -369,6 +370,7 @@ def train_speech_teacher(
     optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=weight_decay)
     crop = round(max_seconds * sample_rate)
     labels = np.array([label for _, label in train_items], dtype=np.int64)
+
     def train_epoch(epoch: int) -> float:
         model.train()
         losses = []
@@ -385,8 +387,9 @@ def train_speech_teacher(
     def validate() -> Scores:
         return evaluate_speech_teacher(model, validation_items, eval_batch_size, eval_max_seconds, device)[0]
 
-    best_epoch, history = train_best_epoch(model, epochs, train_epoch, validate, keep=trainable_state,
-                                           name="speech teacher")
+    best_epoch, history = train_best_epoch(
+        model, epochs, train_epoch, validate, keep=trainable_state, name="speech teacher"
+    )
     model.eval()
     return SpeechTeacherResult(model=model, best_epoch=best_epoch, history=history)
 
@@ -482,8 +485,9 @@ def _reusable(windows: pd.DataFrame, earlier: Path | None, columns: list[str], f
     return reused
 
 
-def _window_table(windows: pd.DataFrame, probabilities: np.ndarray, columns: list[str], fingerprint: str
-                  ) -> pd.DataFrame:  # fmt: skip
+def _window_table(
+    windows: pd.DataFrame, probabilities: np.ndarray, columns: list[str], fingerprint: str
+) -> pd.DataFrame:
     done = ~np.isnan(probabilities).any(axis=1)
     table = windows.loc[done, _KEYS].reset_index(drop=True)
     for k, column in enumerate(columns):
@@ -537,8 +541,9 @@ def window_softmaxes(
     row per window in the table's order.  With ``out``, windows already scored there by the
     same teacher (:func:`teacher_fingerprint`, same segment, window and span) are reused, only
     the others are scored, and the union is written back atomically, also every
-    ``checkpoint_every`` new windows so an interrupted run resumes.  Windows of the same length are batched together, so no padding ever enters
-    the model and a window's probabilities do not depend on its batch.
+    ``checkpoint_every`` new windows so an interrupted run resumes.  Windows of the same length are
+    batched together, so no padding ever enters the model and a window's probabilities do not depend
+    on its batch.
     """
     device = resolve_device(device)
     model.eval().to(device)

@@ -32,9 +32,12 @@ def fold_folder(root: str | Path, fold: int) -> Path:
 def _mean_and_spread(per_fold: dict[int, dict]) -> dict:
     uars = [scores["test"]["uar"] for scores in per_fold.values()]
     wars = [scores["test"]["war"] for scores in per_fold.values()]
-    return {"uar": float(np.mean(uars)), "uar_std": float(np.std(uars)),
-            "war": float(np.mean(wars)), "war_std": float(np.std(wars))}  # fmt: skip
-
+    return {
+        "uar": float(np.mean(uars)),
+        "uar_std": float(np.std(uars)),
+        "war": float(np.mean(wars)),
+        "war_std": float(np.std(wars)),
+    }
 
 
 def speech_teacher_runs(
@@ -54,20 +57,41 @@ def speech_teacher_runs(
     classes = list(EMOTIONS[corpus])
     per_fold: dict[int, dict] = {}
     for fold in folds_to_run:
-        non_test = pd.concat([fold_utterances(utterances, speaker_roles, fold, role)
-                              for role in ("train", "validation")], ignore_index=True)  # fmt: skip
-        train, selection = speech.teacher_split(non_test, params.training_fraction, params.seed + fold,
-                                                folds=speaker_roles, fold=fold)  # fmt: skip
+        non_test = pd.concat(
+            [fold_utterances(utterances, speaker_roles, fold, role) for role in ("train", "validation")],
+            ignore_index=True,
+        )
+        train, selection = speech.teacher_split(
+            non_test, params.training_fraction, params.seed + fold, folds=speaker_roles, fold=fold
+        )
         test = fold_utterances(utterances, speaker_roles, fold, "test")
-        log.info("%s fold %d: speech teacher on %d utterances, epoch picked on %d, tested on %d",
-                 corpus, fold, len(train), len(selection), len(test))  # fmt: skip
-        model = speech.build_speech_teacher(params.source, len(classes), params.lora_rank, params.lora_alpha,
-                                            params.lora_dropout, seed=params.seed + fold)  # fmt: skip
+        log.info(
+            "%s fold %d: speech teacher on %d utterances, epoch picked on %d, tested on %d",
+            corpus,
+            fold,
+            len(train),
+            len(selection),
+            len(test),
+        )
+        model = speech.build_speech_teacher(
+            params.source,
+            len(classes),
+            params.lora_rank,
+            params.lora_alpha,
+            params.lora_dropout,
+            seed=params.seed + fold,
+        )
         result = speech.train_speech_teacher(
-            speech.load_items(train), speech.load_items(selection), model, epochs=params.epochs, lr=params.lr,
-            batch_size=params.batch_size, max_seconds=params.max_seconds, seed=params.seed + fold,
+            speech.load_items(train),
+            speech.load_items(selection),
+            model,
+            epochs=params.epochs,
+            lr=params.lr,
+            batch_size=params.batch_size,
+            max_seconds=params.max_seconds,
+            seed=params.seed + fold,
             eval_batch_size=params.eval_batch_size,
-        )  # fmt: skip
+        )
         scores, _ = speech.evaluate_speech_teacher(result.model, speech.load_items(test), params.eval_batch_size)
         per_fold[fold] = {
             "test": {"uar": scores.uar, "war": scores.war},
@@ -76,8 +100,7 @@ def speech_teacher_runs(
             "utterances": {"train": len(train), "selection": len(selection), "test": len(test)},
         }
         folder = fold_folder(out, fold)
-        speech.save_speech_teacher(folder, result.model, classes, corpus=corpus, fold=fold,
-                                   **per_fold[fold]["test"])  # fmt: skip
+        speech.save_speech_teacher(folder, result.model, classes, corpus=corpus, fold=fold, **per_fold[fold]["test"])
         write_parquet(folder / "history.parquet", result.history)
         log.info("%s fold %d: speech teacher test UAR %.3f", corpus, fold, scores.uar)
     summary = {"test": _mean_and_spread(per_fold), "folds": {str(k): v for k, v in per_fold.items()}}
@@ -103,7 +126,8 @@ def speech_window_softmaxes(
     counts = {}
     for fold in folds_to_run:
         model, classes, _ = speech.load_speech_teacher(fold_folder(teachers, fold), base_source)
-        table = speech.window_softmaxes(model, audio, window_table, batch_size, classes=classes,
-                                        out=Path(out) / f"fold{fold}.parquet")  # fmt: skip
+        table = speech.window_softmaxes(
+            model, audio, window_table, batch_size, classes=classes, out=Path(out) / f"fold{fold}.parquet"
+        )
         counts[f"fold{fold}"] = {"windows": len(table), "mean_p_max": float(table["p_max"].mean())}
     return counts

@@ -36,12 +36,12 @@ from tqdm import tqdm
 
 from liser.corpora.ferv39k import CLASSES, read_clip_frames
 from liser.corpora.mspface import check_segment_id
-from liser.unlabeled.faces import read_face_clip
+from liser.metrics import Scores, score
 from liser.models.s2d import S2D, S2DConfig, pad_clip, preprocess_clip, preprocess_frames
 from liser.models.s2d_checkpoint import load_mobilefacenet, load_s2d, load_s2d_checkpoint, save_s2d
-from liser.metrics import Scores, score
 from liser.runtime import resolve_device
 from liser.training import seed_everything, shuffled_batches, train_best_epoch
+from liser.unlabeled.faces import read_face_clip
 
 __all__ = [
     "PROBABILITY_COLUMNS",
@@ -138,8 +138,9 @@ def _resized(frames: np.ndarray, size: int) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(frames))
     if tuple(x.shape[1:3]) == (size, size):
         return x
-    x = F.interpolate(x.permute(0, 3, 1, 2).float(), size=(size, size), mode="bilinear", align_corners=False,
-                      antialias=True)  # fmt: skip
+    x = F.interpolate(
+        x.permute(0, 3, 1, 2).float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    )
     return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
@@ -311,6 +312,7 @@ def train_video_teacher(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _warmup_cosine(round(warmup_epochs * steps_per_epoch), epochs * steps_per_epoch)
     )
+
     def train_epoch(epoch: int) -> float:
         model.train()
         losses = []
@@ -417,8 +419,13 @@ def _window_clips(
             if len(span) == 0:
                 raise ValueError(f"{segment}: window at frames {first}-{last}, but its face clip has {len(frames)}")
             if len(span) < int(last) - int(first) + 1:
-                log.debug("%s: frames %d-%d run past the clip's %d frames; the last is repeated",
-                          segment, first, last, len(frames))  # fmt: skip
+                log.debug(
+                    "%s: frames %d-%d run past the clip's %d frames; the last is repeated",
+                    segment,
+                    first,
+                    last,
+                    len(frames),
+                )
             yield int(row), preprocess_clip(span, config)
 
 

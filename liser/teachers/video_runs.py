@@ -30,7 +30,6 @@ VIDEO_TEACHER_FILE = "teacher.safetensors"
 FINGERPRINT_ATTR = "teacher_sha256"  # in the Parquet file's pandas metadata
 
 
-
 def video_teacher_run(params: VideoTeacherParams, out: str | Path, metrics: str | Path) -> dict:
     """Write ``out/teacher.safetensors`` (and the training history when trained) and the teacher's metrics."""
     out = Path(out)
@@ -46,13 +45,20 @@ def video_teacher_run(params: VideoTeacherParams, out: str | Path, metrics: str 
     out.mkdir(parents=True, exist_ok=True)
     if params.checkpoint is None:
         result = video.train_video_teacher(
-            corpus, config, epochs=params.epochs, lr=params.lr, batch_size=params.batch_size, seed=params.seed,
-            threads=params.threads, eval_batch_size=params.eval_batch_size,
-        )  # fmt: skip
+            corpus,
+            config,
+            epochs=params.epochs,
+            lr=params.lr,
+            batch_size=params.batch_size,
+            seed=params.seed,
+            threads=params.threads,
+            eval_batch_size=params.eval_batch_size,
+        )
         model = result.model
         write_parquet(out / "history.parquet", result.history)
-        summary.update(source="trained", best_epoch=int(result.best_epoch),
-                       train_clips=int((corpus["split"] == "train").sum()))  # fmt: skip
+        summary.update(
+            source="trained", best_epoch=int(result.best_epoch), train_clips=int((corpus["split"] == "train").sum())
+        )
     else:
         model = video.build_video_teacher(config, params.checkpoint, params.mobilefacenet)
         summary.update(source=str(params.checkpoint))
@@ -76,17 +82,22 @@ def _existing(path: Path, fingerprint: str) -> pd.DataFrame | None:
     return earlier
 
 
-def video_window_softmaxes(teacher: str | Path, windows: str | Path, faces: str | Path, out: str | Path,
-                           batch_size: int = 8, threads: int = 2) -> dict:  # fmt: skip
+def video_window_softmaxes(
+    teacher: str | Path, windows: str | Path, faces: str | Path, out: str | Path, batch_size: int = 8, threads: int = 2
+) -> dict:
     """Score every window of the window table with the video teacher into ``out`` (Parquet)."""
     keep_freed_buffers()
     torch.set_num_threads(threads)
     model, _ = video.load_video_teacher(Path(teacher) / VIDEO_TEACHER_FILE)
     fingerprint = teacher_fingerprint(model)
     out = Path(out)
-    table = video.window_softmaxes(model, pd.read_parquet(windows), faces, batch_size,
-                                   existing=_existing(out, fingerprint))  # fmt: skip
+    table = video.window_softmaxes(
+        model, pd.read_parquet(windows), faces, batch_size, existing=_existing(out, fingerprint)
+    )
     table.attrs = {FINGERPRINT_ATTR: fingerprint}
     write_parquet(out, table)
-    return {"windows": len(table), "segments": int(table["segment"].nunique()),
-            "mean_p_max": float(table["p_max"].mean())}  # fmt: skip
+    return {
+        "windows": len(table),
+        "segments": int(table["segment"].nunique()),
+        "mean_p_max": float(table["p_max"].mean()),
+    }

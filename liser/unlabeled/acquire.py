@@ -243,14 +243,47 @@ def _cut_command(source: Path, start: float, end: float, video_out: Path, audio_
     coarse = max(0.0, start - INPUT_SEEK_MARGIN_S)
     exact = ["-ss", f"{start - coarse:.6f}", "-t", f"{end - start:.6f}"]
     return [
-        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-ss", f"{coarse:.6f}", "-i", str(source),
-        *exact, "-map", "0:v:0", "-an", "-r", str(SEGMENT_FPS),
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-        "-f", "mp4", str(video_out),
-        *exact, "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(SEGMENT_SAMPLE_RATE),
-        "-c:a", "pcm_s16le", "-f", "wav", str(audio_out),
-    ]  # fmt: skip
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-ss",
+        f"{coarse:.6f}",
+        "-i",
+        str(source),
+        *exact,
+        "-map",
+        "0:v:0",
+        "-an",
+        "-r",
+        str(SEGMENT_FPS),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-pix_fmt",
+        "yuv420p",
+        "-f",
+        "mp4",
+        str(video_out),
+        *exact,
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        str(SEGMENT_SAMPLE_RATE),
+        "-c:a",
+        "pcm_s16le",
+        "-f",
+        "wav",
+        str(audio_out),
+    ]
 
 
 def cut_segment(
@@ -336,7 +369,10 @@ def _plan(
 
     rows, videos_without_url = [], set()
     for segment, video, start, end, speaker in zip(
-        segments_table["segment"], segments_table["video"], segments_table["start"], segments_table["end"],
+        segments_table["segment"],
+        segments_table["video"],
+        segments_table["start"],
+        segments_table["end"],
         segments_table["speaker"],
     ):
         try:
@@ -476,7 +512,10 @@ def acquire(
     write_parquet(out_dir / OBTAINED_NAME, segments_table[segments_table["segment"].isin(set(obtained["segment"]))])
     log.info(
         "MSP-Face: %d of %d segments (%.2f h), %d failure(s); report in %s",
-        report["segments_ok"], report["segments_selected"], report["hours_obtained"], len(failures),
+        report["segments_ok"],
+        report["segments_selected"],
+        report["hours_obtained"],
+        len(failures),
         out_dir / REPORT_NAME,
-    )  # fmt: skip
+    )
     return report

@@ -218,9 +218,11 @@ def _face_vector(face: Face) -> np.ndarray:
         if eyes[0] > eyes[2] and abs(roll_degrees(eyes)) <= MAX_ROLL_DEGREES:
             return np.array([*face.box, *eyes], dtype=float)
     level = (
-        face.x + LEVEL_LEFT_EYE[0] * face.w, face.y + LEVEL_LEFT_EYE[1] * face.h,
-        face.x + LEVEL_RIGHT_EYE[0] * face.w, face.y + LEVEL_RIGHT_EYE[1] * face.h,
-    )  # fmt: skip
+        face.x + LEVEL_LEFT_EYE[0] * face.w,
+        face.y + LEVEL_LEFT_EYE[1] * face.h,
+        face.x + LEVEL_RIGHT_EYE[0] * face.w,
+        face.y + LEVEL_RIGHT_EYE[1] * face.h,
+    )
     return np.array([*face.box, *level], dtype=float)
 
 
@@ -271,11 +273,14 @@ def detect_faces(frame_bgr: np.ndarray, detector: str = "opencv") -> list[Face]:
         left, right = area.get("left_eye"), area.get("right_eye")
         faces.append(
             Face(
-                x=float(area["x"]), y=float(area["y"]), w=float(area["w"]), h=float(area["h"]),
+                x=float(area["x"]),
+                y=float(area["y"]),
+                w=float(area["w"]),
+                h=float(area["h"]),
                 left_eye=None if left is None else (float(left[0]), float(left[1])),
                 right_eye=None if right is None else (float(right[0]), float(right[1])),
             )
-        )  # fmt: skip
+        )
     return [face for face in faces if face.w > 0 and face.h > 0]
 
 
@@ -506,8 +511,8 @@ def crop_segments(
 ) -> dict[str, Any]:
     """Write the face clip ``out_dir/<segment>.mp4`` of every segment video (``<segment>`` is its file stem).
 
-    A segment whose clip exists, made with the same options, is not redone.  ``workers`` > 1 processes segments in that many
-    worker processes (one OpenCV thread each); ``workers`` = 1 works in this process.  A
+    A segment whose clip exists, made with the same options, is not redone.  ``workers`` > 1
+    processes segments in that many worker processes (one OpenCV thread each); ``workers`` = 1 works in this process.  A
     segment that cannot be read or fails is recorded with its reason and the run goes on; an
     unavailable ``detector`` stops it at once with :class:`DetectorUnavailable`.
 
@@ -553,7 +558,10 @@ def crop_segments(
     write_json(out_dir / COVERAGE_JSON, report)
     log.info(
         "face crops: %d of %d segments kept, %.1f%% of %d frames with a face; report in %s",
-        report["segments_kept"], report["segments_total"], 100 * report["face_fraction"], report["frames_total"],
+        report["segments_kept"],
+        report["segments_total"],
+        100 * report["face_fraction"],
+        report["frames_total"],
         out_dir / COVERAGE_JSON,
-    )  # fmt: skip
+    )
     return report

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from liser.unlabeled.acquire import OBTAINED_NAME, acquire, segment_paths
 from liser.corpora.mspface import read_lists
-from liser.unlabeled.faces import crop_segments
 from liser.files import write_csv, write_parquet
 from liser.params import FaceParams, MspFaceParams, WindowParams
+from liser.unlabeled.acquire import OBTAINED_NAME, acquire, segment_paths
+from liser.unlabeled.faces import crop_segments
 from liser.unlabeled.windows import window_table
 
 __all__ = ["obtain_segments", "crop_faces", "cut_windows"]
@@ -26,10 +26,16 @@ def obtain_segments(params: MspFaceParams, out: Path) -> dict:
     lists = read_lists(params.lists)
     write_csv(out / "list-problems.csv", lists.problems)
     report = acquire(
-        lists.segments, lists.videos, out,
-        limit_videos=params.limit_videos, limit_hours=params.limit_hours, workers=params.workers,
-        retries=params.retries, backoff_s=params.backoff_s, ratelimit=params.ratelimit,
-    )  # fmt: skip
+        lists.segments,
+        lists.videos,
+        out,
+        limit_videos=params.limit_videos,
+        limit_hours=params.limit_hours,
+        workers=params.workers,
+        retries=params.retries,
+        backoff_s=params.backoff_s,
+        ratelimit=params.ratelimit,
+    )
     write_csv(out / "failures.csv", pd.DataFrame(report["failures"], columns=["id", "stage", "reason"]))
     return {**{k: v for k, v in report.items() if k != "failures"}, "list_problems": len(lists.problems)}
 
@@ -39,9 +45,15 @@ def crop_faces(acquired: Path, params: FaceParams, out: Path) -> dict:
     obtained = pd.read_parquet(acquired / OBTAINED_NAME)
     videos = [segment_paths(acquired, segment)[0] for segment in obtained["segment"]]
     coverage = crop_segments(
-        videos, out, detector=params.detector, detect_every=params.detect_every, margin=params.margin,
-        max_gap=params.max_gap, min_face_fraction=params.min_face_fraction, workers=params.workers,
-    )  # fmt: skip
+        videos,
+        out,
+        detector=params.detector,
+        detect_every=params.detect_every,
+        margin=params.margin,
+        max_gap=params.max_gap,
+        min_face_fraction=params.min_face_fraction,
+        workers=params.workers,
+    )
     return {k: v for k, v in coverage.items() if not isinstance(v, (list, dict))}
 
 
