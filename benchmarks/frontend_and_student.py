@@ -49,8 +49,8 @@ def main() -> None:
         file_s = median_time(max(3, args.repeats // 4), lambda: extractor(load_audio(path, params.sample_rate)))
 
     model = Student(StudentConfig(speech_classes=8)).eval()
-    one = torch.randn(1, 1, params.n_mels, params.segment_frames)
-    batch = torch.randn(64, 1, params.n_mels, params.segment_frames)
+    one = torch.randn(1, 1, params.n_mels, params.crop_frames)
+    batch = torch.randn(64, 1, params.n_mels, params.crop_frames)
 
     def student_times() -> tuple[float, float]:
         with torch.inference_mode():

@@ -156,7 +156,7 @@ def main() -> None:
         }
         student = predictors["torch"][0.1].students[0]
         runtime = predictors["onnxruntime"][0.1].students[0]
-        latency = window_latency_ms(student, runtime, features.n_mels, features.segment_frames, args.repeats)
+        latency = window_latency_ms(student, runtime, features.n_mels, features.crop_frames, args.repeats)
 
         audio = scratch / "60s-48k.wav"
         rng = np.random.default_rng(0)

@@ -50,7 +50,8 @@ CARD_KEY = "liser_card"
 INPUT_NAME = "logmel"
 OUTPUT_NAME = "logits"
 # Front-end settings that must match between an exported model and the features it is given.
-FRONT_END_KEYS = ("sample_rate", "n_mels", "window_s", "hop_s", "log_floor", "segment_s")
+RENAMED_INPUT_KEYS = {"segment_s": "crop_s", "segment_frames": "crop_frames"}
+FRONT_END_KEYS = ("sample_rate", "n_mels", "window_s", "hop_s", "log_floor", "crop_s")
 
 
 class ParityError(RuntimeError):
@@ -78,7 +79,7 @@ def front_end(features: FeatureParams) -> dict:
     """How a waveform becomes the model's input, as the features stage computes it."""
     return {
         "name": INPUT_NAME,
-        "shape": ["batch", 1, features.n_mels, features.segment_frames],
+        "shape": ["batch", 1, features.n_mels, features.crop_frames],
         "dtype": "float32",
         "sample_rate": features.sample_rate,
         "channels": "mono: channels averaged, then resampled to sample_rate",
@@ -91,10 +92,10 @@ def front_end(features: FeatureParams) -> dict:
         "mel_filters": "librosa.filters.mel(sr, n_fft, n_mels) defaults (Slaney scale and norm)",
         "log_floor": features.log_floor,
         "value": "log(Mel power + log_floor)",
-        "segment_s": features.segment_s,
-        "segment_frames": features.segment_frames,
+        "crop_s": features.crop_s,
+        "crop_frames": features.crop_frames,
         "pad_value": LogMel.silence_of(features),
-        "padding": "signals shorter than segment_s are padded on the right with pad_value (log-Mel of silence)",
+        "padding": "signals shorter than crop_s are padded on the right with pad_value (log-Mel of silence)",
     }
 
 
@@ -134,11 +135,14 @@ def load_onnx_student(path: str | Path, threads: int | None = None) -> tuple[Onn
     card = runtime.card
     if card is None:
         raise ValueError(f"{path}: not a LiSER export (no {CARD_KEY!r} entry in its metadata)")
+    for old, new in RENAMED_INPUT_KEYS.items():  # cards exported before the rename
+        if old in card.get("input", {}) and new not in card["input"]:
+            card["input"][new] = card["input"].pop(old)
     return runtime, list(card["classes"]), card
 
 
 def to_onnx(student: Student, features: FeatureParams) -> onnx.ModelProto:
-    example = torch.zeros(2, 1, features.n_mels, features.segment_frames)
+    example = torch.zeros(2, 1, features.n_mels, features.crop_frames)
     # torch.export's exporter, the default since torch 2.9; the TorchScript one (dynamo=False) is
     # deprecated.  eval(): batch norm must use its running statistics, not the example's.
     with warnings.catch_warnings():
@@ -162,7 +166,7 @@ def to_onnx(student: Student, features: FeatureParams) -> onnx.ModelProto:
 def parity_inputs(features: FeatureParams, windows: int = 7, seed: int = 0) -> np.ndarray:
     """Log-Mel-like windows around speech's level, the first one digital silence."""
     rng = np.random.default_rng(seed)
-    batch = rng.normal(-6.0, 3.0, (windows, 1, features.n_mels, features.segment_frames)).astype(np.float32)
+    batch = rng.normal(-6.0, 3.0, (windows, 1, features.n_mels, features.crop_frames)).astype(np.float32)
     batch[0] = LogMel.silence_of(features)
     return batch
 
@@ -278,8 +282,8 @@ def card_markdown(card: dict, onnx_name: str) -> str:
         "",
         "## Input",
         "",
-        f"`{spec['name']}`: float32 `(batch, 1, {spec['n_mels']}, {spec['segment_frames']})`, "
-        f"{spec['segment_s']:g} s of audio per window, batch axis dynamic.",
+        f"`{spec['name']}`: float32 `(batch, 1, {spec['n_mels']}, {spec['crop_frames']})`, "
+        f"{spec['crop_s']:g} s of audio per window, batch axis dynamic.",
         "",
         "| setting | value |",
         "|---|---|",
@@ -297,8 +301,8 @@ def card_markdown(card: dict, onnx_name: str) -> str:
                 "mel_filters",
                 "log_floor",
                 "value",
-                "segment_s",
-                "segment_frames",
+                "crop_s",
+                "crop_frames",
                 "pad_value",
                 "padding",
             )

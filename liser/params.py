@@ -208,13 +208,13 @@ class FeatureParams(_Section):
     n_mels: int = Field(64, gt=0)
     window_s: float = Field(0.128, gt=0)
     hop_s: float = Field(0.032, gt=0)
-    segment_s: float = Field(3.0, gt=0)
+    crop_s: float = Field(3.0, gt=0)
     log_floor: float = Field(1e-6, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureParams:
-        if self.window_s > self.segment_s:
-            raise ValueError(f"window_s: must not be longer than segment_s = {self.segment_s} s (got {self.window_s})")
+        if self.window_s > self.crop_s:
+            raise ValueError(f"window_s: must not be longer than crop_s = {self.crop_s} s (got {self.window_s})")
         if self.hop_s > self.window_s:
             raise ValueError(f"hop_s: must not be longer than window_s = {self.window_s} s (got {self.hop_s})")
         if self.n_mels > self.n_fft // 2 + 1:
@@ -230,9 +230,9 @@ class FeatureParams(_Section):
         return round(self.hop_s * self.sample_rate)
 
     @property
-    def segment_frames(self) -> int:
-        """Frames in one ``segment_s`` crop (centred STFT): 94 for 3 s at a 32 ms hop."""
-        return round(self.segment_s * self.sample_rate) // self.hop_length + 1
+    def crop_frames(self) -> int:
+        """Frames in one ``crop_s`` crop (centred STFT): 94 for 3 s at a 32 ms hop."""
+        return round(self.crop_s * self.sample_rate) // self.hop_length + 1
 
 
 class StudentParams(_Section):

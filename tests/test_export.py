@@ -79,7 +79,7 @@ def test_model_card_describes_classes_input_training_and_size(exported):
     assert card["classes"] == CLASSES
     spec = card["input"]
     assert spec["shape"] == ["batch", 1, 64, 94] and spec["dtype"] == "float32"
-    settings = (spec["sample_rate"], spec["n_mels"], spec["window_s"], spec["hop_s"], spec["segment_s"])
+    settings = (spec["sample_rate"], spec["n_mels"], spec["window_s"], spec["hop_s"], spec["crop_s"])
     assert settings == (16000, 64, 0.128, 0.032, 3.0)
     assert spec["log_floor"] == 1e-6 and spec["pad_value"] == pytest.approx(np.log(1e-6))
     assert card["file_level"]["stride_s"] == 0.1

@@ -11,7 +11,7 @@ from .helpers import write_tone
 def test_three_seconds_is_64_by_94():
     params = FeatureParams()
     logmel = LogMel(params)(np.random.default_rng(0).normal(0, 0.1, 48000).astype(np.float32))
-    assert logmel.shape == (64, 94) == (params.n_mels, params.segment_frames)
+    assert logmel.shape == (64, 94) == (params.n_mels, params.crop_frames)
     assert logmel.dtype == np.float32
 
 

@@ -24,7 +24,7 @@ def error_for(raw, edit) -> str:
 def test_repository_params_load_as_demo(repo_params):
     assert repo_params.profile == "demo"
     assert repo_params.corpora.use == ["ravdess", "crema_d"]
-    assert repo_params.features.segment_frames == 94
+    assert repo_params.features.crop_frames == 94
     assert repo_params.features.n_fft == 2048 and repo_params.features.hop_length == 512
 
 
@@ -68,7 +68,7 @@ def test_folds_must_be_numbered_from_zero(raw):
 
 def test_window_longer_than_segment(raw):
     message = error_for(raw, lambda r: r["features"].update(window_s=4.0))
-    assert "features.window_s" in message and "segment_s" in message
+    assert "features.window_s" in message and "crop_s" in message
 
 
 def test_unknown_profile(raw):

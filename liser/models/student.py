@@ -1,6 +1,6 @@
 """The LiSER student: a 2D CNN-LSTM over log-Mel spectrograms, exactly Table 1 of the paper.
 
-Input (B, 1, 64 mels, 94 frames) for a 3 s segment.
+Input (B, 1, 64 mels, 94 frames) for a 3 s crop.
 
 | block | layer                                   | output (64 x 94 input) |
 |-------|-----------------------------------------|------------------------|

@@ -29,7 +29,7 @@ def windowing(params: Params, stride_s: float | None = None) -> Windowing:
     """Sliding windows at ``stride_s`` (by default ``evaluate.stride_s``, the test stride)."""
     features = params.features
     return Windowing(
-        window_frames=features.segment_frames,
+        window_frames=features.crop_frames,
         stride_frames=(params.evaluate.stride_s if stride_s is None else stride_s) / features.hop_s,
         pad_value=LogMel.silence_of(features),
         batch_size=params.evaluate.eval_batch_size,
