@@ -1,6 +1,6 @@
 """3 s crops of a log-Mel spectrogram: random crops for training, sliding evaluation windows for evaluation.
 
-Signals shorter than a segment are padded with the feature value of silence, which is
+Signals shorter than a crop are padded with the feature value of silence, which is
 what zero-padding the waveform before the log-Mel would give (section 3.3).
 """
 
