@@ -12,6 +12,7 @@ An invalid value stops with a message naming the key and what is allowed::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -255,7 +256,14 @@ class TrainParams(_Section):
     seed: int = 0
     threads: int = Field(2, ge=1)  # torch threads of each training process
     fold_workers: int = Field(1, ge=1)  # folds trained at once, each in its own process
-    precision: Literal["float32", "bfloat16"] = "float32"  # the training forward pass; weights stay float32
+    device: str = "auto"  # auto: CUDA when present, else the CPU; or cpu, cuda, cuda:1, ...
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"  # the training forward pass; weights stay float32
+
+    @model_validator(mode="after")
+    def _known_device(self) -> TrainParams:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ValueError(f"device: must be auto, cpu, cuda or cuda:<index> (got {self.device!r})")
+        return self
 
 
 class EvaluateParams(_Section):

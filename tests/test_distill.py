@@ -130,7 +130,7 @@ def known_answer(n: int, seed: int) -> LabeledSet:
     return LabeledSet([f"u{seed}-{i}" for i in range(n)], features, np.array(labels))
 
 
-PARAMS = TrainParams(lr=3e-3, epochs=6, batch_size=8, seed=0, threads=1)
+PARAMS = TrainParams(lr=3e-3, epochs=6, batch_size=8, seed=0, threads=1, precision="float32")
 CONFIG = StudentConfig(speech_classes=2)
 
 

@@ -40,6 +40,7 @@ def windowing(params: Params, stride_s: float | None = None) -> Windowing:
 def utterance_logits(model: Student, utterances: Sequence[np.ndarray], windowing: Windowing) -> np.ndarray:
     """(N, K_S) logits, each the mean over that utterance's windows."""
     model.eval()
+    device = next(model.parameters()).device
     windows = [
         sliding_windows(u, windowing.window_frames, windowing.stride_frames, windowing.pad_value) for u in utterances
     ]
@@ -48,7 +49,7 @@ def utterance_logits(model: Student, utterances: Sequence[np.ndarray], windowing
     logits = []
     for start in range(0, len(stacked), windowing.batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(stacked[start : start + windowing.batch_size])).unsqueeze(1)
-        logits.append(model.classify(batch).float().numpy())
+        logits.append(model.classify(batch.to(device)).float().cpu().numpy())
     window_logits = np.concatenate(logits)
     totals = np.zeros((len(utterances), window_logits.shape[1]), dtype=np.float64)
     np.add.at(totals, owner, window_logits)

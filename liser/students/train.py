@@ -3,7 +3,6 @@ cross-entropy on the supervised head for ``no-dstl``), and the epoch with the be
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,10 +15,11 @@ from tqdm import tqdm
 from liser.metrics import score
 from liser.models.student import Student, StudentConfig
 from liser.params import TrainParams
+from liser.runtime import resolve_device, resolve_precision
 from liser.students.crops import crop_start, pad_to, random_crop
 from liser.students.distill import Objective, UnlabeledSet, batch_loss, crop_targets
 from liser.students.evaluate import Windowing, utterance_logits
-from liser.training import seed_everything, shuffled_batches, train_best_epoch
+from liser.training import full_state, seed_everything, shuffled_batches, train_best_epoch
 
 __all__ = ["LabeledSet", "TrainResult", "train_student", "distil_only"]
 
@@ -61,8 +61,10 @@ def _unlabeled_crop(
     return crop, targets[0], targets[1]
 
 
-def _stacked(targets: list[np.ndarray | None]) -> torch.Tensor | None:
-    return None if not targets or targets[0] is None else torch.from_numpy(np.stack(targets).astype(np.float32))
+def _stacked(targets: list[np.ndarray | None], device: torch.device) -> torch.Tensor | None:
+    if not targets or targets[0] is None:
+        return None
+    return torch.from_numpy(np.stack(targets).astype(np.float32)).to(device)
 
 
 def _epoch(
@@ -97,16 +99,17 @@ def _epoch(
                 unlabeled_rows.append(position)
                 speech.append(speech_target)
                 video.append(video_target)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
-            output = model(torch.from_numpy(np.stack(crops)).unsqueeze(1))
+        device = next(model.parameters()).device
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            output = model(torch.from_numpy(np.stack(crops)).unsqueeze(1).to(device))
         output = output.float()
         loss = batch_loss(
             output,
-            torch.tensor(labeled_rows, dtype=torch.long),
-            torch.tensor(labels, dtype=torch.long),
-            torch.tensor(unlabeled_rows, dtype=torch.long),
-            _stacked(speech),
-            _stacked(video),
+            torch.tensor(labeled_rows, dtype=torch.long, device=device),
+            torch.tensor(labels, dtype=torch.long, device=device),
+            torch.tensor(unlabeled_rows, dtype=torch.long, device=device),
+            _stacked(speech, device),
+            _stacked(video, device),
             objective,
         )
         optimizer.zero_grad(set_to_none=True)
@@ -145,18 +148,21 @@ def train_student(
     model = Student(config)
     if initial_state is not None:
         model.load_state_dict(initial_state)
+    device = resolve_device(params.device)
+    precision = resolve_precision(params.precision, device)
+    model.to(device)
     optimizer = _optimizer(model, params)
     mixed_in = unlabeled if objective.distils else None
     best_epoch, history = train_best_epoch(
         model,
         params.epochs,
         lambda epoch: _epoch(
-            model, optimizer, train, mixed_in, objective, params.batch_size, windowing, rng, params.precision
+            model, optimizer, train, mixed_in, objective, params.batch_size, windowing, rng, precision
         ),
         lambda: score(validation.labels, utterance_logits(model, validation.features, validation_windowing)),
         name="student",
     )
-    return TrainResult(model=model, best_epoch=best_epoch, history=history)
+    return TrainResult(model=model.cpu(), best_epoch=best_epoch, history=history)
 
 
 def distil_only(
@@ -171,7 +177,9 @@ def distil_only(
     if not objective.distils:
         raise ValueError("distillation alone needs a teacher with a non-zero lambda")
     rng = seed_everything(params.seed, params.threads)
-    model = Student(config)
+    device = resolve_device(params.device)
+    precision = resolve_precision(params.precision, device)
+    model = Student(config).to(device)
     optimizer = _optimizer(model, params)
     rows = []
     for epoch in tqdm(range(1, params.epochs + 1), desc="distillation epochs", unit="epoch"):
@@ -179,9 +187,9 @@ def distil_only(
             {
                 "epoch": epoch,
                 "train_loss": _epoch(
-                    model, optimizer, None, unlabeled, objective, params.batch_size, windowing, rng, params.precision
+                    model, optimizer, None, unlabeled, objective, params.batch_size, windowing, rng, precision
                 ),
             }
         )
         log.info("distillation epoch %d: loss %.4f", epoch, rows[-1]["train_loss"])
-    return copy.deepcopy(model.state_dict()), pd.DataFrame(rows)
+    return full_state(model), pd.DataFrame(rows)
