@@ -1,0 +1,438 @@
+"""Many students trained at once as one batched model: a population.
+
+A stage trains one student per fold (and per λ candidate, and per seed).  Each is a ~105K-parameter network whose
+batch of 25 crops leaves a GPU idle, so here the M members are one model: their weights stacked along a leading
+member axis, the convolutions grouped by member, BatchNorm over member x channel, the LSTM and the heads as
+batched matrix products, and one AdamW over the stacked weights.  Each member keeps its own fold, loss weights
+(λ_sd, λ_vd, confidence, distillation loss), seed and data order, and ends with the weights of its own best
+validation epoch: a member's result is the one :func:`liser.students.train.train_student` gives it alone, within
+float rounding (tested).
+
+Members whose epoch has ended (their folds differ in size) or whose last batch is short are padded; padding takes
+no part in BatchNorm's statistics, the loss or the optimiser step, which is what keeps members independent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from liser.metrics import score
+from liser.models.student import Student, StudentConfig
+from liser.params import TrainParams
+from liser.runtime import resolve_device, resolve_precision
+from liser.students.batching import FeatureBank, WindowTargets, plan_batch, window_targets
+from liser.students.distill import Objective, UnlabeledSet
+from liser.students.evaluate import Windowing, utterance_logits
+from liser.students.train import LabeledSet
+from liser.training import seed_everything, shuffled_batches
+
+__all__ = ["Member", "MemberResult", "PopulationStudent", "StackedAdamW", "train_population"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Member:
+    """One student of a population: its data, its loss, its seed."""
+
+    name: str
+    train: LabeledSet | None  # None: distillation alone (first stage of two-stage training)
+    validation: LabeledSet | None  # None: no epoch is chosen, the last is kept
+    objective: Objective = field(default_factory=Objective)
+    unlabeled: UnlabeledSet | None = None  # drawn only when the objective distils
+    seed: int = 0
+    initial_state: dict[str, torch.Tensor] | None = None  # e.g. after distillation alone
+
+
+@dataclass
+class MemberResult:
+    model: Student  # the best-validation epoch's weights (the last epoch's without validation), on the CPU
+    best_epoch: int
+    history: pd.DataFrame  # epoch, train_loss[, validation_uar, validation_war]
+    steps: int  # optimiser steps taken
+
+
+# --- the batched model -------------------------------------------------------------------------------------------
+
+
+class PopulationStudent:
+    """M students of one :class:`StudentConfig` as stacked tensors, named as :class:`Student`'s state dict."""
+
+    def __init__(self, config: StudentConfig, states: Sequence[dict[str, torch.Tensor]], device: torch.device):
+        self.config = config
+        self.members = len(states)
+        self.tensors = {
+            name: torch.stack([state[name] for state in states]).to(device) for name in states[0]
+        }  # fmt: skip
+        for name, tensor in self.tensors.items():
+            tensor.requires_grad_(tensor.is_floating_point() and not name.endswith(("running_mean", "running_var")))
+        self.parameters = {name: t for name, t in self.tensors.items() if t.requires_grad}
+
+    def member_state(self, member: int) -> dict[str, torch.Tensor]:
+        return {name: tensor[member].detach().to("cpu", copy=True) for name, tensor in self.tensors.items()}
+
+    def member_model(self, member: int, device: torch.device | str = "cpu") -> Student:
+        model = Student(self.config)
+        model.load_state_dict(self.member_state(member))
+        return model.to(device).eval()
+
+    def _batch_norm(self, h: torch.Tensor, block: int, present: torch.Tensor | None) -> torch.Tensor:
+        """BatchNorm2d of every member's channels in training mode; ``present`` (B, M) marks real items."""
+        t, prefix = self.tensors, f"conv.{block}.1."
+        weight, bias = t[prefix + "weight"].flatten(), t[prefix + "bias"].flatten()
+        mean_run, var_run = t[prefix + "running_mean"], t[prefix + "running_var"]
+        momentum, eps = 0.1, 1e-5
+        if present is None:  # every member has a full batch: one fused call is exact
+            t[prefix + "num_batches_tracked"] += 1
+            return F.batch_norm(h, mean_run.view(-1), var_run.view(-1), weight, bias, True, momentum, eps)
+        batch, members = present.shape
+        maps = h.view(batch, members, -1, *h.shape[2:]).float()  # (B, M, C, H, W)
+        mask = present.to(maps.dtype)[:, :, None, None, None]
+        count = present.sum(dim=0).to(maps.dtype) * h.shape[2] * h.shape[3]  # (M,)
+        active = count > 0
+        safe = count.clamp(min=1)[:, None]
+        mean = (maps * mask).sum(dim=(0, 3, 4)) / safe  # (M, C)
+        centred = maps - mean[None, :, :, None, None]
+        var = (centred.square() * mask).sum(dim=(0, 3, 4)) / safe
+        with torch.no_grad():
+            unbiased = var * (count / (count - 1).clamp(min=1))[:, None]
+            keep = active[:, None]
+            mean_run.copy_(torch.where(keep, (1 - momentum) * mean_run + momentum * mean, mean_run))
+            var_run.copy_(torch.where(keep, (1 - momentum) * var_run + momentum * unbiased, var_run))
+            t[prefix + "num_batches_tracked"] += active.long()
+        scale = weight.view(members, -1) / torch.sqrt(var + eps)
+        normed = centred * scale[None, :, :, None, None] + bias.view(members, -1)[None, :, :, None, None]
+        return normed.to(h.dtype).view_as(h)
+
+    def forward(self, crops: torch.Tensor, present: torch.Tensor | None = None):
+        """``crops`` (B, M, mels, frames), member m's batch in column m -> three (M, B, classes) logits."""
+        t, c = self.tensors, self.config
+        batch, members = crops.shape[:2]
+        h = crops.contiguous(memory_format=torch.channels_last) if crops.dim() == 4 else crops
+        for block, (kernel, pool) in enumerate(zip(c.kernels, c.pools)):
+            weight = t[f"conv.{block}.0.weight"]
+            h = F.conv2d(
+                h, weight.flatten(0, 1), t[f"conv.{block}.0.bias"].flatten(),
+                padding=(kernel[0] // 2, kernel[1] // 2), groups=members,
+            )  # fmt: skip
+            h = F.max_pool2d(F.relu(self._batch_norm(h, block, present)), pool)
+        _, channels, mels, steps = h.shape
+        sequence = h.view(batch, members, channels // members, mels, steps).permute(1, 0, 4, 2, 3).flatten(3)
+        hidden = self._lstm(sequence)  # (M, B, H)
+        return (
+            self._linear(hidden, "sup_head"),
+            self._mlp(hidden, "sd_head"),
+            self._mlp(hidden, "vd_head"),
+        )
+
+    def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        weight, bias = self.tensors[f"{name}.weight"], self.tensors[f"{name}.bias"]
+        return torch.baddbmm(bias[:, None, :].to(x.dtype), x, weight.transpose(1, 2).to(x.dtype))
+
+    def _mlp(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        return self._linear(F.relu(self._linear(x, f"{name}.0")), f"{name}.2")
+
+    def _lstm(self, sequence: torch.Tensor) -> torch.Tensor:
+        """One LSTM layer per member (PyTorch's gate order i, f, g, o); the last hidden state."""
+        t = self.tensors
+        members, batch, steps, _ = sequence.shape
+        w_ih, w_hh = t["lstm.weight_ih_l0"].to(sequence.dtype), t["lstm.weight_hh_l0"].to(sequence.dtype)
+        bias = (t["lstm.bias_ih_l0"] + t["lstm.bias_hh_l0"]).to(sequence.dtype)
+        inputs = torch.bmm(sequence.flatten(1, 2), w_ih.transpose(1, 2)).view(members, batch, steps, -1)
+        inputs = inputs + bias[:, None, None, :]
+        size = w_hh.shape[2]
+        hidden = sequence.new_zeros(members, batch, size)
+        cell = sequence.new_zeros(members, batch, size)
+        for step in range(steps):
+            gates = inputs[:, :, step] + torch.bmm(hidden, w_hh.transpose(1, 2))
+            i, f, g, o = gates.chunk(4, dim=-1)
+            cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
+            hidden = torch.sigmoid(o) * torch.tanh(cell)
+        return hidden
+
+
+class StackedAdamW:
+    """AdamW (PyTorch's update, without amsgrad) over stacked member weights, where only the members marked
+    active in a step move: the others keep their weights, moments and step count."""
+
+    def __init__(self, parameters: dict[str, torch.Tensor], members: int, lr: float, weight_decay: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):  # fmt: skip
+        self.parameters, self.lr, self.weight_decay, self.betas, self.eps = parameters, lr, weight_decay, betas, eps
+        device = next(iter(parameters.values())).device
+        self.steps = torch.zeros(members, dtype=torch.float64, device=device)
+        self.moments = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in parameters.items()}
+
+    def zero_grad(self) -> None:
+        for p in self.parameters.values():
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor) -> None:
+        beta1, beta2 = self.betas
+        self.steps += active.to(self.steps.dtype)
+        steps = self.steps.clamp(min=1)
+        step_size = (self.lr / (1 - beta1**steps)).float()
+        correction2 = torch.sqrt(1 - beta2**steps).float()
+        for name, p in self.parameters.items():
+            grad = p.grad if p.grad is not None else torch.zeros_like(p)
+            first, second = self.moments[name]
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            moving = active.view(shape)
+            new_first = torch.lerp(first, grad, 1 - beta1)
+            new_second = second * beta2 + grad * grad * (1 - beta2)
+            denom = new_second.sqrt() / correction2.view(shape) + self.eps
+            updated = p * (1 - self.lr * self.weight_decay) - step_size.view(shape) * new_first / denom
+            p.copy_(torch.where(moving, updated, p))
+            first.copy_(torch.where(moving, new_first, first))
+            second.copy_(torch.where(moving, new_second, second))
+
+
+# --- training ----------------------------------------------------------------------------------------------------
+
+
+class _MemberData:
+    """One member's items as rows of the shared banks, its generator and its epoch's batches."""
+
+    def __init__(self, member: Member, labeled_rows: np.ndarray, unlabeled_rows: np.ndarray | None,
+                 labeled_bank: FeatureBank | None, unlabeled_bank: FeatureBank | None,
+                 targets: dict[str, WindowTargets | None], batch_size: int, seed: int):  # fmt: skip
+        self.labeled_rows = labeled_rows
+        self.unlabeled_rows = unlabeled_rows if member.objective.distils else None
+        self.n_labeled = len(labeled_rows)
+        self.n_unlabeled = 0 if self.unlabeled_rows is None else len(self.unlabeled_rows)
+        self.labeled_lengths = labeled_bank.lengths[labeled_rows] if labeled_bank is not None else np.zeros(0, int)
+        self.unlabeled_lengths = None if self.unlabeled_rows is None else unlabeled_bank.lengths[self.unlabeled_rows]
+        self.targets = targets
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)  # as train_student's generator for this seed
+        self.batches_per_epoch = math.ceil((self.n_labeled + self.n_unlabeled) / batch_size)
+        self.epoch_batches = iter(())
+
+    def next_batch(self) -> np.ndarray:
+        return next(self.epoch_batches)
+
+    def start_epoch(self) -> None:
+        self.epoch_batches = shuffled_batches(self.n_labeled + self.n_unlabeled, self.batch_size, self.rng)
+
+
+def _bank_rows(utterances: Sequence[str], index: dict[str, int]) -> np.ndarray:
+    return np.array([index[u] for u in utterances], dtype=np.int64)
+
+
+def _shared_banks(members: Sequence[Member], device: torch.device):
+    """One feature bank of every labeled utterance and one of every unlabeled segment the members use."""
+    labeled_index: dict[str, int] = {}
+    labeled_features: list[np.ndarray] = []
+    unlabeled_index: dict[str, int] = {}
+    unlabeled_features: list[np.ndarray] = []
+    for member in members:
+        if member.train is not None:
+            for name, logmel in zip(member.train.utterances, member.train.features):
+                if name not in labeled_index:
+                    labeled_index[name] = len(labeled_features)
+                    labeled_features.append(logmel)
+        if member.unlabeled is not None and member.objective.distils:
+            for name, logmel in zip(member.unlabeled.segments, member.unlabeled.features):
+                if name not in unlabeled_index:
+                    unlabeled_index[name] = len(unlabeled_features)
+                    unlabeled_features.append(logmel)
+    labeled = FeatureBank(labeled_features, device) if labeled_features else None
+    unlabeled = FeatureBank(unlabeled_features, device) if unlabeled_features else None
+    return labeled, labeled_index, unlabeled, unlabeled_index
+
+
+def _initial_state(member: Member, config: StudentConfig) -> dict[str, torch.Tensor]:
+    """The member's starting weights: drawn from its seed exactly as a student trained alone draws them."""
+    torch.manual_seed(member.seed)
+    model = Student(config)
+    if member.initial_state is not None:
+        model.load_state_dict(member.initial_state)
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def _loss_weights(members: Sequence[Member], device: torch.device) -> dict[str, torch.Tensor]:
+    """Per-member loss settings as (M,) tensors, so that every member's loss is one vectorised expression."""
+    objectives = [m.objective for m in members]
+
+    def column(values, dtype=torch.float32):
+        return torch.tensor(values, dtype=dtype, device=device)
+
+    return {
+        "lambda_sd": column([o.lambda_sd for o in objectives]),
+        "lambda_vd": column([o.lambda_vd for o in objectives]),
+        "confidence": column([o.confidence for o in objectives], torch.bool),
+        "ce": column([o.distill_loss == "ce" for o in objectives], torch.bool),
+        "sum": column([o.class_reduction == "sum" for o in objectives], torch.bool),
+    }
+
+
+def _distillation(logits: torch.Tensor, targets: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(M, B) per-item distillation term: MAE of softmaxes (mean or sum over classes), or soft cross-entropy."""
+    errors = (torch.softmax(logits, dim=-1) - targets).abs().sum(dim=-1)
+    mae = torch.where(weights["sum"][:, None], errors, errors / logits.shape[-1])
+    ce = -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+    term = torch.where(weights["ce"][:, None], ce, mae)
+    confidence = torch.where(weights["confidence"][:, None], targets.max(dim=-1).values, torch.ones_like(term))
+    return term * confidence
+
+
+def train_population(
+    members: Sequence[Member],
+    config: StudentConfig,
+    params: TrainParams,
+    windowing: Windowing,
+    validation_windowing: Windowing | None = None,
+    name: str = "students",
+) -> list[MemberResult]:
+    """Train every member for ``params.epochs`` epochs of its own data, all in one batched model; each keeps the
+    epoch with its best validation UAR (ties keep the earlier epoch), or its last epoch without validation.
+
+    Epochs, batches and crops follow :func:`liser.students.train.train_student` member by member: the labeled
+    and (when its objective distils) unlabeled items shuffled together each epoch, ``params.batch_size`` at a time.
+    """
+    if not members:
+        raise ValueError("a population needs at least one member")
+    validation_windowing = validation_windowing or windowing
+    device = resolve_device(params.device)
+    precision = resolve_precision(params.precision, device)
+    seed_everything(params.seed, params.threads)
+    model = PopulationStudent(config, [_initial_state(m, config) for m in members], device)
+    optimizer = StackedAdamW(model.parameters, len(members), params.lr, params.weight_decay)
+    labeled_bank, labeled_index, unlabeled_bank, unlabeled_index = _shared_banks(members, device)
+    data = []
+    for member in members:
+        distils = member.objective.distils
+        if distils and member.unlabeled is None:
+            raise ValueError(f"{member.name}: its objective distils, but it has no unlabeled set")
+        if member.train is None and not distils:
+            raise ValueError(f"{member.name}: no labeled data and nothing to distil")
+        data.append(
+            _MemberData(
+                member,
+                _bank_rows(member.train.utterances, labeled_index) if member.train is not None else np.zeros(0, int),
+                _bank_rows(member.unlabeled.segments, unlabeled_index) if distils else None,
+                labeled_bank,
+                unlabeled_bank,
+                window_targets(member.unlabeled, device) if distils else {"speech": None, "video": None},
+                params.batch_size,
+                member.seed,
+            )
+        )
+    weights = _loss_weights(members, device)
+    frames, pad = windowing.window_frames, windowing.pad_value
+    k_s, k_v = config.speech_classes, config.video_classes
+    total_steps = max(d.batches_per_epoch for d in data) * params.epochs
+    epoch_of = [0] * len(members)
+    batch_in_epoch = [0] * len(members)
+    losses: list[list[float]] = [[] for _ in members]
+    rows: list[list[dict]] = [[] for _ in members]
+    best = [(-1.0, 0, None) for _ in members]  # (validation UAR, epoch, state)
+    steps_taken = [0] * len(members)
+    progress = tqdm(range(total_steps), desc=name, unit="step", mininterval=5)
+    for _ in progress:
+        plans = []
+        for m, d in enumerate(data):
+            if epoch_of[m] == params.epochs and batch_in_epoch[m] == 0:
+                plans.append(None)  # done
+                continue
+            if batch_in_epoch[m] == 0:
+                d.start_epoch()
+            plans.append(plan_batch(d.next_batch(), d.n_labeled, d.labeled_lengths, d.unlabeled_lengths, frames, d.rng))
+        if all(plan is None for plan in plans):
+            break
+        active = torch.tensor([plan is not None for plan in plans], device=device)
+        sizes = [0 if plan is None else len(plan) for plan in plans]
+        batch = max(sizes)
+        present = np.zeros((batch, len(members)), dtype=bool)
+        crops = torch.full((len(members), batch, config.n_mels, frames), pad, device=device)
+        is_labeled = np.zeros((len(members), batch), dtype=bool)
+        is_unlabeled = np.zeros((len(members), batch), dtype=bool)
+        labels = torch.zeros((len(members), batch), dtype=torch.long, device=device)
+        speech = torch.zeros((len(members), batch, k_s), device=device)
+        video = torch.zeros((len(members), batch, k_v), device=device)
+        for m, (plan, d) in enumerate(zip(plans, data)):
+            if plan is None:
+                continue
+            present[: len(plan), m] = True
+            positions = np.flatnonzero(plan.labeled)
+            if len(positions):
+                bank_rows = torch.from_numpy(d.labeled_rows[plan.items[positions]]).to(device)
+                starts = torch.from_numpy(plan.starts[positions]).to(device)
+                crops[m, positions] = labeled_bank.crops(bank_rows, starts, frames, pad)
+                labels[m, positions] = torch.from_numpy(members[m].train.labels[plan.items[positions]]).to(device)
+                is_labeled[m, positions] = True
+            positions = np.flatnonzero(~plan.labeled)
+            if len(positions):
+                items = torch.from_numpy(plan.items[positions]).to(device)
+                bank_rows = torch.from_numpy(d.unlabeled_rows[plan.items[positions]]).to(device)
+                starts = torch.from_numpy(plan.starts[positions]).to(device)
+                crops[m, positions] = unlabeled_bank.crops(bank_rows, starts, frames, pad)
+                if d.targets["speech"] is not None:
+                    speech[m, positions] = d.targets["speech"].targets(items, starts, frames)
+                if d.targets["video"] is not None:
+                    video[m, positions] = d.targets["video"].targets(items, starts, frames)
+                is_unlabeled[m, positions] = True
+        full = all(size == batch for size in sizes)
+        present_t = None if full else torch.from_numpy(present).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            sup, sd, vd = model.forward(crops.permute(1, 0, 2, 3), present_t)
+        sup, sd, vd = sup.float(), sd.float(), vd.float()
+        labeled_t = torch.from_numpy(is_labeled).to(device)
+        unlabeled_t = torch.from_numpy(is_unlabeled).to(device)
+        supervised = F.cross_entropy(sup.flatten(0, 1), labels.flatten(), reduction="none").view_as(labels)
+        total = (supervised * labeled_t).sum(dim=1)
+        for lam, logits, targets in (("lambda_sd", sd, speech), ("lambda_vd", vd, video)):
+            term = _distillation(logits, targets, weights)
+            total = total + weights[lam] * (term * (unlabeled_t & (weights[lam][:, None] > 0))).sum(dim=1)
+        counts = torch.tensor(sizes, dtype=torch.float32, device=device).clamp(min=1)
+        member_losses = total / counts
+        optimizer.zero_grad()
+        member_losses.sum().backward()
+        optimizer.step(active)
+        values = member_losses.detach().cpu().tolist()
+        for m, d in enumerate(data):
+            if plans[m] is None:
+                continue
+            steps_taken[m] += 1
+            losses[m].append(values[m])
+            batch_in_epoch[m] += 1
+            if batch_in_epoch[m] == d.batches_per_epoch:
+                batch_in_epoch[m] = 0
+                epoch_of[m] += 1
+                best[m] = _end_epoch(model, m, members[m], epoch_of[m], losses[m], rows[m], best[m],
+                                     validation_windowing, device)  # fmt: skip
+                losses[m] = []
+    results = []
+    for m in range(len(members)):
+        _, epoch, state = best[m]
+        final = Student(config)
+        final.load_state_dict(state if state is not None else model.member_state(m))
+        results.append(MemberResult(final.eval(), epoch if state is not None else params.epochs,
+                                    pd.DataFrame(rows[m]), steps_taken[m]))  # fmt: skip
+    return results
+
+
+def _end_epoch(model: PopulationStudent, m: int, member: Member, epoch: int, losses: list[float], rows: list[dict],
+               best: tuple, windowing: Windowing, device: torch.device) -> tuple:  # fmt: skip
+    """Record the member's epoch; score its validation utterances and keep its weights when they are its best."""
+    row = {"epoch": epoch, "train_loss": float(np.mean(losses))}
+    if member.validation is None:
+        rows.append(row)
+        log.info("%s epoch %d: loss %.4f", member.name, epoch, row["train_loss"])
+        return best
+    student = model.member_model(m, device)
+    scores = score(member.validation.labels, utterance_logits(student, member.validation.features, windowing))
+    rows.append({**row, "validation_uar": scores.uar, "validation_war": scores.war})
+    log.info("%s epoch %d: loss %.4f, validation UAR %.4f", member.name, epoch, row["train_loss"], scores.uar)
+    if scores.uar > best[0]:
+        return scores.uar, epoch, model.member_state(m)
+    return best
