@@ -161,14 +161,17 @@ class PopulationStudent:
 
 
 class StackedAdamW:
-    """AdamW (PyTorch's update, without amsgrad) over stacked member weights, where only the members marked
-    active in a step move: the others keep their weights, moments and step count."""
+    """AdamW (PyTorch's update, without amsgrad) over stacked member weights.
+
+    ``step(moving)`` moves, for each tensor, only the members marked in ``moving[prefix]`` (the longest prefix
+    of its name that is given, else ``moving[""]``): as in PyTorch, a weight that took no part in a member's
+    loss (a head whose teacher has no item in the batch) keeps its value, moments and step count."""
 
     def __init__(self, parameters: dict[str, torch.Tensor], members: int, lr: float, weight_decay: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):  # fmt: skip
         self.parameters, self.lr, self.weight_decay, self.betas, self.eps = parameters, lr, weight_decay, betas, eps
         device = next(iter(parameters.values())).device
-        self.steps = torch.zeros(members, dtype=torch.float64, device=device)
+        self.steps = {name: torch.zeros(members, dtype=torch.float64, device=device) for name in parameters}
         self.moments = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in parameters.items()}
 
     def zero_grad(self) -> None:
@@ -176,24 +179,26 @@ class StackedAdamW:
             p.grad = None
 
     @torch.no_grad()
-    def step(self, active: torch.Tensor) -> None:
+    def step(self, moving: dict[str, torch.Tensor]) -> None:
         beta1, beta2 = self.betas
-        self.steps += active.to(self.steps.dtype)
-        steps = self.steps.clamp(min=1)
-        step_size = (self.lr / (1 - beta1**steps)).float()
-        correction2 = torch.sqrt(1 - beta2**steps).float()
         for name, p in self.parameters.items():
+            prefix = max((key for key in moving if name.startswith(key)), key=len)
+            members = moving[prefix]
+            self.steps[name] += members.to(torch.float64)
+            steps = self.steps[name].clamp(min=1)
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            step_size = (self.lr / (1 - beta1**steps)).float().view(shape)
+            correction2 = torch.sqrt(1 - beta2**steps).float().view(shape)
             grad = p.grad if p.grad is not None else torch.zeros_like(p)
             first, second = self.moments[name]
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            moving = active.view(shape)
             new_first = torch.lerp(first, grad, 1 - beta1)
             new_second = second * beta2 + grad * grad * (1 - beta2)
-            denom = new_second.sqrt() / correction2.view(shape) + self.eps
-            updated = p * (1 - self.lr * self.weight_decay) - step_size.view(shape) * new_first / denom
-            p.copy_(torch.where(moving, updated, p))
-            first.copy_(torch.where(moving, new_first, first))
-            second.copy_(torch.where(moving, new_second, second))
+            denom = new_second.sqrt() / correction2 + self.eps
+            updated = p * (1 - self.lr * self.weight_decay) - step_size * new_first / denom
+            mask = members.view(shape)
+            p.copy_(torch.where(mask, updated, p))
+            first.copy_(torch.where(mask, new_first, first))
+            second.copy_(torch.where(mask, new_second, second))
 
 
 # --- training ----------------------------------------------------------------------------------------------------
@@ -224,30 +229,26 @@ class _MemberData:
         self.epoch_batches = shuffled_batches(self.n_labeled + self.n_unlabeled, self.batch_size, self.rng)
 
 
-def _bank_rows(utterances: Sequence[str], index: dict[str, int]) -> np.ndarray:
-    return np.array([index[u] for u in utterances], dtype=np.int64)
+class _BankBuilder:
+    """Items of several members gathered once: an item met again (same name, same values) is stored once."""
 
+    def __init__(self):
+        self.features: list[np.ndarray] = []
+        self.by_name: dict[str, list[int]] = {}
 
-def _shared_banks(members: Sequence[Member], device: torch.device):
-    """One feature bank of every labeled utterance and one of every unlabeled segment the members use."""
-    labeled_index: dict[str, int] = {}
-    labeled_features: list[np.ndarray] = []
-    unlabeled_index: dict[str, int] = {}
-    unlabeled_features: list[np.ndarray] = []
-    for member in members:
-        if member.train is not None:
-            for name, logmel in zip(member.train.utterances, member.train.features):
-                if name not in labeled_index:
-                    labeled_index[name] = len(labeled_features)
-                    labeled_features.append(logmel)
-        if member.unlabeled is not None and member.objective.distils:
-            for name, logmel in zip(member.unlabeled.segments, member.unlabeled.features):
-                if name not in unlabeled_index:
-                    unlabeled_index[name] = len(unlabeled_features)
-                    unlabeled_features.append(logmel)
-    labeled = FeatureBank(labeled_features, device) if labeled_features else None
-    unlabeled = FeatureBank(unlabeled_features, device) if unlabeled_features else None
-    return labeled, labeled_index, unlabeled, unlabeled_index
+    def rows(self, names: Sequence[str], features: Sequence[np.ndarray]) -> np.ndarray:
+        return np.array([self._row(name, logmel) for name, logmel in zip(names, features)], dtype=np.int64)
+
+    def _row(self, name: str, logmel: np.ndarray) -> int:
+        for row in self.by_name.get(name, []):
+            if self.features[row] is logmel or np.array_equal(self.features[row], logmel):
+                return row
+        self.by_name.setdefault(name, []).append(len(self.features))
+        self.features.append(logmel)
+        return len(self.features) - 1
+
+    def bank(self, device: torch.device) -> FeatureBank | None:
+        return FeatureBank(self.features, device) if self.features else None
 
 
 def _initial_state(member: Member, config: StudentConfig) -> dict[str, torch.Tensor]:
@@ -307,26 +308,29 @@ def train_population(
     seed_everything(params.seed, params.threads)
     model = PopulationStudent(config, [_initial_state(m, config) for m in members], device)
     optimizer = StackedAdamW(model.parameters, len(members), params.lr, params.weight_decay)
-    labeled_bank, labeled_index, unlabeled_bank, unlabeled_index = _shared_banks(members, device)
-    data = []
+    labeled, unlabeled = _BankBuilder(), _BankBuilder()
+    member_rows = []
     for member in members:
         distils = member.objective.distils
         if distils and member.unlabeled is None:
             raise ValueError(f"{member.name}: its objective distils, but it has no unlabeled set")
         if member.train is None and not distils:
             raise ValueError(f"{member.name}: no labeled data and nothing to distil")
-        data.append(
-            _MemberData(
-                member,
-                _bank_rows(member.train.utterances, labeled_index) if member.train is not None else np.zeros(0, int),
-                _bank_rows(member.unlabeled.segments, unlabeled_index) if distils else None,
-                labeled_bank,
-                unlabeled_bank,
-                window_targets(member.unlabeled, device) if distils else {"speech": None, "video": None},
-                params.batch_size,
-                member.seed,
+        member_rows.append(
+            (
+                labeled.rows(member.train.utterances, member.train.features) if member.train else np.zeros(0, int),
+                unlabeled.rows(member.unlabeled.segments, member.unlabeled.features) if distils else None,
             )
         )
+    labeled_bank, unlabeled_bank = labeled.bank(device), unlabeled.bank(device)
+    data = [
+        _MemberData(
+            member, labeled_rows, unlabeled_rows, labeled_bank, unlabeled_bank,
+            window_targets(member.unlabeled, device) if member.objective.distils else {"speech": None, "video": None},
+            params.batch_size, member.seed,
+        )
+        for member, (labeled_rows, unlabeled_rows) in zip(members, member_rows)
+    ]  # fmt: skip
     weights = _loss_weights(members, device)
     frames, pad = windowing.window_frames, windowing.pad_value
     k_s, k_v = config.speech_classes, config.video_classes
@@ -397,7 +401,14 @@ def train_population(
         member_losses = total / counts
         optimizer.zero_grad()
         member_losses.sum().backward()
-        optimizer.step(active)
+        has_unlabeled = unlabeled_t.any(dim=1)
+        optimizer.step(
+            {
+                "": active,
+                "sd_head.": active & has_unlabeled & (weights["lambda_sd"] > 0),
+                "vd_head.": active & has_unlabeled & (weights["lambda_vd"] > 0),
+            }
+        )
         values = member_losses.detach().cpu().tolist()
         for m, d in enumerate(data):
             if plans[m] is None:
