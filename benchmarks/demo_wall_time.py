@@ -66,6 +66,7 @@ def main() -> None:
         if project.exists():
             raise SystemExit(f"{project} exists; give a new folder to --keep")
         copy_sources(project)
+        env["PYTHONPATH"] = str(project)  # the copy's own liser, not the editable install of this working copy
         if args.share_cache:
             subprocess.run(
                 [sys.executable, "-m", "dvc", "cache", "dir", "--local", str(REPO / ".dvc" / "cache")],

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -255,12 +255,14 @@ class TrainParams(_Section):
     epochs: int = Field(50, gt=0)
     seed: int = 0
     threads: int = Field(2, ge=1)  # torch threads of each training process
-    fold_workers: int = Field(1, ge=1)  # folds trained at once, each in its own process
+    population: int | Literal["auto"] = "auto"  # students trained as one batched model; auto: all on a GPU, 1 on a CPU
     device: str = "auto"  # auto: CUDA when present, else the CPU; or cpu, cuda, cuda:1, ...
     precision: Literal["auto", "float32", "bfloat16"] = "auto"  # the training forward pass; weights stay float32
 
     @model_validator(mode="after")
     def _known_device(self) -> TrainParams:
+        if isinstance(self.population, int) and self.population < 1:
+            raise ValueError(f"population: must be auto or at least 1 (got {self.population})")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ValueError(f"device: must be auto, cpu, cuda or cuda:<index> (got {self.device!r})")
         return self
@@ -277,8 +279,8 @@ class EvaluateParams(_Section):
 class LossParams(_Section):
     """Distillation weights of eq. (4)/(5); ``lambda_grid`` is the paper's search space."""
 
-    lambda_sd: float = Field(1.0, ge=0)
-    lambda_vd: float = Field(1.0, ge=0)
+    lambda_sd: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Literal["auto"] = 1.0  # auto: chosen on validation
+    lambda_vd: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Literal["auto"] = 1.0
     lambda_grid: list[float] = Field(default_factory=lambda: [0.1, 0.5, 1.0, 5.0, 10.0], min_length=1)
     class_reduction: Literal["mean", "sum"] = "mean"  # the MAE of one item over its classes
 

@@ -5,10 +5,11 @@ from pathlib import Path
 
 from liser.logs import configure_logging
 from liser.params import load_params
+from liser.runtime import exit_on_sigterm
 from liser.students.configurations import configuration
 from liser.students.crossval import StudentInputs, run_configuration
 
-if __name__ == "__main__":  # folds train in spawned processes, which import this file
+if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--configuration", required=True, help="e.g. no-dstl, vid-sp-dstl, distill-ce-vid")
@@ -25,6 +26,7 @@ if __name__ == "__main__":  # folds train in spawned processes, which import thi
     parser.add_argument("--metrics", type=Path, required=True)
     args = parser.parse_args()
     configure_logging()
+    exit_on_sigterm()
     inputs = StudentInputs(
         args.manifest, args.folds, args.features, args.unlabeled_features, args.speech_softmaxes, args.video_softmaxes
     )

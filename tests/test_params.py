@@ -35,7 +35,8 @@ def test_profile_switch_gives_the_papers_settings(raw):
     assert params.train.lr == pytest.approx(1e-4)
     assert params.train.batch_size == 25
     assert params.train.epochs == 50
-    assert params.train.precision == "float32"
+    assert params.train.precision == params.train.device == "auto"
+    assert params.loss.lambda_sd == params.loss.lambda_vd == "auto"  # chosen on validation, as section 3.6
     assert params.evaluate.stride_s == params.evaluate.validation_stride_s == pytest.approx(0.1)
     assert params.cv.n_folds == 5
     assert params.loss.lambda_grid == [0.1, 0.5, 1, 5, 10]
@@ -124,3 +125,14 @@ def test_teacher_and_study_settings_are_checked(raw):
     assert "label_efficiency.percents" in error_for(raw, lambda p: p["label_efficiency"].update(percents=[25, 100]))
     assert "loss.class_reduction" in error_for(raw, lambda p: p["loss"].update(class_reduction="max"))
     assert "ferv39k_clips_per_class" in error_for(raw, lambda p: p["demo"].update(ferv39k_clips_per_class=3))
+
+
+def test_a_lambda_is_a_number_or_auto(raw):
+    assert "loss.lambda_vd" in error_for(raw, lambda p: p["loss"].update(lambda_vd="best"))
+    assert "loss.lambda_sd" in error_for(raw, lambda p: p["loss"].update(lambda_sd=-1))
+    assert "loss.lambda_sd" in error_for(raw, lambda p: p["loss"].update(lambda_sd=float("inf")))
+
+
+def test_unknown_device_and_population_are_refused(raw):
+    assert "train.device" in error_for(raw, lambda p: p["train"].update(device="tpu"))
+    assert "train.population" in error_for(raw, lambda p: p["train"].update(population=0))

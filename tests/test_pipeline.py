@@ -190,3 +190,54 @@ def test_a_training_parameter_concerns_only_students(project):
     set_params(project, lambda p: p["train"].update(epochs={"demo": 3, "paper": 50}))
     students = {f"{n}@crema_d" for n in STUDENTS if "labeled" not in n}
     assert changed_stages(project) == students | {"no-dstl-labeled@crema_d-50", "vid-sp-dstl-labeled@crema_d-50"}
+
+
+def test_auto_lambda_is_chosen_per_fold_on_validation(project):
+    set_params(project, lambda p: p["loss"].update(lambda_vd="auto", lambda_grid=[0.5, 5]))
+    dvc("repro", "--single-item", "vid-dstl@crema_d", cwd=project)
+    metrics = json.loads((project / "metrics/students/crema_d/vid-dstl.json").read_text())
+    for fold, result in metrics["folds"].items():
+        candidates = result["candidates"]
+        assert [c["lambda_vd"] for c in candidates] == [0.5, 5.0]
+        assert all(c["lambda_sd"] == 0 and 0 <= c["test_uar"] <= 1 for c in candidates)
+        best = max(candidates, key=lambda c: c["validation_uar"])  # the first of equals, as the stage
+        assert result["lambda_vd"] == best["lambda_vd"] and result["validation"]["uar"] == best["validation_uar"]
+        assert result["steps"] > 0
+        from liser.students.checkpoints import load_student
+
+        _, _, info = load_student(project / f"outputs/students/crema_d/vid-dstl/fold{fold}/student.safetensors")
+        assert float(info["lambda_vd"]) == result["lambda_vd"]
+
+
+def test_sigterm_ends_a_student_stage_with_nothing_left_behind(project):
+    import signal
+    import time
+
+    out = project / "outputs/interrupted"
+    command = [
+        sys.executable, "stages/train_students.py", "--corpus", "crema_d", "--configuration", "vid-sp-dstl",
+        "--manifest", "data/manifests/crema_d.parquet", "--folds", "data/folds/crema_d.csv",
+        "--features", "data/features/crema_d", "--unlabeled-features", "data/features/mspface",
+        "--video-softmaxes", "data/softmaxes/video.parquet", "--speech-softmaxes", "data/softmaxes/speech/crema_d",
+        "--out", str(out), "--metrics", str(project / "metrics/interrupted.json"),
+    ]  # fmt: skip
+    stage = subprocess.Popen(command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    for line in stage.stderr:  # wait until the folds are loaded, then into training
+        if "unlabeled segments" in line or time.monotonic() - started > 120:
+            break
+    time.sleep(3)
+    stage.send_signal(signal.SIGTERM)
+    assert stage.wait(timeout=60) != 0
+    time.sleep(1)
+    still_running = [p for p in Path("/proc").glob("[0-9]*") if str(out) in _cmdline(p)]
+    assert not still_running
+    assert not out.exists() and not list(out.parent.glob(f".{out.name}.*"))
+    assert not (project / "metrics/interrupted.json").exists()
+
+
+def _cmdline(process: Path) -> str:
+    try:
+        return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

@@ -9,7 +9,7 @@ from typing import Literal
 from liser.params import LossParams
 from liser.students.distill import Objective
 
-__all__ = ["Configuration", "CONFIGURATIONS", "TABLE_2", "TABLE_3", "FIGURE_2", "configuration"]
+__all__ = ["Configuration", "CONFIGURATIONS", "TABLE_2", "TABLE_3", "FIGURE_2", "configuration", "lambda_candidates"]
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,11 @@ class Configuration:
         """The folder and metrics name: the configuration, plus the labeled share when it is not all."""
         return self.name if self.labeled_percent == 100 else f"{self.name}-labeled{self.labeled_percent}"
 
-    def objective(self, loss: LossParams) -> Objective:
+    def objective(self, loss: LossParams, lambda_sd: float, lambda_vd: float) -> Objective:
+        """The loss with these weights (a teacher the configuration does not use gets 0)."""
         return Objective(
-            lambda_sd=loss.lambda_sd if self.speech else 0.0,
-            lambda_vd=loss.lambda_vd if self.video else 0.0,
+            lambda_sd=lambda_sd if self.speech else 0.0,
+            lambda_vd=lambda_vd if self.video else 0.0,
             confidence=self.confidence,
             distill_loss=self.distill_loss,
             class_reduction=loss.class_reduction,
@@ -67,3 +68,20 @@ def configuration(name: str, labeled_percent: int = 100) -> Configuration:
     if not 0 < labeled_percent <= 100:
         raise ValueError(f"labeled_percent must be in 1..100, got {labeled_percent}")
     return replace(CONFIGURATIONS[name], labeled_percent=labeled_percent)
+
+
+def lambda_candidates(configuration: Configuration, loss: LossParams) -> list[tuple[float, float]]:
+    """(λ_sd, λ_vd) pairs to train: each λ the configuration uses is its fixed value, or every value of
+    ``loss.lambda_grid`` when it is ``auto``; one it does not use is 0.  5 pairs for one teacher on auto, 25 for
+    both."""
+
+    def values(uses: bool, value: float | str) -> list[float]:
+        if not uses:
+            return [0.0]
+        return [float(v) for v in loss.lambda_grid] if value == "auto" else [float(value)]
+
+    return [
+        (sd, vd)
+        for sd in values(configuration.speech, loss.lambda_sd)
+        for vd in values(configuration.video, loss.lambda_vd)
+    ]

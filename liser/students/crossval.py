@@ -1,13 +1,13 @@
 """Students per corpus, configuration and fold: trained on the fold's training speakers (and the
 unlabeled segments when the configuration distils), chosen on its validation speakers and scored on
-its unseen test speakers."""
+its unseen test speakers.  A λ set to ``auto`` is chosen per fold the paper's way (section 3.6): every
+candidate of ``loss.lambda_grid`` is trained, and the one with the best validation UAR is kept.  All of a
+stage's students (folds x candidates) go through the population engine (:mod:`liser.students.population`)."""
 
 from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,17 +16,18 @@ import pandas as pd
 
 from liser.corpora import EMOTIONS
 from liser.features import FeatureStore
-from liser.files import write_json, write_parquet
+from liser.files import atomic_directory, write_json, write_parquet
 from liser.folds import fold_utterances
-from liser.logs import configure_logging
 from liser.metrics import score
 from liser.models.student import StudentConfig
 from liser.params import Params
+from liser.runtime import resolve_device
 from liser.students.checkpoints import save_student
-from liser.students.configurations import Configuration
-from liser.students.distill import UnlabeledSet, unlabeled_set
+from liser.students.configurations import Configuration, lambda_candidates
+from liser.students.distill import Objective, UnlabeledSet, unlabeled_set
 from liser.students.evaluate import utterance_logits, windowing
-from liser.students.train import LabeledSet, distil_only, train_student
+from liser.students.population import Member, MemberResult, train_population
+from liser.students.train import LabeledSet
 
 __all__ = [
     "labeled_set",
@@ -34,7 +35,6 @@ __all__ = [
     "StudentInputs",
     "fold_unlabeled_set",
     "student_config",
-    "run_fold",
     "run_configuration",
 ]
 
@@ -107,25 +107,26 @@ def student_config(corpus: str, params: Params) -> StudentConfig:
     )
 
 
-def run_fold(
-    corpus: str, fold: int, configuration: Configuration, params: Params, inputs: StudentInputs, out: Path
-) -> dict:
-    """Train one student on the fold's training speakers (and the unlabeled segments when it distils),
-    select on validation, score on test; write the student, its history and its test predictions."""
-    utterances = pd.read_parquet(inputs.manifest)
-    speaker_roles = pd.read_csv(inputs.folds, dtype={"speaker": str})
+@dataclass
+class _Fold:
+    """One fold's labeled sets and unlabeled set."""
+
+    fold: int
+    sets: dict[str, LabeledSet]
+    unlabeled: UnlabeledSet | None
+
+
+def _load_fold(corpus: str, fold: int, configuration: Configuration, params: Params, inputs: StudentInputs,
+               utterances: pd.DataFrame, speaker_roles: pd.DataFrame, store: FeatureStore) -> _Fold:  # fmt: skip
     if fold not in set(speaker_roles["fold"]):
         raise ValueError(f"{inputs.folds} has no fold {fold} (cv.folds = {params.cv.folds})")
-    store = FeatureStore(inputs.features)
     by_role = {role: fold_utterances(utterances, speaker_roles, fold, role) for role in ("train", "validation", "test")}
     by_role["train"] = labeled_share(
         by_role["train"], configuration.labeled_percent, params.label_efficiency.seed + fold
     )
     sets = {role: labeled_set(rows, store) for role, rows in by_role.items()}
-    classes = list(EMOTIONS[corpus])
-    config = student_config(corpus, params)
-    objective = configuration.objective(params.loss)
-    unlabeled = fold_unlabeled_set(inputs, fold, configuration, params.features.hop_s) if objective.distils else None
+    distils = configuration.speech or configuration.video
+    unlabeled = fold_unlabeled_set(inputs, fold, configuration, params.features.hop_s) if distils else None
     log.info(
         "%s %s fold %d: %s utterances, %s unlabeled segments",
         corpus,
@@ -134,68 +135,67 @@ def run_fold(
         {r: len(s.labels) for r, s in sets.items()},
         0 if unlabeled is None else len(unlabeled),
     )
-    windows, validation_windows = windowing(params), windowing(params, params.evaluate.validation_stride_s)
-    if configuration.two_stage:
-        state, distillation = distil_only(unlabeled, config, params.train, windows, objective)
-        result = train_student(
-            sets["train"],
-            sets["validation"],
-            config,
-            params.train,
-            windows,
-            validation_windowing=validation_windows,
-            initial_state=state,
-        )
-    else:
-        distillation = None
-        result = train_student(
-            sets["train"],
-            sets["validation"],
-            config,
-            params.train,
-            windows,
-            validation_windowing=validation_windows,
-            unlabeled=unlabeled,
-            objective=objective,
-        )
+    return _Fold(fold, sets, unlabeled)
 
-    test_logits = utterance_logits(result.model, sets["test"].features, windows)
-    test = score(sets["test"].labels, test_logits)
+
+def _train(members: list[Member], config: StudentConfig, params: Params, name: str) -> list[MemberResult]:
+    """The members in populations of ``train.population`` (auto: all at once on a GPU, one by one on a CPU)."""
+    size = params.train.population
+    if size == "auto":
+        size = len(members) if resolve_device(params.train.device).type == "cuda" else 1
+    windows, validation_windows = windowing(params), windowing(params, params.evaluate.validation_stride_s)
+    results = []
+    for start in range(0, len(members), size):
+        chunk = members[start : start + size]
+        label = name if len(chunk) == len(members) else f"{name} {start + 1}-{start + len(chunk)}/{len(members)}"
+        results += train_population(chunk, config, params.train, windows, validation_windows, label)
+    return results
+
+
+def _scored(result: MemberResult, fold: _Fold, params: Params) -> dict:
+    test_logits = utterance_logits(result.model, fold.sets["test"].features, windowing(params))
     best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]
+    return {
+        "test_logits": test_logits,
+        "test": score(fold.sets["test"].labels, test_logits),
+        "validation": {"uar": float(best["validation_uar"]), "war": float(best["validation_war"])},
+    }
+
+
+def _write_fold(out: Path, corpus: str, configuration: Configuration, fold: _Fold, result: MemberResult,
+                scored: dict, distillation: pd.DataFrame | None, classes: list[str], chosen: tuple[float, float]
+                ) -> None:  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
+    test, test_logits = scored["test"], scored["test_logits"]
     save_student(
         out / "student.safetensors",
         result.model,
         classes,
         corpus=corpus,
-        fold=fold,
+        fold=fold.fold,
         configuration=configuration.run_name,
         best_epoch=result.best_epoch,
         test_uar=test.uar,
         test_war=test.war,
+        lambda_sd=chosen[0],
+        lambda_vd=chosen[1],
     )
     write_parquet(out / "history.parquet", result.history)
     if distillation is not None:
         write_parquet(out / "distillation_history.parquet", distillation)
+    labels = fold.sets["test"].labels
     predictions = pd.DataFrame(
         {
-            "utterance": sets["test"].utterances,
-            "label": sets["test"].labels,
+            "utterance": fold.sets["test"].utterances,
+            "label": labels,
             "predicted": test_logits.argmax(axis=1),
-            "actual_emotion": [classes[i] for i in sets["test"].labels],
+            "actual_emotion": [classes[i] for i in labels],
             "predicted_emotion": [classes[i] for i in test_logits.argmax(axis=1)],
         }
     )
     for k, name in enumerate(classes):
         predictions[f"logit_{name}"] = test_logits[:, k]
     write_parquet(out / "predictions.parquet", predictions)
-    return {
-        "test": test.as_dict(),
-        "validation": {"uar": float(best["validation_uar"]), "war": float(best["validation_war"])},
-        "best_epoch": int(result.best_epoch),
-        "utterances": {role: len(s.labels) for role, s in sets.items()},
-        "unlabeled_segments": 0 if unlabeled is None else len(unlabeled),
-    }
 
 
 def _fold_summary(per_fold: dict[int, dict]) -> dict:
@@ -211,28 +211,70 @@ def _fold_summary(per_fold: dict[int, dict]) -> dict:
 def run_configuration(
     corpus: str, configuration: Configuration, params: Params, inputs: StudentInputs, out: Path, metrics: Path
 ) -> dict:
-    """Every fold of ``params.cv.folds`` into ``out/fold<k>/``; ``metrics``: mean ± std over folds and each fold."""
-    folds = params.cv.folds
-    workers = min(params.train.fold_workers, len(folds))
-    if workers == 1:
-        per_fold = {fold: run_fold(corpus, fold, configuration, params, inputs, out / f"fold{fold}") for fold in folds}
-    else:  # spawn, not fork: torch's thread pools do not survive a fork
-        with ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=configure_logging
-        ) as pool:
-            futures = {
-                fold: pool.submit(run_fold, corpus, fold, configuration, params, inputs, out / f"fold{fold}")
-                for fold in folds
+    """Every fold of ``params.cv.folds`` (times every λ candidate when a λ is ``auto``) trained as populations;
+    per fold the candidate with the best validation UAR (never test) goes to ``out/fold<k>/``.  ``metrics``: mean
+    ± std over folds, and per fold its scores, chosen λ, optimiser steps and every candidate's validation and
+    test UAR.  ``out`` appears whole when every fold is done."""
+    candidates = lambda_candidates(configuration, params.loss)
+    utterances = pd.read_parquet(inputs.manifest)
+    speaker_roles = pd.read_csv(inputs.folds, dtype={"speaker": str})
+    store = FeatureStore(inputs.features)
+    folds = [
+        _load_fold(corpus, k, configuration, params, inputs, utterances, speaker_roles, store) for k in params.cv.folds
+    ]
+    config = student_config(corpus, params)
+    pairs = [(fold, candidate) for fold in folds for candidate in candidates]
+    objectives = [configuration.objective(params.loss, *candidate) for _, candidate in pairs]
+    distillations: list[pd.DataFrame | None] = [None] * len(pairs)
+    initial: list[dict | None] = [None] * len(pairs)
+    name = f"{corpus} {configuration.run_name}"
+    if configuration.two_stage:
+        first = [
+            Member(f"fold{f.fold} {_label(c)} distillation", None, None, o, f.unlabeled, seed=params.train.seed)
+            for (f, c), o in zip(pairs, objectives)
+        ]  # fmt: skip
+        stage_one = _train(first, config, params, f"{name} distillation")
+        initial = [r.model.state_dict() for r in stage_one]
+        distillations = [r.history for r in stage_one]
+    members = [
+        Member(
+            f"fold{f.fold} {_label(c)}", f.sets["train"], f.sets["validation"],
+            Objective() if configuration.two_stage else o,
+            None if configuration.two_stage else f.unlabeled, seed=params.train.seed, initial_state=state,
+        )
+        for (f, c), o, state in zip(pairs, objectives, initial)
+    ]  # fmt: skip
+    results = _train(members, config, params, name)
+    scored = [_scored(r, f, params) for r, (f, _) in zip(results, pairs)]
+    classes = list(EMOTIONS[corpus])
+    per_fold = {}
+    with atomic_directory(out) as staging:
+        for fold in folds:
+            rows = [i for i, (f, _) in enumerate(pairs) if f is fold]
+            chosen = max(rows, key=lambda i: (scored[i]["validation"]["uar"], -i))  # ties: the earlier candidate
+            _write_fold(staging / f"fold{fold.fold}", corpus, configuration, fold, results[chosen], scored[chosen],
+                        distillations[chosen], classes, pairs[chosen][1])  # fmt: skip
+            lambda_sd, lambda_vd = pairs[chosen][1]
+            per_fold[fold.fold] = {
+                "test": scored[chosen]["test"].as_dict(),
+                "validation": scored[chosen]["validation"],
+                "best_epoch": int(results[chosen].best_epoch),
+                "steps": int(results[chosen].steps),
+                "lambda_sd": lambda_sd,
+                "lambda_vd": lambda_vd,
             }
-            per_fold = {fold: future.result() for fold, future in futures.items()}
-    for fold, result in per_fold.items():
-        log.info("%s %s fold %d: test UAR %.3f", corpus, configuration.run_name, fold, result["test"]["uar"])
-    summary = {
-        **_fold_summary(per_fold),
-        "folds": {str(k): {key: v[key] for key in ("test", "validation", "best_epoch")} for k, v in per_fold.items()},
-    }
-    # the confusion matrices stay in each fold's predictions; the metrics file keeps the figures
-    for fold_summary in summary["folds"].values():
-        fold_summary["test"] = {k: v for k, v in fold_summary["test"].items() if k in ("uar", "war")}
+            if len(candidates) > 1:
+                per_fold[fold.fold]["candidates"] = [
+                    {"lambda_sd": pairs[i][1][0], "lambda_vd": pairs[i][1][1],
+                     "validation_uar": scored[i]["validation"]["uar"], "test_uar": scored[i]["test"].uar}
+                    for i in rows
+                ]  # fmt: skip
+            log.info("%s %s fold %d: test UAR %.3f (%s)", corpus, configuration.run_name, fold.fold,
+                     scored[chosen]["test"].uar, _label(pairs[chosen][1]))  # fmt: skip
+    summary = {**_fold_summary(per_fold), "folds": {str(k): v for k, v in per_fold.items()}}
     write_json(metrics, summary)
     return summary
+
+
+def _label(candidate: tuple[float, float]) -> str:
+    return f"lambda_sd={candidate[0]:g} lambda_vd={candidate[1]:g}"

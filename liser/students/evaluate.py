@@ -40,7 +40,7 @@ def windowing(params: Params, stride_s: float | None = None) -> Windowing:
 def utterance_logits(model: Student, utterances: Sequence[np.ndarray], windowing: Windowing) -> np.ndarray:
     """(N, K_S) logits, each the mean over that utterance's windows."""
     model.eval()
-    device = next(model.parameters()).device
+    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else torch.device("cpu")
     windows = [
         sliding_windows(u, windowing.window_frames, windowing.stride_frames, windowing.pad_value) for u in utterances
     ]

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from liser.files import write_text
 
 __all__ = ["Candidate", "candidates", "choose", "write_choice"]
@@ -77,15 +79,25 @@ def choose(found: list[Candidate], grid: list[float] | None = None) -> Candidate
 
 
 def write_choice(params_file: str | Path, chosen: Candidate) -> None:
-    """Set loss.lambda_sd and loss.lambda_vd in params.yaml, keeping its comments and layout."""
+    """Set loss.lambda_sd and loss.lambda_vd in params.yaml, keeping its comments and layout; a per-profile value
+    (``{demo: 1.0, paper: auto}``) changes for the file's current profile only."""
     path = Path(params_file)
     text = path.read_text()
+    profile = (yaml.safe_load(text) or {}).get("profile", "demo")
     section = re.search(r"^loss:.*?(?=^\S|\Z)", text, flags=re.M | re.S)
     if section is None:
         raise ValueError(f"{path}: no `loss:` section")
     body = section.group(0)
     for key, value in (("lambda_sd", chosen.lambda_sd), ("lambda_vd", chosen.lambda_vd)):
-        body, count = re.subn(rf"^(\s+{key}:\s*)[^\s#]+", rf"\g<1>{value:g}", body, count=1, flags=re.M)
-        if count != 1:
+        line = re.search(rf"^(\s+{key}:\s*)(\{{[^}}]*\}}|[^\s#]+)", body, flags=re.M)
+        if line is None:
             raise ValueError(f"{path}: no `{key}:` line in the loss section")
+        current = line.group(2)
+        if current.startswith("{"):
+            replaced, count = re.subn(rf"(\b{profile}:\s*)[^,}}\s]+", rf"\g<1>{value:g}", current, count=1)
+            if count != 1:
+                raise ValueError(f"{path}: loss.{key} has no value for the profile {profile!r}")
+        else:
+            replaced = f"{value:g}"
+        body = body[: line.start(2)] + replaced + body[line.end(2) :]
     write_text(path, text[: section.start()] + body + text[section.end() :])
