@@ -32,6 +32,7 @@ from liser.corpora.audio_check import UnusableAudio, check_audio
 from liser.export import FRONT_END_KEYS, load_onnx_student
 from liser.features import LogMel, load_audio
 from liser.params import FeatureParams, Params
+from liser.runtime import resolve_device
 from liser.students.checkpoints import load_student
 from liser.students.evaluate import Windowing, utterance_logits, windowing
 
@@ -116,7 +117,9 @@ def _check_front_end(path: Path, card: dict, features: FeatureParams) -> None:
         raise ValueError(f"{path}: exported for other features than params.yaml's: {', '.join(differing)}")
 
 
-def _load(path: Path, features: FeatureParams, threads: int | None) -> tuple[Classifier, list[str]]:
+def _load(
+    path: Path, features: FeatureParams, threads: int | None, device: torch.device
+) -> tuple[Classifier, list[str]]:
     if path.suffix == ".onnx":
         runtime, classes, card = load_onnx_student(path, threads)
         _check_front_end(path, card, features)
@@ -124,7 +127,7 @@ def _load(path: Path, features: FeatureParams, threads: int | None) -> tuple[Cla
     student, classes, _ = load_student(path)
     if student.config.n_mels != features.n_mels:
         raise ValueError(f"{path}: trained on {student.config.n_mels} Mel bands, params.yaml has {features.n_mels}")
-    return student, classes
+    return student.to(device), classes
 
 
 class Predictor:
@@ -152,9 +155,11 @@ class Predictor:
         cls, student: str | Path, params: Params, stride_s: float | None = None, threads: int | None = None
     ) -> Predictor:
         """``student`` as :func:`student_files` takes it; ``stride_s`` replaces the evaluation stride
-        (``evaluate.stride_s``); ``threads`` is ONNX Runtime's intra-op thread count."""
+        (``evaluate.stride_s``); ``threads`` is ONNX Runtime's intra-op thread count.  PyTorch students run on
+        ``train.device`` (auto: the GPU when there is one)."""
         files = student_files(student)
-        loaded = [_load(path, params.features, threads) for path in files]
+        device = resolve_device(params.train.device)
+        loaded = [_load(path, params.features, threads, device) for path in files]
         classes = loaded[0][1]
         for path, (_, other) in zip(files, loaded):
             if other != classes:

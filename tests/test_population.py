@@ -108,3 +108,21 @@ def test_members_take_the_same_steps_as_alone():
         }
         off = sum(int(((together.model.state_dict()[k] - v).abs() > 1e-5).sum()) for k, v in weights.items())
         assert off / sum(v.numel() for v in weights.values()) < 1e-2, (member.name, off)
+
+
+def test_validation_is_scored_at_its_own_stride(monkeypatch):
+    import dataclasses
+
+    import liser.students.population
+
+    strides, scored = [], liser.students.population.utterance_logits
+
+    def recording(model, features, windowing):
+        strides.append(windowing.stride_frames)
+        return scored(model, features, windowing)
+
+    monkeypatch.setattr(liser.students.population, "utterance_logits", recording)
+    params = TrainParams(lr=3e-3, epochs=2, batch_size=8, seed=0, threads=1, precision="float32")
+    validation_windows = dataclasses.replace(WINDOWING, stride_frames=15.625)
+    train_population(three_members()[:1], CONFIG, params, WINDOWING, validation_windows)
+    assert strides == [15.625, 15.625]  # once per epoch, at the validation stride
