@@ -286,6 +286,64 @@ def _distillation(logits: torch.Tensor, targets: torch.Tensor, weights: dict[str
     return term * confidence
 
 
+def _assemble(plans, data, members, labeled_bank, unlabeled_bank, batch, config, frames, pad, device):
+    """One step's tensors for every member at once: crops (M, B, mels, frames), labels, each teacher's targets
+    (M, B, K), and which positions hold a labeled item, an unlabeled item, any item.  Each bank is read with one
+    gather, each distinct teacher table with one (members of one fold share theirs)."""
+    keys = ("member", "position", "row", "start", "item")
+    labeled_parts, unlabeled_parts = {k: [] for k in keys}, {k: [] for k in keys}
+    label_parts = []
+    for m, (plan, d) in enumerate(zip(plans, data)):
+        if plan is None:
+            continue
+        for parts, where, rows in ((labeled_parts, plan.labeled, d.labeled_rows),
+                                   (unlabeled_parts, ~plan.labeled, d.unlabeled_rows)):  # fmt: skip
+            positions = np.flatnonzero(where)
+            if len(positions) == 0:
+                continue
+            items = plan.items[positions]
+            parts["member"].append(np.full(len(positions), m))
+            parts["position"].append(positions)
+            parts["row"].append(rows[items])
+            parts["start"].append(plan.starts[positions])
+            parts["item"].append(items)
+            if parts is labeled_parts:
+                label_parts.append(members[m].train.labels[items])
+    members_n = len(plans)
+    crops = torch.full((members_n, batch, config.n_mels, frames), pad, device=device)
+    labels = torch.zeros((members_n, batch), dtype=torch.long, device=device)
+    speech = torch.zeros((members_n, batch, config.speech_classes), device=device)
+    video = torch.zeros((members_n, batch, config.video_classes), device=device)
+    is_labeled = torch.zeros((members_n, batch), dtype=torch.bool, device=device)
+    is_unlabeled = torch.zeros_like(is_labeled)
+    present = torch.zeros((batch, members_n), dtype=torch.bool, device=device)
+    sizes = torch.tensor([0 if plan is None else len(plan) for plan in plans], device=device)
+    present |= torch.arange(batch, device=device)[:, None] < sizes[None, :]
+
+    def tensor(parts, key):
+        return torch.from_numpy(np.concatenate(parts[key])).to(device)
+
+    if labeled_parts["member"]:
+        member, position = tensor(labeled_parts, "member"), tensor(labeled_parts, "position")
+        crops[member, position] = labeled_bank.crops(tensor(labeled_parts, "row"), tensor(labeled_parts, "start"),
+                                                     frames, pad)  # fmt: skip
+        labels[member, position] = torch.from_numpy(np.concatenate(label_parts)).to(device)
+        is_labeled[member, position] = True
+    if unlabeled_parts["member"]:
+        member, position = tensor(unlabeled_parts, "member"), tensor(unlabeled_parts, "position")
+        starts, items = tensor(unlabeled_parts, "start"), tensor(unlabeled_parts, "item")
+        crops[member, position] = unlabeled_bank.crops(tensor(unlabeled_parts, "row"), starts, frames, pad)
+        is_unlabeled[member, position] = True
+        owners = np.concatenate(unlabeled_parts["member"])
+        for teacher, into in (("speech", speech), ("video", video)):
+            for table in {id(d.targets[teacher]): d.targets[teacher] for d in data if d.targets[teacher]}.values():
+                mine = np.isin(owners, [m for m, d in enumerate(data) if d.targets[teacher] is table])
+                if mine.any():
+                    pick = torch.from_numpy(np.flatnonzero(mine)).to(device)
+                    into[member[pick], position[pick]] = table.targets(items[pick], starts[pick], frames)
+    return crops, labels, speech, video, is_labeled, is_unlabeled, present
+
+
 def train_population(
     members: Sequence[Member],
     config: StudentConfig,
@@ -323,17 +381,20 @@ def train_population(
             )
         )
     labeled_bank, unlabeled_bank = labeled.bank(device), unlabeled.bank(device)
+    targets_of: dict[int, dict[str, WindowTargets | None]] = {}  # one per unlabeled set (a fold's), shared
+    for member in members:
+        if member.objective.distils and id(member.unlabeled) not in targets_of:
+            targets_of[id(member.unlabeled)] = window_targets(member.unlabeled, device)
     data = [
         _MemberData(
             member, labeled_rows, unlabeled_rows, labeled_bank, unlabeled_bank,
-            window_targets(member.unlabeled, device) if member.objective.distils else {"speech": None, "video": None},
+            targets_of[id(member.unlabeled)] if member.objective.distils else {"speech": None, "video": None},
             params.batch_size, member.seed,
         )
         for member, (labeled_rows, unlabeled_rows) in zip(members, member_rows)
     ]  # fmt: skip
     weights = _loss_weights(members, device)
     frames, pad = windowing.window_frames, windowing.pad_value
-    k_s, k_v = config.speech_classes, config.video_classes
     total_steps = max(d.batches_per_epoch for d in data) * params.epochs
     epoch_of = [0] * len(members)
     batch_in_epoch = [0] * len(members)
@@ -356,42 +417,14 @@ def train_population(
         active = torch.tensor([plan is not None for plan in plans], device=device)
         sizes = [0 if plan is None else len(plan) for plan in plans]
         batch = max(sizes)
-        present = np.zeros((batch, len(members)), dtype=bool)
-        crops = torch.full((len(members), batch, config.n_mels, frames), pad, device=device)
-        is_labeled = np.zeros((len(members), batch), dtype=bool)
-        is_unlabeled = np.zeros((len(members), batch), dtype=bool)
-        labels = torch.zeros((len(members), batch), dtype=torch.long, device=device)
-        speech = torch.zeros((len(members), batch, k_s), device=device)
-        video = torch.zeros((len(members), batch, k_v), device=device)
-        for m, (plan, d) in enumerate(zip(plans, data)):
-            if plan is None:
-                continue
-            present[: len(plan), m] = True
-            positions = np.flatnonzero(plan.labeled)
-            if len(positions):
-                bank_rows = torch.from_numpy(d.labeled_rows[plan.items[positions]]).to(device)
-                starts = torch.from_numpy(plan.starts[positions]).to(device)
-                crops[m, positions] = labeled_bank.crops(bank_rows, starts, frames, pad)
-                labels[m, positions] = torch.from_numpy(members[m].train.labels[plan.items[positions]]).to(device)
-                is_labeled[m, positions] = True
-            positions = np.flatnonzero(~plan.labeled)
-            if len(positions):
-                items = torch.from_numpy(plan.items[positions]).to(device)
-                bank_rows = torch.from_numpy(d.unlabeled_rows[plan.items[positions]]).to(device)
-                starts = torch.from_numpy(plan.starts[positions]).to(device)
-                crops[m, positions] = unlabeled_bank.crops(bank_rows, starts, frames, pad)
-                if d.targets["speech"] is not None:
-                    speech[m, positions] = d.targets["speech"].targets(items, starts, frames)
-                if d.targets["video"] is not None:
-                    video[m, positions] = d.targets["video"].targets(items, starts, frames)
-                is_unlabeled[m, positions] = True
+        step = _assemble(plans, data, members, labeled_bank, unlabeled_bank, batch, config, frames, pad, device)
+        crops, labels, speech, video, is_labeled, is_unlabeled, present = step
         full = all(size == batch for size in sizes)
-        present_t = None if full else torch.from_numpy(present).to(device)
+        present_t = None if full else present
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
             sup, sd, vd = model.forward(crops.permute(1, 0, 2, 3), present_t)
         sup, sd, vd = sup.float(), sd.float(), vd.float()
-        labeled_t = torch.from_numpy(is_labeled).to(device)
-        unlabeled_t = torch.from_numpy(is_unlabeled).to(device)
+        labeled_t, unlabeled_t = is_labeled, is_unlabeled
         supervised = F.cross_entropy(sup.flatten(0, 1), labels.flatten(), reduction="none").view_as(labels)
         total = (supervised * labeled_t).sum(dim=1)
         for lam, logits, targets in (("lambda_sd", sd, speech), ("lambda_vd", vd, video)):
