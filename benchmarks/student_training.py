@@ -26,8 +26,9 @@ from liser.features import FeatureStore
 from liser.files import write_json
 from liser.folds import fold_utterances
 from liser.params import load_params
-from liser.students.configurations import configuration
-from liser.students.crossval import StudentInputs, fold_unlabeled_set, labeled_set, student_config, windowing
+from liser.students.configurations import configuration, lambda_candidates
+from liser.students.crossval import StudentInputs, fold_unlabeled_set, labeled_set, student_config
+from liser.students.evaluate import windowing
 from liser.students.train import train_student
 
 RESULTS = Path(__file__).parent / "results" / "student_training.json"
@@ -58,7 +59,7 @@ def train_once(corpus: str, name: str, fold: int, epochs: int, threads: int, pre
     train, validation = (
         labeled_set(fold_utterances(utterances, roles, fold, r), store) for r in ("train", "validation")
     )
-    objective = run.objective(params.loss)
+    objective = run.objective(params.loss, *lambda_candidates(run, params.loss)[0])
     unlabeled = fold_unlabeled_set(where, fold, run, params.features.hop_s) if objective.distils else None
     start = time.perf_counter()
     train_student(

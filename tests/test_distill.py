@@ -9,7 +9,7 @@ from liser.features import FeatureStore
 from liser.files import write_npy, write_parquet
 from liser.models.student import StudentConfig, StudentOutput
 from liser.params import LossParams, TrainParams
-from liser.students.configurations import CONFIGURATIONS, configuration
+from liser.students.configurations import CONFIGURATIONS, configuration, lambda_candidates
 from liser.students.crossval import labeled_share
 from liser.students.distill import Objective, UnlabeledSet, batch_loss, crop_targets, unlabeled_set
 from liser.students.evaluate import score, utterance_logits
@@ -184,16 +184,27 @@ def test_two_stage_starts_from_the_distilled_weights():
 
 def test_configurations_use_their_lambdas_only():
     loss = LossParams(lambda_sd=0.5, lambda_vd=5.0)
-    assert CONFIGURATIONS["no-dstl"].objective(loss) == Objective(class_reduction="mean")
-    assert (
-        CONFIGURATIONS["vid-dstl"].objective(loss).lambda_sd == 0
-        and CONFIGURATIONS["vid-dstl"].objective(loss).lambda_vd == 5
-    )
-    assert CONFIGURATIONS["conf-vid-sp-dstl"].objective(loss).confidence
-    assert CONFIGURATIONS["distill-ce-sp"].objective(loss) == Objective(lambda_sd=0.5, distill_loss="ce")
+
+    def objective(name):
+        (pair,) = lambda_candidates(CONFIGURATIONS[name], loss)
+        return CONFIGURATIONS[name].objective(loss, *pair)
+
+    assert objective("no-dstl") == Objective(class_reduction="mean")
+    assert objective("vid-dstl").lambda_sd == 0 and objective("vid-dstl").lambda_vd == 5
+    assert objective("conf-vid-sp-dstl").confidence
+    assert objective("distill-ce-sp") == Objective(lambda_sd=0.5, distill_loss="ce")
     assert configuration("vid-sp-dstl", 50).run_name == "vid-sp-dstl-labeled50"
     with pytest.raises(ValueError, match="unknown configuration"):
         configuration("vid-dstl-ce")
+
+
+def test_auto_lambda_trains_the_grid_for_the_teachers_used():
+    loss = LossParams(lambda_sd="auto", lambda_vd="auto", lambda_grid=[0.1, 1, 10])
+    assert lambda_candidates(CONFIGURATIONS["no-dstl"], loss) == [(0.0, 0.0)]
+    assert lambda_candidates(CONFIGURATIONS["vid-dstl"], loss) == [(0.0, 0.1), (0.0, 1.0), (0.0, 10.0)]
+    assert len(lambda_candidates(CONFIGURATIONS["vid-sp-dstl"], loss)) == 9
+    fixed_video = LossParams(lambda_sd="auto", lambda_vd=5.0, lambda_grid=[0.1, 1, 10])
+    assert lambda_candidates(CONFIGURATIONS["vid-sp-dstl"], fixed_video) == [(0.1, 5.0), (1.0, 5.0), (10.0, 5.0)]
 
 
 def test_labeled_share_keeps_every_class():
