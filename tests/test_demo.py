@@ -66,9 +66,9 @@ def test_demo_is_deterministic(tmp_path):
     write_demo(a, params)
     write_demo(b, params)
     for name in (
-        "RAVDESS/Actor_07/03-01-04-02-02-01-07.wav",
-        "CREMA-D/VideoDemographics.csv",
-        "MSP-Face/segments_data.txt",
+        "ravdess/Actor_07/03-01-04-02-02-01-07.wav",
+        "crema_d/VideoDemographics.csv",
+        "mspface/segments_data.txt",
     ):
         assert (a / name).read_bytes() == (b / name).read_bytes()
 

@@ -1,7 +1,8 @@
 """The embedded demo: generated corpora in the exact layouts of the real ones.
 
-``write_demo`` writes ``RAVDESS/``, ``CREMA-D/``, ``MSP-Face/`` and ``FERV39k/`` under one
-folder, which the same readers and stages then use as they would use the real corpora.
+``write_demo`` writes ``ravdess/``, ``crema_d/``, ``mspface/`` and ``ferv39k/`` (each in its corpus's layout) under
+one folder, which the same readers and stages then use as they would use the real corpora.  The folders are named
+by the corpus keys of ``params.yaml``, so that each stage depends on its own corpus's folder only.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from liser.params import DemoParams
 
 __all__ = ["write_demo", "DEMO_FOLDERS"]
 
-DEMO_FOLDERS = {"ravdess": "RAVDESS", "crema_d": "CREMA-D", "mspface": "MSP-Face", "ferv39k": "FERV39k"}
+DEMO_FOLDERS = {"ravdess": "ravdess", "crema_d": "crema_d", "mspface": "mspface", "ferv39k": "ferv39k"}
 
 
 def write_demo(out: str | Path, params: DemoParams) -> dict[str, int]:
