@@ -215,12 +215,29 @@ def test_sigterm_ends_a_student_stage_with_nothing_left_behind(project):
 
     out = project / "outputs/interrupted"
     command = [
-        sys.executable, "stages/train_students.py", "--corpus", "crema_d", "--configuration", "vid-sp-dstl",
-        "--manifest", "data/manifests/crema_d.parquet", "--folds", "data/folds/crema_d.csv",
-        "--features", "data/features/crema_d", "--unlabeled-features", "data/features/mspface",
-        "--video-softmaxes", "data/softmaxes/video.parquet", "--speech-softmaxes", "data/softmaxes/speech/crema_d",
-        "--out", str(out), "--metrics", str(project / "metrics/interrupted.json"),
-    ]  # fmt: skip
+        sys.executable,
+        "stages/train_students.py",
+        "--corpus",
+        "crema_d",
+        "--configuration",
+        "vid-sp-dstl",
+        "--manifest",
+        "data/manifests/crema_d.parquet",
+        "--folds",
+        "data/folds/crema_d.csv",
+        "--features",
+        "data/features/crema_d",
+        "--unlabeled-features",
+        "data/features/mspface",
+        "--video-softmaxes",
+        "data/softmaxes/video.parquet",
+        "--speech-softmaxes",
+        "data/softmaxes/speech/crema_d",
+        "--out",
+        str(out),
+        "--metrics",
+        str(project / "metrics/interrupted.json"),
+    ]
     stage = subprocess.Popen(command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
     for line in stage.stderr:  # wait until the folds are loaded, then into training

@@ -41,15 +41,19 @@ def test_batched_crops_and_targets_are_the_item_by_item_ones():
                 row = item - 12
                 logmel = unlabeled.features[row]
                 start = 0 if logmel.shape[1] <= frames else int(one_by_one.integers(0, logmel.shape[1] - frames + 1))
-                expected = np.pad(logmel[:, start : start + frames], ((0, 0), (0, max(0, frames - logmel.shape[1]))),
-                                  constant_values=pad)  # fmt: skip
+                expected = np.pad(
+                    logmel[:, start : start + frames],
+                    ((0, 0), (0, max(0, frames - logmel.shape[1]))),
+                    constant_values=pad,
+                )
                 got = segments.crops(torch.tensor([row]), torch.tensor([start]), frames, pad)[0]
                 assert plan.starts[position] == start
                 target = targets.targets(torch.tensor([row]), torch.tensor([start]), frames)[0]
                 np.testing.assert_allclose(
-                    target.numpy(), crop_targets(unlabeled.video[row], unlabeled.window_midpoints[row], start, frames),
+                    target.numpy(),
+                    crop_targets(unlabeled.video[row], unlabeled.window_midpoints[row], start, frames),
                     rtol=1e-6,
-                )  # fmt: skip
+                )
             np.testing.assert_array_equal(got.numpy(), expected)
         assert one_by_one.random() == batched.random()  # both generators drew the same numbers
 
@@ -68,16 +72,27 @@ def three_members():
     return [
         Member("fold0 no-dstl", band_set(21, 1), band_set(8, 2), Objective(), None, seed=0),
         Member("fold1 sp-dstl", band_set(14, 3), band_set(9, 4), Objective(lambda_sd=5.0), speech_only, seed=1),
-        Member("fold2 conf-vid-sp-dstl ce", band_set(17, 5), band_set(7, 6),
-               Objective(lambda_sd=0.5, lambda_vd=10.0, confidence=True, distill_loss="ce"), both, seed=2),
-    ]  # fmt: skip
+        Member(
+            "fold2 conf-vid-sp-dstl ce",
+            band_set(17, 5),
+            band_set(7, 6),
+            Objective(lambda_sd=0.5, lambda_vd=10.0, confidence=True, distill_loss="ce"),
+            both,
+            seed=2,
+        ),
+    ]
 
 
 def alone(member: Member, params: TrainParams):
     return train_student(
-        member.train, member.validation, CONFIG, params.model_copy(update={"seed": member.seed}), WINDOWING,
-        unlabeled=member.unlabeled, objective=member.objective,
-    )  # fmt: skip
+        member.train,
+        member.validation,
+        CONFIG,
+        params.model_copy(update={"seed": member.seed}),
+        WINDOWING,
+        unlabeled=member.unlabeled,
+        objective=member.objective,
+    )
 
 
 def test_each_member_ends_as_it_would_alone():
@@ -126,3 +141,17 @@ def test_validation_is_scored_at_its_own_stride(monkeypatch):
     validation_windows = dataclasses.replace(WINDOWING, stride_frames=15.625)
     train_population(three_members()[:1], CONFIG, params, WINDOWING, validation_windows)
     assert strides == [15.625, 15.625]  # once per epoch, at the validation stride
+
+
+def test_a_population_of_one_is_the_plain_student():
+    """One member trains the Student module itself (PyTorch's LSTM and AdamW), with the batched data path."""
+    params = TrainParams(lr=3e-3, epochs=2, batch_size=8, seed=0, threads=1, precision="float32")
+    for member in three_members():
+        (one,) = train_population([member], CONFIG, params, WINDOWING)
+        lone = alone(member, params)
+        assert one.best_epoch == lone.best_epoch, member.name
+        np.testing.assert_allclose(one.history["train_loss"], lone.history["train_loss"], rtol=1e-5)
+        np.testing.assert_array_equal(one.history["validation_uar"], lone.history["validation_uar"])
+        for name, value in lone.model.state_dict().items():
+            if value.is_floating_point() and not name.endswith(("0.bias", "running_mean")):
+                torch.testing.assert_close(one.model.state_dict()[name], value, rtol=1e-3, atol=1e-4, msg=name)

@@ -116,8 +116,16 @@ class _Fold:
     unlabeled: UnlabeledSet | None
 
 
-def _load_fold(corpus: str, fold: int, configuration: Configuration, params: Params, inputs: StudentInputs,
-               utterances: pd.DataFrame, speaker_roles: pd.DataFrame, store: FeatureStore) -> _Fold:  # fmt: skip
+def _load_fold(
+    corpus: str,
+    fold: int,
+    configuration: Configuration,
+    params: Params,
+    inputs: StudentInputs,
+    utterances: pd.DataFrame,
+    speaker_roles: pd.DataFrame,
+    store: FeatureStore,
+) -> _Fold:
     if fold not in set(speaker_roles["fold"]):
         raise ValueError(f"{inputs.folds} has no fold {fold} (cv.folds = {params.cv.folds})")
     by_role = {role: fold_utterances(utterances, speaker_roles, fold, role) for role in ("train", "validation", "test")}
@@ -162,9 +170,17 @@ def _scored(result: MemberResult, fold: _Fold, params: Params) -> dict:
     }
 
 
-def _write_fold(out: Path, corpus: str, configuration: Configuration, fold: _Fold, result: MemberResult,
-                scored: dict, distillation: pd.DataFrame | None, classes: list[str], chosen: tuple[float, float]
-                ) -> None:  # fmt: skip
+def _write_fold(
+    out: Path,
+    corpus: str,
+    configuration: Configuration,
+    fold: _Fold,
+    result: MemberResult,
+    scored: dict,
+    distillation: pd.DataFrame | None,
+    classes: list[str],
+    chosen: tuple[float, float],
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     test, test_logits = scored["test"], scored["test_logits"]
     save_student(
@@ -232,18 +248,22 @@ def run_configuration(
         first = [
             Member(f"fold{f.fold} {_label(c)} distillation", None, None, o, f.unlabeled, seed=params.train.seed)
             for (f, c), o in zip(pairs, objectives)
-        ]  # fmt: skip
+        ]
         stage_one = _train(first, config, params, f"{name} distillation")
         initial = [r.model.state_dict() for r in stage_one]
         distillations = [r.history for r in stage_one]
     members = [
         Member(
-            f"fold{f.fold} {_label(c)}", f.sets["train"], f.sets["validation"],
+            f"fold{f.fold} {_label(c)}",
+            f.sets["train"],
+            f.sets["validation"],
             Objective() if configuration.two_stage else o,
-            None if configuration.two_stage else f.unlabeled, seed=params.train.seed, initial_state=state,
+            None if configuration.two_stage else f.unlabeled,
+            seed=params.train.seed,
+            initial_state=state,
         )
         for (f, c), o, state in zip(pairs, objectives, initial)
-    ]  # fmt: skip
+    ]
     results = _train(members, config, params, name)
     scored = [_scored(r, f, params) for r, (f, _) in zip(results, pairs)]
     classes = list(EMOTIONS[corpus])
@@ -252,8 +272,17 @@ def run_configuration(
         for fold in folds:
             rows = [i for i, (f, _) in enumerate(pairs) if f is fold]
             chosen = max(rows, key=lambda i: (scored[i]["validation"]["uar"], -i))  # ties: the earlier candidate
-            _write_fold(staging / f"fold{fold.fold}", corpus, configuration, fold, results[chosen], scored[chosen],
-                        distillations[chosen], classes, pairs[chosen][1])  # fmt: skip
+            _write_fold(
+                staging / f"fold{fold.fold}",
+                corpus,
+                configuration,
+                fold,
+                results[chosen],
+                scored[chosen],
+                distillations[chosen],
+                classes,
+                pairs[chosen][1],
+            )
             lambda_sd, lambda_vd = pairs[chosen][1]
             per_fold[fold.fold] = {
                 "test": scored[chosen]["test"].as_dict(),
@@ -265,12 +294,22 @@ def run_configuration(
             }
             if len(candidates) > 1:
                 per_fold[fold.fold]["candidates"] = [
-                    {"lambda_sd": pairs[i][1][0], "lambda_vd": pairs[i][1][1],
-                     "validation_uar": scored[i]["validation"]["uar"], "test_uar": scored[i]["test"].uar}
+                    {
+                        "lambda_sd": pairs[i][1][0],
+                        "lambda_vd": pairs[i][1][1],
+                        "validation_uar": scored[i]["validation"]["uar"],
+                        "test_uar": scored[i]["test"].uar,
+                    }
                     for i in rows
-                ]  # fmt: skip
-            log.info("%s %s fold %d: test UAR %.3f (%s)", corpus, configuration.run_name, fold.fold,
-                     scored[chosen]["test"].uar, _label(pairs[chosen][1]))  # fmt: skip
+                ]
+            log.info(
+                "%s %s fold %d: test UAR %.3f (%s)",
+                corpus,
+                configuration.run_name,
+                fold.fold,
+                scored[chosen]["test"].uar,
+                _label(pairs[chosen][1]),
+            )
     summary = {**_fold_summary(per_fold), "folds": {str(k): v for k, v in per_fold.items()}}
     write_json(metrics, summary)
     return summary
