@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.nn import functional as F
+from torch.profiler import record_function
 from tqdm import tqdm
 
 from liser.metrics import score
@@ -490,13 +491,15 @@ def train_population(
         active = torch.tensor([plan is not None for plan in plans], device=device)
         sizes = [0 if plan is None else len(plan) for plan in plans]
         batch = max(sizes)
-        step = _assemble(plans, data, members, labeled_bank, unlabeled_bank, batch, config, frames, pad, device)
+        with record_function("population.data"):  # phases named for benchmarks/paper_scale.py --profile
+            step = _assemble(plans, data, members, labeled_bank, unlabeled_bank, batch, config, frames, pad, device)
         crops, labels, speech, video, is_labeled, is_unlabeled, present = step
         full = all(size == batch for size in sizes)
         present_t = None if full else present
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
-            sup, sd, vd = model.forward(crops.permute(1, 0, 2, 3), present_t)
-        sup, sd, vd = sup.float(), sd.float(), vd.float()
+        with record_function("population.forward"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+                sup, sd, vd = model.forward(crops.permute(1, 0, 2, 3), present_t)
+            sup, sd, vd = sup.float(), sd.float(), vd.float()
         labeled_t, unlabeled_t = is_labeled, is_unlabeled
         supervised = F.cross_entropy(sup.flatten(0, 1), labels.flatten(), reduction="none").view_as(labels)
         total = (supervised * labeled_t).sum(dim=1)
@@ -506,15 +509,17 @@ def train_population(
         counts = torch.tensor(sizes, dtype=torch.float32, device=device).clamp(min=1)
         member_losses = total / counts
         optimizer.zero_grad()
-        member_losses.sum().backward()
+        with record_function("population.backward"):
+            member_losses.sum().backward()
         has_unlabeled = unlabeled_t.any(dim=1)
-        optimizer.step(
-            {
-                "": active,
-                "sd_head.": active & has_unlabeled & (weights["lambda_sd"] > 0),
-                "vd_head.": active & has_unlabeled & (weights["lambda_vd"] > 0),
-            }
-        )
+        with record_function("population.optimizer"):
+            optimizer.step(
+                {
+                    "": active,
+                    "sd_head.": active & has_unlabeled & (weights["lambda_sd"] > 0),
+                    "vd_head.": active & has_unlabeled & (weights["lambda_vd"] > 0),
+                }
+            )
         values = member_losses.detach().cpu().tolist()
         for m, d in enumerate(data):
             if plans[m] is None:
@@ -525,9 +530,10 @@ def train_population(
             if batch_in_epoch[m] == d.batches_per_epoch:
                 batch_in_epoch[m] = 0
                 epoch_of[m] += 1
-                best[m] = _end_epoch(
-                    model, m, members[m], epoch_of[m], losses[m], rows[m], best[m], validation_windowing, device
-                )
+                with record_function("population.validation"):
+                    best[m] = _end_epoch(
+                        model, m, members[m], epoch_of[m], losses[m], rows[m], best[m], validation_windowing, device
+                    )
                 losses[m] = []
     results = []
     for m in range(len(members)):
