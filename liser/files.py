@@ -20,6 +20,8 @@ import pandas as pd
 __all__ = [
     "atomic_path",
     "atomic_directory",
+    "PLACEHOLDER",
+    "write_placeholders",
     "read_json",
     "write_csv",
     "write_json",
@@ -62,6 +64,18 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+PLACEHOLDER = "NOT-USED.txt"
+
+
+def write_placeholders(target: str | Path, reason: str, folders: tuple[str, ...] = ("",)) -> None:
+    """Replace the folder ``target`` by one whose ``folders`` hold only a note saying why they are empty: the
+    declared output of a stage that has nothing to do in this profile."""
+    with atomic_directory(target) as staging:
+        for folder in folders:
+            (staging / folder).mkdir(parents=True, exist_ok=True)
+            (staging / folder / PLACEHOLDER).write_text(reason.rstrip() + "\n")
 
 
 def write_text(target: str | Path, text: str) -> None:

@@ -1,11 +1,14 @@
-"""Logging set-up shared by the stage scripts."""
+"""Logging set-up and error reporting shared by the stage scripts."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+from collections.abc import Iterator
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "errors_as_messages"]
 
 
 def configure_logging() -> None:
@@ -14,3 +17,14 @@ def configure_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+
+
+@contextlib.contextmanager
+def errors_as_messages(*kinds: type[BaseException]) -> Iterator[None]:
+    """End the stage with exit status 2 and only the error's message on stderr, for errors the user fixes (missing
+    weights, a bad parameter) rather than bugs, whose traceback stays."""
+    try:
+        yield
+    except kinds as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -129,9 +129,8 @@ class WindowParams(_Section):
 class VideoTeacherParams(_Section):
     """S2D, the video teacher (section 3.2): the published checkpoint, or trained on a FERV39k-layout corpus."""
 
-    corpus: Path | None = None  # FERV39k layout: train/<class>/<clip>/frames, test/...
-    checkpoint: Path | None = None  # the published S2D FERV39k model; None trains one on `corpus`
-    mobilefacenet: Path | None = None  # the landmark branch's published weights
+    source: Literal["train", "published"] = "published"  # published: the files stage `video_weights` fetched
+    corpus: Path | None = None  # FERV39k layout: train/<class>/<clip>/frames, test/...; scored when present
     size: Literal["small", "full"] = "full"
     epochs: int = Field(8, gt=0)
     lr: float = Field(5e-4, gt=0)
@@ -142,17 +141,45 @@ class VideoTeacherParams(_Section):
 
     @model_validator(mode="after")
     def _weights_or_a_corpus(self) -> VideoTeacherParams:
-        if self.checkpoint is None and self.corpus is None:
-            raise ValueError(
-                "corpus: without a checkpoint the teacher is trained, so a FERV39k-layout corpus is needed"
-            )
-        if self.checkpoint is not None and self.size != "full":
+        if self.source == "train" and self.corpus is None:
+            raise ValueError("corpus: a trained teacher (source: train) needs a FERV39k-layout corpus")
+        if self.source == "published" and self.size != "full":
             raise ValueError(f"size: the published checkpoint is the full-size S2D (got {self.size!r})")
         return self
 
 
+_SHA256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+
+
+class HubFileParams(_Section):
+    """A file of a Hugging Face model repository at a revision (a commit hash pins it)."""
+
+    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
+    revision: str = Field("main", min_length=1)
+    file: str | None = None  # None: the repository's one FERV39k checkpoint, found by listing it
+    sha256: _SHA256 | None = None  # None: recorded and logged on first fetch, for you to pin
+
+
+class UrlFileParams(_Section):
+    """A file at a URL (a commit URL pins it), checked against its SHA-256."""
+
+    url: str = Field(pattern=r"^https?://")
+    sha256: _SHA256 | None = None
+
+
+class VideoWeightsParams(_Section):
+    """S2D's published files (stage ``video_weights``), fetched when ``video_teacher.source`` is ``published``."""
+
+    s2d: HubFileParams
+    mobilefacenet: UrlFileParams
+
+
 class SpeechBaseParams(_Section):
-    """The demo's pretrained HuBERT stand-in (stage ``speech_base``): pool of unlabeled speech, pretraining."""
+    """The speech teacher's start point (stage ``speech_base``): a hub repository at a revision or a folder, or
+    (``pretrain``, the demo) a small HuBERT pretrained on a pool of unlabeled speech of its own speakers."""
+
+    source: str = Field("facebook/hubert-base-ls960", min_length=1)  # pretrain | owner/name | a folder
+    revision: str | None = None  # of a hub repository; None: main. A commit hash pins it
 
     pool_utterances: int = Field(600, gt=0)
     pool_speakers: int = Field(60, gt=0)
@@ -169,7 +196,6 @@ class SpeechBaseParams(_Section):
 class SpeechTeacherParams(_Section):
     """HuBERT + LoRA, the speech teacher (section 3.2), one per corpus and fold."""
 
-    source: str  # a hub id in the local cache, or a directory written by save_pretrained
     lora_rank: int = Field(8, gt=0)
     lora_alpha: float = Field(16.0, gt=0)
     lora_dropout: float = Field(0.1, ge=0, lt=1)
@@ -312,6 +338,7 @@ class Params(_Section):
     faces: FaceParams
     windows: WindowParams
     video_teacher: VideoTeacherParams
+    video_weights: VideoWeightsParams
     speech_base: SpeechBaseParams
     speech_teacher: SpeechTeacherParams
     cv: CvParams

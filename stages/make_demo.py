@@ -1,9 +1,10 @@
-"""Stage `demo`: write the embedded demo corpora in the RAVDESS, CREMA-D, MSP-Face and FERV39k layouts."""
+"""Stage `demo`: write the embedded demo corpora in the RAVDESS, CREMA-D, MSP-Face and FERV39k layouts (profile
+demo); in the paper profile only empty folders with a note, for the stages that depend on them."""
 
 import argparse
 import logging
 
-from liser.demo import write_demo
+from liser.demo import write_demo, write_demo_placeholders
 from liser.logs import configure_logging
 from liser.params import load_params
 
@@ -12,5 +13,9 @@ if __name__ == "__main__":  # the face corpus is rendered in spawned processes, 
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     configure_logging()
-    counts = write_demo(args.out, load_params().demo)
+    params = load_params()
+    if params.profile == "demo":
+        counts = write_demo(args.out, params.demo)
+    else:
+        counts = write_demo_placeholders(args.out, params.profile)
     logging.info("demo corpora written to %s: %s", args.out, counts)

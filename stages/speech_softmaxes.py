@@ -10,6 +10,7 @@ from liser.teachers.speech_runs import speech_window_softmaxes
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--teachers", type=Path, required=True, help="folder with fold<k>/ teachers")
+parser.add_argument("--base", type=Path, required=True, help="the pretrained model the teachers adapt")
 parser.add_argument("--manifest", type=Path, required=True, help="audio of the unlabeled segments")
 parser.add_argument("--windows", type=Path, required=True)
 parser.add_argument("--out", type=Path, required=True)
@@ -24,7 +25,7 @@ counts = speech_window_softmaxes(
     args.manifest,
     args.windows,
     args.out,
-    base_source=teacher.source,
+    base=args.base,
     batch_size=teacher.eval_batch_size,
     threads=teacher.threads,
 )

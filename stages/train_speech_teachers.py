@@ -9,6 +9,7 @@ from liser.teachers.speech_runs import speech_teacher_runs
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--corpus", required=True)
+parser.add_argument("--base", type=Path, required=True, help="the pretrained model (stage speech_base)")
 parser.add_argument("--manifest", type=Path, required=True, help="the corpus's utterance table")
 parser.add_argument("--folds", type=Path, required=True, help="the corpus's speaker folds")
 parser.add_argument("--out", type=Path, required=True)
@@ -20,6 +21,7 @@ speech_teacher_runs(
     args.corpus,
     params.cv.folds,
     params.speech_teacher,
+    base=args.base,
     manifest=args.manifest,
     folds=args.folds,
     out=args.out,

@@ -3,13 +3,16 @@
 import argparse
 from pathlib import Path
 
-from liser.logs import configure_logging
+from liser.logs import configure_logging, errors_as_messages
 from liser.params import load_params
 from liser.teachers.video_runs import video_teacher_run
+from liser.teachers.weights import WeightsUnavailable
 
 parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--weights", type=Path, required=True, help="S2D's published files, when it starts from them")
 parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--metrics", type=Path, required=True)
 args = parser.parse_args()
 configure_logging()
-video_teacher_run(load_params().video_teacher, args.out, args.metrics)
+with errors_as_messages(WeightsUnavailable):
+    video_teacher_run(load_params().video_teacher, args.weights, args.out, args.metrics)

@@ -1,5 +1,7 @@
 """Small builders shared by the tests."""
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,3 +20,21 @@ def write_tone(
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), data, sample_rate, subtype="PCM_16")
     return path
+
+
+def copy_project(project: Path) -> Path:
+    """A copy of the working tree's project files (committed or not, ignored ones left out, no dvc.lock) in a new
+    git repository at ``project``, for DVC to run in."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        if name != "dvc.lock" and (REPO / name).is_file():
+            (project / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, project / name)
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    return project

@@ -4,14 +4,13 @@ code reruns it (and only what runs that code), and no module imports from a laye
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from dvc.repo import Repo
 
 from tests.code_closure import ROOT, closure, covered, direct_imports, is_inert
+from tests.helpers import copy_project
 
 SCRIPT = re.compile(r"\bstages/\w+\.py\b")
 
@@ -78,17 +77,7 @@ def test_no_module_imports_from_a_layer_above_its_own():
 @pytest.fixture(scope="module")
 def recorded_project(tmp_path_factory):
     """A copy of the project whose dvc.lock records the code as it is now (stand-ins for the data)."""
-    project = tmp_path_factory.mktemp("recorded") / "project"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, text=True).stdout
-    for name in filter(None, files.split("\0")):
-        if (ROOT / name).is_file():
-            (project / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, project / name)
-    for name in ("liser", "stages"):  # the working tree's code, committed or not
-        shutil.rmtree(project / name, ignore_errors=True)
-        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(ROOT / "dvc.yaml", project / "dvc.yaml")
-    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    project = copy_project(tmp_path_factory.mktemp("recorded") / "project")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)  # DVC resolves a stage's paths from the working directory
         with Repo(str(project)) as repo:

@@ -105,22 +105,30 @@ def test_missing_file_says_where(tmp_path):
 def test_paper_profile_uses_the_published_teachers(raw):
     raw["profile"] = "paper"
     params = parse_params(raw)
-    assert params.speech_teacher.source == "facebook/hubert-base-ls960" and params.speech_teacher.lr == pytest.approx(
-        1e-4
-    )
+    assert params.speech_base.source == "facebook/hubert-base-ls960" and params.speech_base.revision
+    assert params.speech_teacher.lr == pytest.approx(1e-4)
     assert params.speech_teacher.epochs == 50 and params.speech_teacher.training_fraction == 0.8
-    assert params.video_teacher.size == "full" and str(params.video_teacher.checkpoint).endswith(".pth")
+    assert params.video_teacher.size == "full" and params.video_teacher.source == "published"
+    assert params.video_weights.s2d.repo == "cyinen/S2D"
+    assert (
+        "e1b5e5dfb57ab15f70103c933b346bfa62943159" in params.video_weights.mobilefacenet.url
+    )  # a commit, not a branch
     demo = parse_params(yaml.safe_load((REPO / "params.yaml").read_text()))
-    assert demo.video_teacher.checkpoint is None and demo.video_teacher.size == "small"
+    assert demo.video_teacher.source == "train" and demo.video_teacher.size == "small"
+    assert demo.speech_base.source == "pretrain"
 
 
 def test_teacher_and_study_settings_are_checked(raw):
     def no_weights(p):
-        p["video_teacher"].update(checkpoint=None, corpus=None)
+        p["video_teacher"].update(source="train", corpus=None)
 
-    assert "FERV39k-layout corpus is needed" in error_for(raw, no_weights)
+    assert "needs a FERV39k-layout corpus" in error_for(raw, no_weights)
     assert "published checkpoint is the full-size" in error_for(
-        raw, lambda p: p["video_teacher"].update(checkpoint="s2d.pth", size="small")
+        raw, lambda p: p["video_teacher"].update(source="published", size="small")
+    )
+    assert "video_weights.s2d.sha256" in error_for(raw, lambda p: p["video_weights"]["s2d"].update(sha256="abc"))
+    assert "video_weights.mobilefacenet.url" in error_for(
+        raw, lambda p: p["video_weights"]["mobilefacenet"].update(url="file:///etc/passwd")
     )
     assert "label_efficiency.percents" in error_for(raw, lambda p: p["label_efficiency"].update(percents=[25, 100]))
     assert "loss.class_reduction" in error_for(raw, lambda p: p["loss"].update(class_reduction="max"))

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .helpers import REPO
+from .helpers import copy_project
 
 pytestmark = pytest.mark.slow
 
@@ -39,19 +38,7 @@ def set_params(project: Path, edit) -> None:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    project = tmp_path_factory.mktemp("pipeline") / "liser"
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        if name == "dvc.lock" or not (REPO / name).is_file():
-            continue
-        (project / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, project / name)
+    project = copy_project(tmp_path_factory.mktemp("pipeline") / "liser")
 
     def tiny(params):
         params["demo"].update(
@@ -71,7 +58,6 @@ def project(tmp_path_factory):
         params["label_efficiency"]["percents"] = [50]
 
     set_params(project, tiny)
-    run(["git", "init", "-q"], project)
     dvc("repro", cwd=project)
     return project
 

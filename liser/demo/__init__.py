@@ -13,9 +13,10 @@ from pathlib import Path
 from liser.demo.ferv39k import write_ferv39k_demo
 from liser.demo.labeled import write_crema_d, write_ravdess
 from liser.demo.mspface import write_mspface_demo
+from liser.files import write_placeholders
 from liser.params import DemoParams
 
-__all__ = ["write_demo", "DEMO_FOLDERS"]
+__all__ = ["write_demo", "write_demo_placeholders", "DEMO_FOLDERS"]
 
 DEMO_FOLDERS = {"ravdess": "ravdess", "crema_d": "crema_d", "mspface": "mspface", "ferv39k": "ferv39k"}
 
@@ -49,3 +50,11 @@ def write_demo(out: str | Path, params: DemoParams) -> dict[str, int]:
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     return counts
+
+
+def write_demo_placeholders(out: str | Path, profile: str) -> dict[str, int]:
+    """In a profile that reads the real corpora: ``out`` with each demo corpus's folder holding only a note, so the
+    stages that depend on those folders find them, and nothing is generated."""
+    reason = f"profile {profile}: the real corpora are read (params.yaml corpora, mspface, video_teacher); no demo"
+    write_placeholders(out, reason, tuple(DEMO_FOLDERS.values()))
+    return {name: 0 for name in DEMO_FOLDERS}

@@ -57,6 +57,7 @@ from transformers.models.hubert.modeling_hubert import _compute_mask_indices
 
 from liser.features import load_audio
 from liser.files import atomic_directory, write_json, write_parquet
+from liser.params import SpeechBaseParams
 from liser.teachers.speech import DEMO_CONFIG, SAMPLE_RATE
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "write_pretraining_pool",
     "frame_targets",
     "pretrain_speech_base",
+    "pretrain_demo_base",
 ]
 
 log = logging.getLogger(__name__)
@@ -529,3 +531,25 @@ def _save(model: HubertModel, out_dir: Path, figures: dict) -> None:
     with atomic_directory(out_dir) as staging:
         model.save_pretrained(str(staging), safe_serialization=True)
         write_json(staging / PRETRAINING_FILE, figures)
+
+
+_DROPOUTS = ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "final_dropout")
+
+
+def pretrain_demo_base(params: SpeechBaseParams, pool: str | Path, out: str | Path) -> dict:
+    """The demo's speech base as stage ``speech_base`` makes it: the pool written to ``pool``, the model pretrained
+    on it into ``out``; returns the figures (without the per-epoch history)."""
+    table = write_pretraining_pool(pool, params.pool_utterances, n_speakers=params.pool_speakers, seed=params.seed)
+    figures = pretrain_speech_base(
+        list(table["path"]),
+        out,
+        config={name: params.dropout for name in _DROPOUTS},
+        clusters=params.clusters,
+        epochs=params.epochs,
+        lr=params.lr,
+        batch_size=params.batch_size,
+        crop_seconds=params.crop_seconds,
+        seed=params.seed,
+        threads=params.threads,
+    )
+    return {key: value for key, value in figures.items() if key != "history"}

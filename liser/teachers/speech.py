@@ -117,7 +117,10 @@ def _pretrained_base(source: str | Path, num_labels: int) -> HubertForSequenceCl
     if directory.is_dir():
         location = str(directory)
     elif _looks_like_path(source):
-        raise SpeechTeacherUnavailable(f"{source}: no such directory.\n" + _how_to_get("facebook/hubert-base-ls960"))
+        raise SpeechTeacherUnavailable(
+            f"{source}: no such directory (in the pipeline, stage speech_base writes the base there: "
+            f"dvc repro speech_base).\n" + _how_to_get("facebook/hubert-base-ls960")
+        )
     else:
         location = source
     try:

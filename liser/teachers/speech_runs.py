@@ -44,12 +44,14 @@ def speech_teacher_runs(
     corpus: str,
     folds_to_run: list[int],
     params: SpeechTeacherParams,
+    base: str | Path,
     manifest: str | Path,
     folds: str | Path,
     out: str | Path,
     metrics: str | Path,
 ) -> dict:
-    """One teacher per fold in ``out/fold<k>/``; metrics per fold and their mean and spread."""
+    """One teacher per fold in ``out/fold<k>/``, LoRA on the pretrained model in ``base``; metrics per fold and their
+    mean and spread."""
     keep_freed_buffers()
     torch.set_num_threads(params.threads)
     utterances = pd.read_parquet(manifest)
@@ -74,7 +76,7 @@ def speech_teacher_runs(
             len(test),
         )
         model = speech.build_speech_teacher(
-            params.source,
+            base,
             len(classes),
             params.lora_rank,
             params.lora_alpha,
@@ -114,18 +116,19 @@ def speech_window_softmaxes(
     manifest: str | Path,
     windows: str | Path,
     out: str | Path,
-    base_source: str | None = None,
+    base: str | Path | None = None,
     batch_size: int = 32,
     threads: int = 2,
 ) -> dict:
-    """Score the window table with each fold's speech teacher into ``out/fold<k>.parquet``."""
+    """Score the window table with each fold's speech teacher into ``out/fold<k>.parquet``; ``base`` is the
+    pretrained model the teachers were trained on (default: the folder recorded with them)."""
     keep_freed_buffers()
     torch.set_num_threads(threads)
     audio = pd.read_parquet(manifest)
     window_table = pd.read_parquet(windows)
     counts = {}
     for fold in folds_to_run:
-        model, classes, _ = speech.load_speech_teacher(fold_folder(teachers, fold), base_source)
+        model, classes, _ = speech.load_speech_teacher(fold_folder(teachers, fold), base)
         table = speech.window_softmaxes(
             model, audio, window_table, batch_size, classes=classes, out=Path(out) / f"fold{fold}.parquet"
         )

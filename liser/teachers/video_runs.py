@@ -15,11 +15,12 @@ import pandas as pd
 import torch
 
 from liser.corpora.ferv39k import read_ferv39k
-from liser.files import write_json, write_parquet
+from liser.files import read_json, write_json, write_parquet
 from liser.models.s2d import S2DConfig
 from liser.params import VideoTeacherParams
 from liser.runtime import keep_freed_buffers
 from liser.teachers import video
+from liser.teachers.weights import MOBILEFACENET_FILE, RECORD_FILE, S2D_FILE, WeightsUnavailable
 from liser.teachers.window_scores import teacher_fingerprint
 
 __all__ = ["VIDEO_TEACHER_FILE", "video_teacher_run", "video_window_softmaxes"]
@@ -30,20 +31,27 @@ VIDEO_TEACHER_FILE = "teacher.safetensors"
 FINGERPRINT_ATTR = "teacher_sha256"  # in the Parquet file's pandas metadata
 
 
-def video_teacher_run(params: VideoTeacherParams, out: str | Path, metrics: str | Path) -> dict:
-    """Write ``out/teacher.safetensors`` (and the training history when trained) and the teacher's metrics."""
-    out = Path(out)
+def video_teacher_run(params: VideoTeacherParams, weights: str | Path, out: str | Path, metrics: str | Path) -> dict:
+    """Write ``out/teacher.safetensors`` (and the training history when trained) and the teacher's metrics.
+
+    A published teacher is read from ``weights``, the folder stage ``video_weights`` fetched S2D's files into.
+    """
+    out, weights = Path(out), Path(weights)
     keep_freed_buffers()
     torch.set_num_threads(params.threads)
     config = S2DConfig.small() if params.size == "small" else S2DConfig.full()
     corpus = None
     if params.corpus is not None and params.corpus.is_dir():
         corpus = read_ferv39k(params.corpus).clips
-    elif params.checkpoint is None:
+    elif params.source == "train":
         raise FileNotFoundError(f"{params.corpus}: the FERV39k-layout corpus to train the video teacher on is missing")
+    published = {name: weights / name for name in (S2D_FILE, MOBILEFACENET_FILE)}
+    missing = [str(path) for path in published.values() if params.source == "published" and not path.is_file()]
+    if missing:
+        raise WeightsUnavailable(f"{', '.join(missing)}: missing; stage video_weights fetches them (dvc repro)")
     summary: dict = {"size": params.size}
     out.mkdir(parents=True, exist_ok=True)
-    if params.checkpoint is None:
+    if params.source == "train":
         result = video.train_video_teacher(
             corpus,
             config,
@@ -60,8 +68,10 @@ def video_teacher_run(params: VideoTeacherParams, out: str | Path, metrics: str 
             source="trained", best_epoch=int(result.best_epoch), train_clips=int((corpus["split"] == "train").sum())
         )
     else:
-        model = video.build_video_teacher(config, params.checkpoint, params.mobilefacenet)
-        summary.update(source=str(params.checkpoint))
+        model = video.build_video_teacher(config, published[S2D_FILE], published[MOBILEFACENET_FILE])
+        summary.update(
+            source="published", files=read_json(weights / RECORD_FILE) if (weights / RECORD_FILE).is_file() else None
+        )
     if corpus is not None and (corpus["split"] == "test").any():
         scores = video.evaluate_video_teacher(model, corpus, "test", params.eval_batch_size)
         summary["test"] = {"uar": scores["uar"], "war": scores["war"], "clips": scores["clips"]}
