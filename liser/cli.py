@@ -10,18 +10,17 @@ were trained and evaluated with.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from liser.export import ParityError, export_student
-from liser.files import write_csv, write_json
 from liser.logs import configure_logging
 from liser.params import ParamsError, load_params
-from liser.predict import Prediction, Predictor, find_audio
-from liser.runtime import keep_freed_buffers
+
+if TYPE_CHECKING:  # torch, ONNX and pandas load when a command runs, so that `liser --help` answers at once
+    from liser.predict import Prediction, Predictor
 
 __all__ = ["main"]
 
@@ -103,7 +102,24 @@ def _flat(record: dict) -> dict:
     return row
 
 
+def _check_writable(out: Path) -> None:
+    """Before any file is scored: ``out`` must be a .csv or .json file that can be written."""
+    if out.suffix not in (".csv", ".json"):
+        raise ValueError(f"--out: a .csv or .json file (got {out})")
+    if out.is_dir():
+        raise ValueError(f"--out: {out} is a folder; give a file name such as {out / 'results.csv'}")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"--out: {out}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ValueError(f"--out: {out} cannot be written (permission denied)")
+
+
 def _write_results(out: Path, predictor: Predictor, predictions: Sequence[Prediction]) -> None:
+    import pandas as pd
+
+    from liser.files import write_csv, write_json
+
     records = [p.as_dict(predictor.classes) for p in predictions]
     if out.suffix == ".json":
         write_json(
@@ -120,8 +136,11 @@ def _write_results(out: Path, predictor: Predictor, predictions: Sequence[Predic
 
 
 def _predict(args: argparse.Namespace) -> int:
-    if args.out and args.out.suffix not in (".csv", ".json"):
-        raise ValueError(f"--out: a .csv or .json file (got {args.out})")
+    from liser.predict import Predictor, find_audio
+    from liser.runtime import keep_freed_buffers
+
+    if args.out:
+        _check_writable(args.out)
     keep_freed_buffers()
     predictor = Predictor.load(args.student, load_params(args.params), stride_s=args.stride)
     files = find_audio(args.paths)
@@ -131,7 +150,10 @@ def _predict(args: argparse.Namespace) -> int:
     predictions = [predictor.predict(path) for path in files]
     print(_table(predictions))
     if args.out:
-        _write_results(args.out, predictor, predictions)
+        try:
+            _write_results(args.out, predictor, predictions)
+        except OSError as problem:  # the table above still has every result
+            raise ValueError(f"--out: {args.out} could not be written: {problem.strerror or problem}") from None
     failed = sum(p.error is not None for p in predictions)
     if failed:
         print(f"{failed} of {len(predictions)} files could not be used", file=sys.stderr)
@@ -139,6 +161,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from liser.export import export_student
+
     card = export_student(args.student, args.out, load_params(args.params), metrics=args.metrics)
     print(
         f"{args.out}: {len(card['classes'])} classes ({', '.join(card['classes'])}), "
@@ -151,6 +175,8 @@ def _export(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging()
+    from liser.export import ParityError
+
     try:
         return _predict(args) if args.command == "predict" else _export(args)
     except (ValueError, ParamsError, FileNotFoundError) as problem:

@@ -129,12 +129,30 @@ class OnnxStudent:
         return self
 
 
+# what ONNX Runtime raises for a file it cannot load (a missing, truncated or not-ONNX file)
+_ONNXRUNTIME_ERRORS = tuple(
+    getattr(onnxruntime.capi.onnxruntime_pybind11_state, name)
+    for name in ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "InvalidProtobuf", "InvalidGraph")
+    if hasattr(onnxruntime.capi.onnxruntime_pybind11_state, name)
+)
+
+
+def _first_line(problem: BaseException) -> str:
+    return (str(problem).strip().splitlines() or [type(problem).__name__])[0]
+
+
 def load_onnx_student(path: str | Path, threads: int | None = None) -> tuple[OnnxStudent, list[str], dict]:
     """The exported student, its class names in output order, and its model card."""
-    runtime = OnnxStudent(path, threads)
-    card = runtime.card
+    try:
+        runtime = OnnxStudent(path, threads)
+        card = runtime.card
+    except (*_ONNXRUNTIME_ERRORS, RuntimeError, json.JSONDecodeError) as problem:
+        raise ValueError(f"{path}: not a readable ONNX model ({_first_line(problem)})") from None
     if card is None:
         raise ValueError(f"{path}: not a LiSER export (no {CARD_KEY!r} entry in its metadata)")
+    outputs = runtime.session.get_outputs()[0].shape[-1]
+    if not isinstance(card.get("classes"), list) or (isinstance(outputs, int) and len(card["classes"]) != outputs):
+        raise ValueError(f"{path}: the card's classes {card.get('classes')} do not match the model's {outputs} outputs")
     for old, new in RENAMED_INPUT_KEYS.items():  # cards exported before the rename
         if old in card.get("input", {}) and new not in card["input"]:
             card["input"][new] = card["input"].pop(old)

@@ -39,9 +39,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    tmp_path.chmod(0o644)  # mkstemp makes it private; outputs are ordinary files
     try:
         yield tmp_path
+        # mkstemp makes it private, and some writers (safetensors) replace the file: outputs are ordinary files
+        tmp_path.chmod(0o644)
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

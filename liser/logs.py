@@ -12,11 +12,12 @@ __all__ = ["configure_logging", "errors_as_messages"]
 
 
 def configure_logging() -> None:
+    """LiSER's own messages from ``LISER_LOG_LEVEL`` (INFO) up; other libraries' (ONNX export, the hub, DeepFace)
+    from WARNING up, so their progress chatter does not bury ours."""
     logging.basicConfig(
-        level=os.environ.get("LISER_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    logging.getLogger("liser").setLevel(os.environ.get("LISER_LOG_LEVEL", "INFO"))
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -38,7 +38,28 @@ class ParamsError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no infinities or NaN (`lr: .inf`), and no true/false where a number is meant (`epochs: true` is not 1)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            for name, value in values.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field is not None and bool not in _types_in(field.annotation):
+                    raise ValueError(f"{name}: a number or a name is meant here, not {str(value).lower()}")
+        return values
+
+
+def _types_in(annotation: Any) -> set[Any]:
+    """The types a field's annotation admits (through Optional, unions, Annotated and lists)."""
+    arguments = get_args(annotation)
+    if not arguments:
+        return {annotation}
+    if get_origin(annotation) is Annotated:
+        return _types_in(arguments[0])
+    return {annotation, *(t for argument in arguments for t in _types_in(argument))}
 
 
 class DemoParams(_Section):
@@ -350,20 +371,20 @@ class Params(_Section):
     label_efficiency: LabelEfficiencyParams
 
 
-def resolve_profile(raw: Any, profile: str, key: str = "") -> Any:
+def resolve_profile(raw: Any, profile: str, key: str = "", source: str = "params.yaml") -> Any:
     """Replace every ``{demo: x, paper: y}`` mapping in ``raw`` by the value for ``profile``."""
     if isinstance(raw, dict):
         if raw and set(raw) <= set(PROFILES):
             missing = set(PROFILES) - set(raw)
             if missing:
                 raise ParamsError(
-                    f"params.yaml: {key}: a per-profile value needs both {' and '.join(PROFILES)} "
+                    f"{source}: {key}: a per-profile value needs both {' and '.join(PROFILES)} "
                     f"(missing {', '.join(sorted(missing))})"
                 )
-            return resolve_profile(raw[profile], profile, key)
-        return {k: resolve_profile(v, profile, f"{key}.{k}" if key else str(k)) for k, v in raw.items()}
+            return resolve_profile(raw[profile], profile, key, source)
+        return {k: resolve_profile(v, profile, f"{key}.{k}" if key else str(k), source) for k, v in raw.items()}
     if isinstance(raw, list):
-        return [resolve_profile(v, profile, f"{key}[{i}]") for i, v in enumerate(raw)]
+        return [resolve_profile(v, profile, f"{key}[{i}]", source) for i, v in enumerate(raw)]
     return raw
 
 
@@ -388,7 +409,7 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
     profile = raw.get("profile")
     if profile not in PROFILES:
         raise ParamsError(f"{source}: profile: must be one of {', '.join(PROFILES)} (got {profile!r})")
-    resolved = resolve_profile(raw, profile)
+    resolved = resolve_profile(raw, profile, source=source)
     try:
         return Params.model_validate(resolved)
     except ValidationError as exc:

@@ -18,4 +18,4 @@ if __name__ == "__main__":  # the face corpus is rendered in spawned processes, 
         counts = write_demo(args.out, params.demo)
     else:
         counts = write_demo_placeholders(args.out, params.profile)
-    logging.info("demo corpora written to %s: %s", args.out, counts)
+    logging.getLogger("liser").info("demo corpora written to %s: %s", args.out, counts)

@@ -144,3 +144,19 @@ def test_a_lambda_is_a_number_or_auto(raw):
 def test_unknown_device_and_population_are_refused(raw):
     assert "train.device" in error_for(raw, lambda p: p["train"].update(device="tpu"))
     assert "train.population" in error_for(raw, lambda p: p["train"].update(population=0))
+
+
+def test_true_is_not_a_number_and_infinity_is_not_a_rate(raw):
+    assert "train.epochs: a number" in error_for(raw, lambda p: p["train"].update(epochs=True))
+    assert "cv.seed" in error_for(raw, lambda p: p["cv"].update(seed=False))
+    assert "train.lr" in error_for(raw, lambda p: p["train"].update(lr=float("inf")))
+    assert "loss.lambda_grid" in error_for(raw, lambda p: p["loss"].update(lambda_grid=[1.0, float("nan")]))
+    assert parse_params(raw).demo.broken_files is True  # where true/false is meant, it stays allowed
+
+
+def test_a_missing_profile_value_is_reported_against_the_file_read(raw, tmp_path):
+    raw["train"]["epochs"] = {"demo": 3}
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=f"^{path}: train.epochs: a per-profile value needs both"):
+        load_params(path)

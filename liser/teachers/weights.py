@@ -222,7 +222,10 @@ def fetch_url_file(url: str, sha256: str | None, out: str | Path, key: str, time
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("https", "http"):
         raise ValueError(f"{key.rsplit('.', 1)[0]}.url: only http(s) URLs are fetched (got {url!r})")
-    how = f"On a machine with internet run:\n    curl -L -o {out.name} {url}\nthen copy {out.name} to {out} here, and run the stage again."
+    how = (
+        f"On a machine with internet run:\n    curl -L -o {out.name} {url}\n"
+        f"then copy {out.name} to {out} here, and run the stage again."
+    )
     if offline():
         raise WeightsUnavailable(f"{out.name} is not on this machine and HF_HUB_OFFLINE is set.\n{how}")
     digest = hashlib.sha256()
