@@ -6,14 +6,12 @@ import ctypes
 import logging
 import os
 import platform
-import signal
 import sys
 from pathlib import Path
 
 import torch
 
 __all__ = [
-    "exit_on_sigterm",
     "keep_freed_buffers",
     "resolve_device",
     "native_bfloat16",
@@ -96,9 +94,3 @@ def describe_machine(threads: int | None = None) -> str:
     if torch.cuda.is_available():
         text += f"; GPU {torch.cuda.get_device_name(0)}"
     return text + f"; torch {torch.__version__}"
-
-
-def exit_on_sigterm() -> None:
-    """Make SIGTERM (what ``kill`` and job schedulers send) end the process like Ctrl-C does, through its
-    ``finally`` blocks, so temporary outputs are removed instead of left half-written."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

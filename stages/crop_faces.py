@@ -6,6 +6,7 @@ from pathlib import Path
 from liser.files import write_json
 from liser.logs import configure_logging
 from liser.params import load_params
+from liser.processes import exit_on_sigterm
 from liser.unlabeled.runs import crop_faces
 
 
@@ -16,6 +17,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
     configure_logging()
+    exit_on_sigterm()
     write_json(args.metrics, crop_faces(args.acquired, load_params().faces, args.out))
 
 

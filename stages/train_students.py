@@ -5,7 +5,7 @@ from pathlib import Path
 
 from liser.logs import configure_logging
 from liser.params import load_params
-from liser.runtime import exit_on_sigterm
+from liser.processes import exit_on_sigterm
 from liser.students.configurations import configuration
 from liser.students.crossval import StudentInputs, run_configuration
 

@@ -22,11 +22,9 @@ Everything depends only on the seed; the folder is written under a temporary nam
 from __future__ import annotations
 
 import math
-import multiprocessing
 import shutil
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from tqdm import tqdm
 
 from liser.corpora.ferv39k import CLASSES, SPLITS
 from liser.demo.faces import FPS, Identity, animate_face, face_landmarks, random_identity
+from liser.processes import worker_pool
 from liser.unlabeled.faces import FACE_SIZE, CropOptions, align_face
 
 __all__ = ["BOX_BELOW_EYES", "BOX_WIDTH", "demo_identity", "write_ferv39k_demo"]
@@ -127,9 +126,7 @@ def _rendered(plans: list[_ClipPlan], seed: int, folder: Path, size: int, worker
         for plan in plans:
             yield _render(plan, seed, folder, size)
         return
-    # spawn, not fork: the caller may hold OpenCV or torch threads
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with worker_pool(workers) as pool:
         chunk = max(1, math.ceil(len(plans) / (4 * workers)))
         yield from pool.map(
             _render, plans, [seed] * len(plans), [folder] * len(plans), [size] * len(plans), chunksize=chunk

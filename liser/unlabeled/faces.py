@@ -35,10 +35,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import multiprocessing
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -53,6 +52,7 @@ from tqdm import tqdm
 
 from liser.ffmpeg import last_line, write_video
 from liser.files import atomic_path, write_csv, write_json
+from liser.processes import worker_pool
 
 __all__ = [
     "COVERAGE_CSV",
@@ -539,17 +539,11 @@ def crop_segments(
                 rows.append(_crop_or_reuse(video, out_dir, options))
                 progress.update(1)
         else:
-            # spawn, not fork: the parent may hold OpenCV or torch threads, which fork would not copy safely
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_thread) as pool:
+            with worker_pool(workers, _one_thread) as pool:  # on Ctrl-C: the segments under way finish, no more
                 futures = [pool.submit(_crop_or_reuse, video, out_dir, options) for video in videos]
-                try:
-                    for future in as_completed(futures):
-                        rows.append(future.result())
-                        progress.update(1)
-                except BaseException:  # e.g. Ctrl-C: finish the segments under way, start no more
-                    pool.shutdown(cancel_futures=True)
-                    raise
+                for future in as_completed(futures):
+                    rows.append(future.result())
+                    progress.update(1)
 
     rows.sort(key=lambda row: row.segment)
     table = pd.DataFrame([asdict(row) for row in rows], columns=[*COVERAGE_COLUMNS, "already_done"])
