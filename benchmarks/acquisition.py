@@ -17,7 +17,9 @@ from pathlib import Path
 from liser.corpora.mspface import read_lists
 from liser.demo.mspface import write_mspface_demo
 from liser.files import write_json
-from liser.unlabeled.acquire import acquire
+from liser.unlabeled.acquire import AcquireOptions, acquire
+
+LOCAL_FILES = AcquireOptions(retries=0, allow_local_files=True)  # the demo's videos are local files
 
 RESULTS = Path(__file__).parent / "results" / "acquisition.json"
 
@@ -36,7 +38,7 @@ def main() -> None:
         for workers in (1, 2):
             out = Path(folder) / f"acquired-{workers}"
             start = time.perf_counter()
-            report = acquire(lists.segments, lists.videos, out, workers=workers, retries=0)
+            report = acquire(lists.segments, lists.videos, out, workers=workers, options=LOCAL_FILES)
             wall = time.perf_counter() - start
             assert report["segments_ok"] == len(lists.segments), report["failures"]
             figures[f"workers_{workers}"] = {
@@ -46,7 +48,7 @@ def main() -> None:
                 "x_realtime": seconds_listed / wall,
             }
             start = time.perf_counter()
-            acquire(lists.segments, lists.videos, out, workers=workers, retries=0)
+            acquire(lists.segments, lists.videos, out, workers=workers, options=LOCAL_FILES)
             figures[f"workers_{workers}"]["rerun_nothing_to_do_s"] = time.perf_counter() - start
     for key, value in figures.items():
         print(f"{key:12s} {value}")

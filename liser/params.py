@@ -119,6 +119,19 @@ class MspFaceParams(_Section):
     retries: int = Field(3, ge=0)
     backoff_s: float = Field(5.0, ge=0)
     ratelimit: int | None = Field(None, gt=0)  # bytes per second per download
+    cookies: Path | None = None  # a cookies.txt (Netscape format), for YouTube's bot checks and age gates
+    cookies_from_browser: str | None = None  # or read from a browser: firefox, chrome, "chrome:Profile 1"
+    sleep_s: float = Field(0.0, ge=0)  # wait before each download
+    max_sleep_s: float | None = Field(None, ge=0)  # a random wait between sleep_s and this
+    per_host: int = Field(1, ge=1)  # downloads at a time from one host
+    retry_gone: bool = False  # try again videos an earlier run found removed, private, region-locked, age-gated
+    allow_local_files: bool = False  # file:// URLs in the lists (the demo's); otherwise https YouTube URLs only
+
+    @model_validator(mode="after")
+    def _sleep_range(self) -> MspFaceParams:
+        if self.max_sleep_s is not None and self.max_sleep_s < self.sleep_s:
+            raise ValueError(f"max_sleep_s: must be at least sleep_s ({self.sleep_s}) (got {self.max_sleep_s})")
+        return self
 
 
 class FaceParams(_Section):

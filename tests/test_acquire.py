@@ -1,4 +1,8 @@
+import shutil
 import subprocess
+import threading
+import time
+from pathlib import Path
 
 import deno
 import numpy as np
@@ -10,11 +14,20 @@ import yt_dlp
 import liser.unlabeled.acquire as acquire_module
 from liser.corpora.mspface import InvalidId, read_lists
 from liser.files import read_json
-from liser.unlabeled.acquire import acquire, cut_segment, download_video, segment_paths, video_path, ydl_options
+from liser.unlabeled.acquire import (
+    AcquireOptions,
+    acquire,
+    cut_segment,
+    download_video,
+    segment_paths,
+    video_path,
+    ydl_options,
+)
 
 from .test_mspface import write_lists
 
 SIZE = (160, 120)
+LOCAL = AcquireOptions(backoff_s=0, allow_local_files=True)  # the tests' videos are local files
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +118,7 @@ def yt_dlp_calls(monkeypatch):
 
 def test_ydl_options_enable_the_deno_of_the_deno_package(tmp_path):
     folder = tmp_path / "50% done"
-    options = ydl_options(folder, "MSP-FACE_0001", retries=2, ratelimit=500_000)
+    options = ydl_options(folder, "MSP-FACE_0001", AcquireOptions(retries=2, ratelimit=500_000, allow_local_files=True))
     # The format YoutubeDL documents for `js_runtimes`: {runtime: {"path": executable}}.
     assert options["js_runtimes"] == {"deno": {"path": deno.find_deno_bin()}}
     assert options["enable_file_urls"] is True and options["noplaylist"] is True and options["quiet"] is True
@@ -117,6 +130,7 @@ def test_ydl_options_enable_the_deno_of_the_deno_package(tmp_path):
     assert name == str(folder / "MSP-FACE_0001.mp4")  # a working name: the caller renames it when complete
     with pytest.raises(InvalidId):
         ydl_options(folder, "MSP-FACE_0001/../../x")
+    assert ydl_options(folder, "MSP-FACE_0001")["enable_file_urls"] is False  # only when local files are allowed
 
 
 def test_segments_are_cut_at_accurate_times_in_the_promised_formats(tmp_path, step_video, monkeypatch):
@@ -166,14 +180,24 @@ def test_lists_to_segments_with_a_missing_video_and_a_malformed_line(tmp_path, s
     assert problems_of(lists) == {("segments_data.txt", 5): "expected 3 tab-separated fields, got 2"}
 
     out = tmp_path / "out"
-    report = acquire(lists.segments, lists.videos, out, workers=2, retries=1, backoff_s=0)
+    report = acquire(
+        lists.segments,
+        lists.videos,
+        out,
+        workers=2,
+        options=AcquireOptions(retries=1, backoff_s=0, allow_local_files=True),
+    )
 
     assert report == read_json(out / "report.json")
     failures = {(f["id"], f["stage"]): f["reason"] for f in report["failures"]}
     assert set(failures) == {("MSP-FACE_0002", "download"), ("MSP-FACE_0001_0003", "cut")}
     assert "No such file or directory" in failures["MSP-FACE_0002", "download"]
     assert "source ends early" in failures["MSP-FACE_0001_0003", "cut"]
-    assert [url for url, _ in yt_dlp_calls].count(gone.as_uri()) == 2  # tried again once
+    assert [url for url, _ in yt_dlp_calls].count(gone.as_uri()) == 1  # gone: more tries cannot help
+    assert {f["id"]: f["class"] for f in report["failures"]} == {
+        "MSP-FACE_0002": "removed",
+        "MSP-FACE_0001_0003": "ffmpeg",
+    }
     assert all(options["js_runtimes"] == {"deno": {"path": deno.find_deno_bin()}} for _, options in yt_dlp_calls)
     assert {k: report[k] for k in ("videos_ok", "videos_failed", "segments_ok", "segments_failed")} == {
         "videos_ok": 1,
@@ -202,7 +226,7 @@ def test_ids_that_are_paths_are_rejected_before_a_path_is_built(tmp_path, step_v
         with pytest.raises(InvalidId):
             video_path(out, bad)
         with pytest.raises(InvalidId):
-            download_video(bad, step_video.as_uri(), out)
+            download_video(bad, step_video.as_uri(), out, LOCAL)
     with pytest.raises(InvalidId):
         cut_segment(step_video, "MSP-FACE_0001_0001/../../../x", 0.0, 1.0, out)
     assert not (tmp_path / "deep").exists() and yt_dlp_calls == []
@@ -211,7 +235,7 @@ def test_ids_that_are_paths_are_rejected_before_a_path_is_built(tmp_path, step_v
         {"MSP-FACE_0001": step_video.as_uri(), "../MSP-FACE_0002": step_video.as_uri()},
         [("MSP-FACE_0001_0001", 0.0, 1.0, "Speaker_1"), ("MSP-FACE_0001_0001/../../../../x", 0.0, 1.0, "Speaker_1")],
     )
-    report = acquire(segments, videos, out, backoff_s=0)
+    report = acquire(segments, videos, out, options=LOCAL)
     reasons = {(f["id"], f["stage"]): f["reason"] for f in report["failures"]}
     assert "not a video id" in reasons["../MSP-FACE_0002", "download"]
     assert "not a segment id" in reasons["MSP-FACE_0001_0001/../../../../x", "cut"]
@@ -250,11 +274,15 @@ def test_an_interrupted_download_or_cut_is_not_counted_and_is_redone(tmp_path, s
         {"MSP-FACE_0001": step_video.as_uri(), "MSP-FACE_0002": step_video.as_uri()},
         [("MSP-FACE_0001_0001", 0.0, 1.0, "Speaker_1"), ("MSP-FACE_0002_0001", 0.0, 1.0, "Speaker_2")],
     )
-    before = acquire(segments, videos, out, limit_videos=0)  # nothing selected: only takes stock
+    before = acquire(segments, videos, out, limit_videos=0, options=LOCAL)  # nothing selected: only takes stock
     assert before["segments_ok"] == 0 and not (out / "videos" / "MSP-FACE_0001.mp4").exists()
 
-    report = acquire(segments, videos, out, backoff_s=0)
-    assert report["failures"] == [] and report["videos_downloaded"] == 2 and report["segments_cut"] == 2
+    report = acquire(segments, videos, out, options=LOCAL)
+    assert (
+        report["failures"] == []
+        and report["this_run"]["videos_downloaded"] == 2
+        and report["this_run"]["segments_cut"] == 2
+    )
     assert len(yt_dlp_calls) == 2
     for video in ("MSP-FACE_0001", "MSP-FACE_0002"):
         assert video_path(out, video).read_bytes() == whole
@@ -274,9 +302,15 @@ def test_a_rerun_does_only_the_missing_work(tmp_path, step_video, yt_dlp_calls):
         ],
     )
     out = tmp_path / "out"
-    first = acquire(segments, videos, out, limit_hours=1.5 / 3600)  # 1.0 s + 0.7 s: the second segment crosses 1.5 s
+    first = acquire(
+        segments, videos, out, limit_hours=1.5 / 3600, options=LOCAL
+    )  # 1.0 s + 0.7 s: the second segment crosses 1.5 s
     assert (first["segments_selected"], first["videos_selected"]) == (2, 1)
-    assert (first["videos_downloaded"], first["segments_cut"], first["segments_ok"]) == (1, 2, 2)
+    assert (first["this_run"]["videos_downloaded"], first["this_run"]["segments_cut"], first["segments_ok"]) == (
+        1,
+        2,
+        2,
+    )
     assert len(yt_dlp_calls) == 1
 
     files = sorted((out / "segments").iterdir()) + [video_path(out, "MSP-FACE_0001")]
@@ -284,18 +318,185 @@ def test_a_rerun_does_only_the_missing_work(tmp_path, step_video, yt_dlp_calls):
     redone = segment_paths(out, "MSP-FACE_0001_0002")
     redone[1].unlink()  # its sound lost: the segment is no longer done
 
-    second = acquire(segments, videos, out)
-    assert (second["videos_downloaded"], second["segments_cut"]) == (1, 3)  # video 2, its 2 segments, the lost one
+    second = acquire(segments, videos, out, options=LOCAL)
+    assert (second["this_run"]["videos_downloaded"], second["this_run"]["segments_cut"]) == (
+        1,
+        3,
+    )  # video 2, its 2 segments, the lost one
     assert [url for url, _ in yt_dlp_calls] == [step_video.as_uri()] * 2
     untouched = [path for path in files if path not in redone]
     assert len(untouched) == 3 and all(path.stat().st_mtime_ns == stamps[path] for path in untouched)
     assert second["segments_ok"] == 4 and second["speakers_obtained"] == 3
     assert second["hours_obtained"] == pytest.approx(3.7 / 3600)
 
-    third = acquire(segments, videos, out)
-    assert (third["videos_downloaded"], third["segments_cut"], third["segments_ok"]) == (0, 0, 4)
+    third = acquire(segments, videos, out, options=LOCAL)
+    assert (third["this_run"]["videos_downloaded"], third["this_run"]["segments_cut"], third["segments_ok"]) == (
+        0,
+        0,
+        4,
+    )
     assert len(yt_dlp_calls) == 2
 
     # With every segment cut, a video deleted to save space is not fetched again.
     video_path(out, "MSP-FACE_0002").unlink()
-    assert acquire(segments, videos, out)["videos_downloaded"] == 0 and len(yt_dlp_calls) == 2
+    assert (
+        acquire(segments, videos, out, options=LOCAL)["this_run"]["videos_downloaded"] == 0 and len(yt_dlp_calls) == 2
+    )
+
+
+# --- YouTube as it behaves today: failure classes, retries, cookies, pacing -------------------------------
+
+# yt-dlp's messages (its DownloadError text) for each class of failure
+MESSAGES = {
+    "removed": "ERROR: [youtube] n3mElgyddBA: Video unavailable. This video has been removed by the uploader",
+    "private": "ERROR: [youtube] n3mElgyddBA: Private video. Sign in if you've been granted access to this video",
+    "region": "ERROR: [youtube] n3mElgyddBA: Video unavailable. The uploader has not made this video available in "
+    "your country",
+    "age": "ERROR: [youtube] n3mElgyddBA: Sign in to confirm your age. This video may be inappropriate for some users.",
+    "bot_check": "ERROR: [youtube] n3mElgyddBA: Sign in to confirm you’re not a bot. Use --cookies-from-browser or "
+    "--cookies for the authentication.",
+    "network": "ERROR: [youtube] n3mElgyddBA: Unable to download webpage: <urlopen error [Errno -3] Temporary failure "
+    'in name resolution> (caused by TransportError("<urlopen error [Errno -3] Temporary failure in name resolution>"))',
+    "ffmpeg": "ERROR: Postprocessing: ffmpeg exited with code 1",
+    "other": "ERROR: [youtube] n3mElgyddBA: Something nobody has seen before",
+}
+MESSAGES_429 = "ERROR: [youtube] n3mElgyddBA: Unable to download webpage: HTTP Error 429: Too Many Requests"
+
+
+@pytest.mark.parametrize("expected", list(MESSAGES))
+def test_each_class_of_failure_is_recognised_from_yt_dlps_message(expected):
+    assert acquire_module.failure_class(MESSAGES[expected].removeprefix("ERROR: ")) == expected
+
+
+def test_http_429_counts_as_a_bot_check():
+    assert acquire_module.failure_class(MESSAGES_429) == "bot_check"
+
+
+class ScriptedYoutubeDL:
+    """Stands in for yt-dlp: each video's URL fails with the message scripted for it (or succeeds by copying a
+    local video), noting every call and how many run at once."""
+
+    script: dict = {}
+    source = None
+    calls: list = []
+    running = 0
+    most_at_once = 0
+    lock = threading.Lock()
+
+    def __init__(self, params):
+        self.params = params
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def extract_info(self, url, download=True):
+        cls = ScriptedYoutubeDL
+        with cls.lock:
+            cls.calls.append(url)
+            cls.running += 1
+            cls.most_at_once = max(cls.most_at_once, cls.running)
+        try:
+            time.sleep(0.05)
+            message = cls.script.get(url)
+            if message:
+                raise yt_dlp.utils.DownloadError(message)
+            target = self.params["outtmpl"]["default"].replace("%(ext)s", "mp4")
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cls.source, target)
+        finally:
+            with cls.lock:
+                cls.running -= 1
+
+
+@pytest.fixture
+def youtube(monkeypatch, step_video):
+    ScriptedYoutubeDL.script, ScriptedYoutubeDL.calls = {}, []
+    ScriptedYoutubeDL.source, ScriptedYoutubeDL.running, ScriptedYoutubeDL.most_at_once = step_video, 0, 0
+    monkeypatch.setattr(acquire_module.yt_dlp, "YoutubeDL", ScriptedYoutubeDL)
+    return ScriptedYoutubeDL
+
+
+def watch(n):
+    return f"https://www.youtube.com/watch?v=video{n:06d}"
+
+
+def youtube_tables(failing):
+    """Videos 1..len(failing)+1 with one segment each; video k fails with failing[k-1] (None: it works)."""
+    urls = {f"MSP-FACE_{k:04d}": watch(k) for k in range(1, len(failing) + 1)}
+    return tables(urls, [(f"MSP-FACE_{k:04d}_0001", 0.0, 1.0, f"Speaker_{k}") for k in range(1, len(failing) + 1)])
+
+
+def test_gone_videos_are_not_retried_but_bot_checks_and_network_failures_are(tmp_path, youtube):
+    kinds = ["removed", "private", "region", "age", "bot_check", "network", None]
+    segments, videos = youtube_tables(kinds)
+    youtube.script = {watch(k): MESSAGES[kind] for k, kind in enumerate(kinds, 1) if kind}
+    options = AcquireOptions(retries=2, backoff_s=0)
+    first = acquire(segments, videos, tmp_path, workers=2, options=options)
+    classes = {f["id"]: f["class"] for f in first["failures"]}
+    assert classes == {f"MSP-FACE_{k:04d}": kind for k, kind in enumerate(kinds, 1) if kind}
+    assert first["failures_by_class"] == {
+        **dict.fromkeys(acquire_module.FAILURE_CLASSES, 0),
+        **dict.fromkeys(kinds[:-1], 1),
+    }
+    tries = {url: youtube.calls.count(url) for url in set(youtube.calls)}
+    assert tries[watch(5)] == 1  # a bot check: more tries now would only prolong it
+    assert tries[watch(6)] == 3  # a network failure: tried again at once, twice
+    assert all(tries[watch(k)] == 1 for k in range(1, 5))  # gone
+
+    youtube.calls.clear()
+    youtube.script.pop(watch(5))  # the bot check has passed
+    second = acquire(segments, videos, tmp_path, workers=2, options=options)
+    assert sorted(set(youtube.calls)) == [watch(5), watch(6)]  # gone ones are not tried again
+    assert second["segments_ok"] == 2 and second["this_run"]["videos_not_retried"] == 4
+    assert {f["id"] for f in second["failures"]} == {f"MSP-FACE_{k:04d}" for k in (1, 2, 3, 4, 6)}
+
+    youtube.calls.clear()
+    acquire(segments, videos, tmp_path, workers=2, options=AcquireOptions(retries=0, retry_gone=True))
+    assert sorted(set(youtube.calls)) == [watch(k) for k in (1, 2, 3, 4, 6)]
+
+
+def test_the_report_of_a_resumed_run_equals_that_of_an_uninterrupted_one(tmp_path, youtube):
+    kinds = ["removed", None, None]
+    segments, videos = youtube_tables(kinds)
+    youtube.script = {watch(1): MESSAGES["removed"]}
+    whole = acquire(segments, videos, tmp_path / "whole", options=AcquireOptions(backoff_s=0))
+    interrupted = tmp_path / "interrupted"
+    acquire(segments, videos, interrupted, limit_videos=2, options=AcquireOptions(backoff_s=0))
+    resumed = acquire(segments, videos, interrupted, options=AcquireOptions(backoff_s=0))
+    assert resumed["this_run"] != whole["this_run"]
+    assert {k: v for k, v in resumed.items() if k != "this_run"} == {k: v for k, v in whole.items() if k != "this_run"}
+
+
+def test_only_https_youtube_urls_are_fetched_unless_local_files_are_allowed(tmp_path, youtube, step_video):
+    urls = {
+        "MSP-FACE_0001": step_video.as_uri(),
+        "MSP-FACE_0002": "http://www.youtube.com/watch?v=plain0http",
+        "MSP-FACE_0003": "https://example.com/video.mp4",
+        "MSP-FACE_0004": watch(4),
+    }
+    segments, videos = tables(urls, [(f"MSP-FACE_{k:04d}_0001", 0.0, 1.0, "Speaker_1") for k in range(1, 5)])
+    report = acquire(segments, videos, tmp_path, options=AcquireOptions(backoff_s=0))
+    refused = {f["id"]: (f["class"], f["reason"]) for f in report["failures"]}
+    assert set(refused) == {"MSP-FACE_0001", "MSP-FACE_0002", "MSP-FACE_0003"}
+    assert all(kind == "invalid" for kind, _ in refused.values())
+    assert "mspface.allow_local_files" in refused["MSP-FACE_0001"][1]
+    assert youtube.calls == [watch(4)]  # nothing else was handed to yt-dlp
+    assert not (tmp_path / "videos" / "MSP-FACE_0001.mp4").exists()
+
+
+def test_downloads_from_one_host_are_limited_and_paced(tmp_path, youtube):
+    segments, videos = youtube_tables([None] * 6)
+    acquire(segments, videos, tmp_path, workers=3, options=AcquireOptions(per_host=1))
+    assert youtube.most_at_once == 1 and len(youtube.calls) == 6
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n")
+    paced = AcquireOptions(cookies=cookies, cookies_from_browser="chrome:Profile 1", sleep_s=5, max_sleep_s=20)
+    settings = ydl_options(tmp_path, "MSP-FACE_0001", paced)
+    assert settings["cookiefile"] == str(cookies)
+    assert settings["cookiesfrombrowser"] == ("chrome", "Profile 1", None, None)
+    assert (settings["sleep_interval"], settings["max_sleep_interval"]) == (5, 20)
+    with pytest.raises(ValueError, match="cookies"):
+        acquire(segments, videos, tmp_path, options=AcquireOptions(cookies=tmp_path / "missing.txt"))

@@ -7,6 +7,7 @@ as metrics (the long per-item lists stay in files beside the outputs).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -14,17 +15,32 @@ import pandas as pd
 from liser.corpora.mspface import read_lists
 from liser.files import write_csv, write_parquet
 from liser.params import FaceParams, MspFaceParams, WindowParams
-from liser.unlabeled.acquire import OBTAINED_NAME, acquire, segment_paths
+from liser.unlabeled.acquire import OBTAINED_NAME, AcquireOptions, acquire, segment_paths
 from liser.unlabeled.faces import crop_segments
 from liser.unlabeled.windows import window_table
 
 __all__ = ["obtain_segments", "crop_faces", "cut_windows"]
 
+log = logging.getLogger(__name__)
+
 
 def obtain_segments(params: MspFaceParams, out: Path) -> dict:
-    """Download and cut the listed segments into ``out``; the report without its failure list."""
+    """Download and cut the listed segments into ``out``; the report without its failure list and without what
+    only this run did, so that the metrics of a resumed run equal those of an uninterrupted one."""
     lists = read_lists(params.lists)
     write_csv(out / "list-problems.csv", lists.problems)
+    options = AcquireOptions(
+        retries=params.retries,
+        backoff_s=params.backoff_s,
+        ratelimit=params.ratelimit,
+        cookies=params.cookies,
+        cookies_from_browser=params.cookies_from_browser,
+        sleep_s=params.sleep_s,
+        max_sleep_s=params.max_sleep_s,
+        per_host=params.per_host,
+        retry_gone=params.retry_gone,
+        allow_local_files=params.allow_local_files,
+    )
     report = acquire(
         lists.segments,
         lists.videos,
@@ -32,12 +48,13 @@ def obtain_segments(params: MspFaceParams, out: Path) -> dict:
         limit_videos=params.limit_videos,
         limit_hours=params.limit_hours,
         workers=params.workers,
-        retries=params.retries,
-        backoff_s=params.backoff_s,
-        ratelimit=params.ratelimit,
+        options=options,
     )
-    write_csv(out / "failures.csv", pd.DataFrame(report["failures"], columns=["id", "stage", "reason"]))
-    return {**{k: v for k, v in report.items() if k != "failures"}, "list_problems": len(lists.problems)}
+    failures = pd.DataFrame(report["failures"], columns=["id", "stage", "class", "reason"])
+    write_csv(out / "failures.csv", failures)
+    log.info("this run: %s", report["this_run"])
+    shown = {k: v for k, v in report.items() if k not in ("failures", "this_run")}
+    return {**shown, "list_problems": len(lists.problems)}
 
 
 def crop_faces(acquired: Path, params: FaceParams, out: Path) -> dict:
