@@ -8,9 +8,11 @@ Prints and saves (benchmarks/results/inference.json):
   ``liser predict --stride`` offers;
 - with the demo's trained students present (``outputs/students``), how much a longer stride changes
   file-level predictions: 60 s files made of each corpus's fold-0 test utterances, probabilities at
-  each stride compared with those at 0.1 s.
+  each stride compared with those at 0.1 s;
+- peak memory of a whole ``liser predict`` process (0.1 s stride) on 16 kHz files of 3 s, 10 min and 60 min
+  (``--memory-minutes``): it must not grow with the file's length beyond its log-Mel (0.5 MB per minute).
 
-    python benchmarks/inference.py [--student path/to/student.safetensors] [--repeats 20]
+    python benchmarks/inference.py [--student path/to/student.safetensors] [--repeats 20] [--memory-only]
 """
 
 import os
@@ -20,7 +22,10 @@ for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import argparse
 import platform
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +41,7 @@ from liser.files import write_json
 from liser.models.student import Student, StudentConfig
 from liser.params import load_params
 from liser.predict import Predictor
-from liser.runtime import keep_freed_buffers
+from liser.runtime import describe_machine, keep_freed_buffers
 from liser.students.checkpoints import save_student
 from liser.students.crops import window_starts
 
@@ -124,6 +129,31 @@ def stride_effect(params, n_files: int, scratch: Path) -> dict:
     return figures
 
 
+def peak_memory_mb(checkpoint: Path, minutes: list[float], scratch: Path) -> dict:
+    """Peak resident memory of one `liser predict` process per file length, in MB (the process's own maximum)."""
+    figures = {}
+    for length in minutes:
+        audio = scratch / f"{length:g}min.wav"
+        rng = np.random.default_rng(0)
+        total = int(length * 60 * 16000)
+        with sf.SoundFile(audio, "w", 16000, 1, subtype="PCM_16") as handle:  # written a minute at a time
+            for start in range(0, total, 60 * 16000):
+                handle.write((0.1 * rng.standard_normal(min(60 * 16000, total - start))).astype(np.float32))
+        liser = Path(sys.executable).parent / "liser"
+        command = [str(liser), "predict", str(audio), "--student", str(checkpoint)]
+        command += ["--params", str(REPO / "params.yaml")]
+        probe = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+        probe += "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True)
+        figures[f"{length:g}_min"] = {
+            "peak_mb": int(result.stdout.strip()) / 1024,
+            "seconds": time.perf_counter() - started,
+        }
+        audio.unlink()
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -135,6 +165,8 @@ def main() -> None:
     parser.add_argument(
         "--agreement-files", type=int, default=10, help="60 s files per corpus for the stride comparison (0: skip it)"
     )
+    parser.add_argument("--memory-minutes", type=float, nargs="+", default=[0.05, 10, 60])
+    parser.add_argument("--memory-only", action="store_true", help="measure only the peak memory")
     args = parser.parse_args()
     torch.set_num_threads(1)
     keep_freed_buffers()  # what the pipeline and `liser predict` run with
@@ -147,6 +179,13 @@ def main() -> None:
         if checkpoint is None:
             checkpoint = scratch / "student.safetensors"
             save_student(checkpoint, Student(StudentConfig(speech_classes=8)), [f"class{i}" for i in range(8)])
+        memory = peak_memory_mb(checkpoint, args.memory_minutes, scratch)
+        print("peak memory of liser predict (0.1 s stride, 16 kHz):")
+        for length, figure in memory.items():
+            print(f"  {length:10s} {figure['peak_mb']:7.0f} MB  ({figure['seconds']:.0f} s)")
+        if args.memory_only:
+            write_json(RESULTS.with_name("inference_memory.json"), {"machine": describe_machine(), "peak": memory})
+            return
         export_student(checkpoint, scratch / "student.onnx", params)
         predictors = {
             "torch": {s: Predictor.load(checkpoint, params, stride_s=s) for s in STRIDES_S},
@@ -171,6 +210,7 @@ def main() -> None:
         "ms_per_window": latency,
         "file_level": file_level,
         "stride_effect_vs_0.1s": effect,
+        "peak_memory_mb": memory,
     }
     print(f"{figures['machine']}; torch {figures['torch']}, onnxruntime {figures['onnxruntime']}")
     print("\nms per 3 s window          torch   onnxruntime")

@@ -8,18 +8,20 @@ saying where each utterance starts and how many frames it has.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import librosa
 import numpy as np
 import pandas as pd
 import soundfile as sf
+import soxr
 from tqdm import tqdm
 
 from liser.files import atomic_path, write_parquet
 from liser.params import FeatureParams
 
-__all__ = ["LogMel", "FeatureStore", "load_audio", "extract_corpus_features"]
+__all__ = ["LogMel", "FeatureStore", "load_audio", "audio_blocks", "extract_corpus_features"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,22 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     if source_rate != sample_rate:
         waveform = librosa.resample(waveform, orig_sr=source_rate, target_sr=sample_rate)
     return np.ascontiguousarray(waveform, dtype=np.float32)
+
+
+def audio_blocks(path: str | Path, sample_rate: int, block_s: float = 60.0) -> Iterator[np.ndarray]:
+    """What :func:`load_audio` returns, in consecutive blocks of about ``block_s`` seconds, without holding the
+    whole file: decoded block by block and resampled by the same resampler as a stream (soxr, high quality)."""
+    source_rate = sf.info(str(path)).samplerate
+    resampler = None
+    if source_rate != sample_rate:
+        resampler = soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32", quality="HQ")
+    blocks = sf.blocks(str(path), blocksize=max(1, int(block_s * source_rate)), dtype="float32", always_2d=True)
+    block = next(blocks, None)
+    while block is not None:
+        following = next(blocks, None)  # the resampler must know which block is the last
+        mono = np.ascontiguousarray(block.mean(axis=1), dtype=np.float32)
+        yield mono if resampler is None else resampler.resample_chunk(mono, last=following is None)
+        block = following
 
 
 class LogMel:
@@ -48,16 +66,38 @@ class LogMel:
         return float(np.log(params.log_floor))
 
     def __call__(self, waveform: np.ndarray) -> np.ndarray:
+        return self._log_mel(waveform, center=True)
+
+    def _log_mel(self, waveform: np.ndarray, center: bool) -> np.ndarray:
         spectrum = librosa.stft(
             waveform,
             n_fft=self.params.n_fft,
             hop_length=self.params.hop_length,
             window="hann",
-            center=True,
+            center=center,
             pad_mode="constant",
         )
         power = np.abs(spectrum, dtype=np.float32) ** 2
         return np.log(self.mel_basis @ power + self.params.log_floor).astype(np.float32)
+
+    def streamed(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
+        """The log-Mel of the concatenated ``blocks``, as ``self(np.concatenate(blocks))`` gives it, computed block
+        by block: only the features and one block's spectrum are held, not the waveform or its whole spectrum."""
+        n_fft, hop = self.params.n_fft, self.params.hop_length
+        edge = np.zeros(n_fft // 2, dtype=np.float32)  # center=True's zero padding, at both ends
+        pending, columns, samples = edge, [], 0
+        for block in blocks:
+            samples += len(block)
+            pending = np.concatenate([pending, block])
+            frames = 1 + (len(pending) - n_fft) // hop if len(pending) >= n_fft else 0
+            if frames:
+                columns.append(self._log_mel(pending[: (frames - 1) * hop + n_fft], center=False))
+                pending = pending[frames * hop :]
+        remaining = 1 + samples // hop - sum(part.shape[1] for part in columns)
+        if remaining > 0:
+            pending = np.concatenate([pending, edge])
+            columns.append(self._log_mel(pending[: (remaining - 1) * hop + n_fft], center=False))
+        return np.concatenate(columns, axis=1) if columns else np.zeros((self.params.n_mels, 0), np.float32)
 
 
 class FeatureStore:

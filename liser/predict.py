@@ -12,15 +12,17 @@ gets an error naming the problem instead of a prediction; one that can, but diff
 training audio (below 16 kHz, several channels), gets a prediction with warnings.  Either way the
 other files go on.
 
-Memory grows with file length: all of a file's windows are scored together, about 14 MB of
-log-Mel windows per minute of audio at the 0.1 s stride.
+A file is decoded, resampled and turned into log-Mel block by block, and its windows are built batch by batch
+into one buffer, so the data held grows only by the file's log-Mel, 0.5 MB per minute of audio.  The process's
+peak also holds what the allocator keeps for speed (``runtime.keep_freed_buffers``): ``benchmarks/inference.py``
+measures it for 3 s, 10 min and 60 min files.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -30,7 +32,7 @@ import torch
 
 from liser.corpora.audio_check import UnusableAudio, check_audio
 from liser.export import FRONT_END_KEYS, load_onnx_student
-from liser.features import LogMel, load_audio
+from liser.features import LogMel, audio_blocks
 from liser.params import FeatureParams, Params
 from liser.runtime import resolve_device
 from liser.students.checkpoints import load_student
@@ -180,9 +182,17 @@ class Predictor:
         if not path.is_file():
             raise UnusableAudio("no such file")
         info = check_audio(path)
-        waveform = load_audio(path, self.features.sample_rate)
-        seconds = len(waveform) / self.features.sample_rate
-        if not np.any(waveform):
+        samples, sound = 0, False
+
+        def counted(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+            nonlocal samples, sound
+            for block in blocks:
+                samples, sound = samples + len(block), sound or bool(np.any(block))
+                yield block
+
+        logmel = self.extractor.streamed(counted(audio_blocks(path, self.features.sample_rate)))
+        seconds = samples / self.features.sample_rate
+        if not sound:
             raise UnusableAudio("digital silence: every sample is 0")
         if seconds < MIN_SECONDS:
             raise UnusableAudio(f"too short: {seconds:.2f} s of audio, at least {MIN_SECONDS} s needed")
@@ -195,7 +205,7 @@ class Predictor:
             )
         if info.channels > 1:
             warnings.append(f"{info.channels} channels averaged to mono")
-        return self.extractor(waveform), seconds, tuple(warnings)
+        return logmel, seconds, tuple(warnings)
 
     def scores(self, logmels: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, K) probabilities, and (N, K) logits when there is a single student (else None)."""

@@ -1,8 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 
-from liser.features import FeatureStore, LogMel, extract_corpus_features, load_audio
+from liser.features import FeatureStore, LogMel, audio_blocks, extract_corpus_features, load_audio
 from liser.params import FeatureParams
 
 from .helpers import write_tone
@@ -51,3 +52,25 @@ def test_store_round_trip_and_bad_file_reported(tmp_path):
     expected = LogMel(FeatureParams())(load_audio(paths[0], 16000))
     np.testing.assert_allclose(store["a"], expected)
     assert "broken" not in store
+
+
+@pytest.mark.parametrize("rate, channels", [(16000, 1), (48000, 2), (22050, 1)])
+def test_audio_read_in_blocks_is_the_audio_read_whole(tmp_path, rate, channels):
+    rng = np.random.default_rng(rate)
+    path = tmp_path / "speech.wav"
+    sf.write(path, rng.normal(0, 0.1, (int(7.3 * rate), channels)).astype(np.float32), rate, subtype="FLOAT")
+    blocks = list(audio_blocks(path, 16000, block_s=2.0))
+    assert len(blocks) == 4
+    np.testing.assert_array_equal(np.concatenate(blocks), load_audio(path, 16000))
+
+
+@pytest.mark.parametrize("seconds, block_s", [(7.3, 2.0), (3.0, 0.05), (0.6, 10.0), (5.0, 0.128)])
+def test_log_mel_computed_block_by_block_is_the_log_mel_of_the_whole(seconds, block_s):
+    params = FeatureParams()
+    waveform = np.random.default_rng(1).normal(0, 0.1, int(seconds * 16000)).astype(np.float32)
+    size = int(block_s * 16000)
+    blocks = [waveform[i : i + size] for i in range(0, len(waveform), size)]
+    whole = LogMel(params)(waveform)
+    streamed = LogMel(params).streamed(blocks)
+    assert streamed.shape == whole.shape
+    np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-4)

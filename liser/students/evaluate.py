@@ -12,7 +12,7 @@ from liser.features import LogMel
 from liser.metrics import Scores, score
 from liser.models.student import Student
 from liser.params import Params
-from liser.students.crops import sliding_windows
+from liser.students.crops import pad_to, window_starts
 
 __all__ = ["Windowing", "windowing", "utterance_logits", "Scores", "score"]
 
@@ -41,16 +41,27 @@ def utterance_logits(model: Student, utterances: Sequence[np.ndarray], windowing
     """(N, K_S) logits, each the mean over that utterance's windows."""
     model.eval()
     device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else torch.device("cpu")
-    windows = [
-        sliding_windows(u, windowing.window_frames, windowing.stride_frames, windowing.pad_value) for u in utterances
+    padded = [pad_to(u, windowing.window_frames, windowing.pad_value) for u in utterances]
+    spans = [
+        (i, start)
+        for i, signal in enumerate(padded)
+        for start in window_starts(signal.shape[1], windowing.window_frames, windowing.stride_frames)
     ]
-    owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(windows)])
-    stacked = np.concatenate(windows)
-    logits = []
-    for start in range(0, len(stacked), windowing.batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(stacked[start : start + windowing.batch_size])).unsqueeze(1)
-        logits.append(model.classify(batch.to(device)).float().cpu().numpy())
-    window_logits = np.concatenate(logits)
+    owner = np.array([i for i, _ in spans])
+    # Windows are built a batch at a time into one reused buffer, and logits written into one array: a long file
+    # then needs no more memory than a short one, whatever the allocator keeps.
+    mels = padded[0].shape[0]
+    buffer = np.empty((min(windowing.batch_size, len(spans)), mels, windowing.window_frames), dtype=np.float32)
+    window_logits = None
+    for first in range(0, len(spans), windowing.batch_size):
+        chunk = spans[first : first + windowing.batch_size]
+        batch = buffer[: len(chunk)]
+        for row, (i, start) in enumerate(chunk):
+            batch[row] = padded[i][:, start : start + windowing.window_frames]
+        logits = model.classify(torch.from_numpy(batch).unsqueeze(1).to(device)).float().cpu().numpy()
+        if window_logits is None:
+            window_logits = np.empty((len(spans), logits.shape[1]), dtype=np.float32)
+        window_logits[first : first + len(chunk)] = logits
     totals = np.zeros((len(utterances), window_logits.shape[1]), dtype=np.float64)
     np.add.at(totals, owner, window_logits)
     return (totals / np.bincount(owner, minlength=len(utterances))[:, None]).astype(np.float32)
