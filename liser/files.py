@@ -6,6 +6,7 @@ An interrupted stage therefore never leaves a half-written file under the final 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ __all__ = [
     "atomic_path",
     "atomic_directory",
     "PLACEHOLDER",
+    "folder_manifest",
     "write_placeholders",
     "read_json",
     "write_csv",
@@ -77,6 +79,19 @@ def write_placeholders(target: str | Path, reason: str, folders: tuple[str, ...]
         for folder in folders:
             (staging / folder).mkdir(parents=True, exist_ok=True)
             (staging / folder / PLACEHOLDER).write_text(reason.rstrip() + "\n")
+
+
+def folder_manifest(folder: str | Path) -> str:
+    """One line per file under ``folder``, in path order: its path relative to ``folder``, its size and SHA-256.
+
+    A small text that changes exactly when the folder's content does, for a stage to depend on instead of a
+    folder of many files."""
+    folder = Path(folder)
+    lines = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        lines.append(f"{path.relative_to(folder).as_posix()}\t{path.stat().st_size}\t{digest}\n")
+    return "".join(lines)
 
 
 def write_text(target: str | Path, text: str) -> None:

@@ -1,10 +1,13 @@
+import shutil
+
 import numpy as np
 import pytest
 
 from liser.corpora import read_corpus
 from liser.corpora.ferv39k import read_ferv39k
-from liser.demo import DEMO_FOLDERS, write_demo
+from liser.demo import DEMO_FOLDERS, MANIFESTS, write_demo
 from liser.demo.voice import random_speaker, speak
+from liser.files import folder_manifest
 from liser.params import DemoParams
 
 
@@ -97,3 +100,18 @@ def test_same_words_differ_between_utterances():
     a = speak("Dogs are sitting by the door", "happy", speaker, np.random.default_rng(1), 16000)
     b = speak("Dogs are sitting by the door", "happy", speaker, np.random.default_rng(2), 16000)
     assert len(a) != len(b) or not np.allclose(a, b)
+
+
+def test_each_corpus_has_a_manifest_that_changes_with_its_files(demo_root, tmp_path):
+    for name, folder in DEMO_FOLDERS.items():
+        manifest = (demo_root / MANIFESTS / f"{name}.tsv").read_text()
+        files = sorted(p for p in (demo_root / folder).rglob("*") if p.is_file())
+        assert [line.split("\t")[0] for line in manifest.splitlines()] == [
+            p.relative_to(demo_root / folder).as_posix() for p in files
+        ]
+        assert manifest == folder_manifest(demo_root / folder)
+    copy = tmp_path / "ferv39k"
+    shutil.copytree(demo_root / DEMO_FOLDERS["ferv39k"], copy)
+    frame = next(p for p in sorted(copy.rglob("*.jpg")))
+    frame.write_bytes(frame.read_bytes()[:-1] + b"\0")  # one byte of one frame
+    assert folder_manifest(copy) != folder_manifest(demo_root / DEMO_FOLDERS["ferv39k"])

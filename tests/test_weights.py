@@ -262,9 +262,11 @@ def test_the_paper_profile_generates_no_demo(tmp_path):
     result = run_stage("make_demo.py", "--out", "data/demo", cwd=project, hf_home=tmp_path / "hf")
     seconds = time.perf_counter() - started
     assert result.returncode == 0, result.stderr[-3000:]
-    files = [p for p in (project / "data" / "demo").rglob("*") if p.is_file()]
+    files = [p for p in (project / "data" / "demo").rglob("*") if p.is_file() and p.parent.name != "manifests"]
     assert sorted(p.parent.name for p in files) == ["crema_d", "ferv39k", "mspface", "ravdess"]
     assert all(p.name == PLACEHOLDER for p in files) and sum(p.stat().st_size for p in files) < 4096
+    manifest = (project / "data" / "demo" / "manifests" / "ferv39k.tsv").read_text()
+    assert manifest.startswith(f"{PLACEHOLDER}\t")
     assert seconds < 60  # the imports; the demo itself takes minutes
 
 
@@ -304,7 +306,7 @@ def test_with_the_papers_inputs_in_place_no_demo_stage_needs_work(tmp_path):
     made = [
         p for folder in ("data/demo", "data/speech_base_pool") for p in (project / folder).rglob("*") if p.is_file()
     ]
-    assert made and all(p.name == PLACEHOLDER for p in made)
+    assert made and all(p.name == PLACEHOLDER for p in made if p.parent.name != "manifests")
     assert read_json(project / "data" / "speech_base" / RECORD_FILE)["folder"] == str(base)
     assert dvc("status", "--json", *stages).strip() in ("{}", "")
     needing_work = json.loads(dvc("status", "--json") or "{}")
