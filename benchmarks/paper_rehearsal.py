@@ -14,7 +14,9 @@ In a fresh copy of the project (the venv is reused), with nothing downloaded:
 Then `dvc repro` runs every stage to the report.  Peak memory is the largest resident set of the stage's processes
 together, sampled every 0.2 s.
 
-    python benchmarks/paper_rehearsal.py [--keep DIR] [--utterances 4] [--videos 2]
+    python benchmarks/paper_rehearsal.py [--keep DIR] [--utterances 4] [--videos 2] [--target STAGE ...]
+
+`--target` runs only those stages and what they need (tests/test_paper_rehearsal.py runs one student this way).
 """
 
 import argparse
@@ -151,6 +153,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep it")
     parser.add_argument("--utterances", type=int, default=4, help="labeled utterances kept per actor")
     parser.add_argument("--videos", type=int, default=2, help="MSP-Face videos")
+    parser.add_argument("--target", nargs="*", default=[], help="stages to reproduce (default: all)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the figures go")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         project = args.keep.resolve() if args.keep else Path(folder) / "liser"
@@ -170,7 +174,7 @@ def main() -> None:
         start = current_start = time.perf_counter()
         seconds: dict[str, float] = {}
         process = subprocess.Popen(
-            [sys.executable, "-m", "dvc", "repro", "--no-run-cache"],
+            [sys.executable, "-m", "dvc", "repro", "--no-run-cache", *args.target],
             cwd=project,
             env=env,
             text=True,
@@ -211,8 +215,8 @@ def main() -> None:
     for name, row in stages.items():
         print(f"{name:34s} {row['seconds']:8.1f} {row['peak_mb']:8d}  {row['device']}")
     print(f"{'total':34s} {figures['total_s']:8.1f}")
-    write_json(RESULTS, figures)
-    print(f"saved to {RESULTS}")
+    write_json(args.results, figures)
+    print(f"saved to {args.results}")
 
 
 if __name__ == "__main__":
