@@ -22,7 +22,6 @@ together, sampled every 0.2 s.
 import argparse
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 import psutil
 import torch
 import yaml
+from demo_wall_time import copy_sources
 from transformers import HubertConfig, HubertModel
 
 from liser.demo.labeled import write_crema_d, write_ravdess
@@ -46,21 +46,6 @@ from liser.teachers.weights import MOBILEFACENET_FILE, S2D_FILE
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "paper_rehearsal.json"
 COMMIT = "0" * 40  # the stand-in HuBERT's "commit" in the local Hugging Face cache
-
-
-def copy_sources(target: Path) -> None:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    for name in filter(None, listed.split("\0")):
-        if name != "dvc.lock" and (REPO / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, target / name)
-    subprocess.run(["git", "init", "-q"], cwd=target, check=True)
 
 
 def sha256(path: Path) -> str:
