@@ -20,7 +20,6 @@ together, sampled every 0.2 s.
 """
 
 import argparse
-import hashlib
 import os
 import subprocess
 import sys
@@ -41,15 +40,11 @@ from liser.files import write_json
 from liser.models.s2d import S2DConfig
 from liser.runtime import describe_machine, resolve_device
 from liser.teachers.video import build_video_teacher
-from liser.teachers.weights import MOBILEFACENET_FILE, S2D_FILE
+from liser.teachers.weights import MOBILEFACENET_FILE, S2D_FILE, sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "paper_rehearsal.json"
 COMMIT = "0" * 40  # the stand-in HuBERT's "commit" in the local Hugging Face cache
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def keep_first(folder: Path, per_speaker: int, speaker_of) -> None:
@@ -92,8 +87,8 @@ def write_inputs(project: Path, hf_home: Path, utterances: int, videos: int) -> 
     return {
         "hubert_parameters": sum(p.numel() for p in HubertModel.from_pretrained(snapshot).parameters()),
         "s2d_parameters": parameters,
-        "s2d_sha256": sha256(weights / S2D_FILE),
-        "mobilefacenet_sha256": sha256(weights / MOBILEFACENET_FILE),
+        "s2d_sha256": sha256_of(weights / S2D_FILE),
+        "mobilefacenet_sha256": sha256_of(weights / MOBILEFACENET_FILE),
     }
 
 

@@ -8,8 +8,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 from .helpers import REPO
 
 STAGE = textwrap.dedent(
@@ -57,7 +55,6 @@ def start_stage(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
     return stage, workers
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal is Linux's")
 def test_workers_of_a_killed_stage_end_at_once_and_write_nothing(tmp_path):
     stage, workers = start_stage(tmp_path)
     time.sleep(0.5)  # the workers are now inside slow_write

@@ -46,8 +46,8 @@ def video_teacher_run(params: VideoTeacherParams, weights: str | Path, out: str 
     elif params.source == "train":
         raise FileNotFoundError(f"{params.corpus}: the FERV39k-layout corpus to train the video teacher on is missing")
     published = {name: weights / name for name in (S2D_FILE, MOBILEFACENET_FILE)}
-    missing = [str(path) for path in published.values() if params.source == "published" and not path.is_file()]
-    if missing:
+    missing = [str(path) for path in published.values() if not path.is_file()]
+    if params.source == "published" and missing:
         raise WeightsUnavailable(f"{', '.join(missing)}: missing; stage video_weights fetches them (dvc repro)")
     summary: dict = {"size": params.size}
     out.mkdir(parents=True, exist_ok=True)

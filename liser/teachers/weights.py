@@ -90,6 +90,12 @@ def _checked(path: Path, expected: str | None, key: str, actual: str | None = No
     return actual
 
 
+def _in_place(out: Path, sha256: str | None, key: str) -> dict:
+    """The record of a file already in place, after its checksum check: it is not fetched again."""
+    log.info("%s already in place", out)
+    return {"file": str(out), "sha256": _checked(out, sha256, key), "fetched": False}
+
+
 # --- the speech base: a Hugging Face model repository --------------------------------------------------
 
 
@@ -186,8 +192,7 @@ def fetch_s2d_checkpoint(repo: str, revision: str, file: str | None, sha256: str
     out = Path(out)
     key = "video_weights.s2d.sha256"
     if out.is_file():
-        log.info("%s already in place", out)
-        return {"file": str(out), "sha256": _checked(out, sha256, key), "fetched": False}
+        return _in_place(out, sha256, key)
     include = file or "*[Ff][Ee][Rr][Vv]*"
     how = (
         f"On a machine with internet run:\n    hf download {repo} --revision {revision} --include "
@@ -217,8 +222,7 @@ def fetch_url_file(url: str, sha256: str | None, out: str | Path, key: str, time
     """The file at ``url`` (http or https) as ``out``, checked against ``sha256`` (params key ``key``)."""
     out = Path(out)
     if out.is_file():
-        log.info("%s already in place", out)
-        return {"file": str(out), "sha256": _checked(out, sha256, key), "fetched": False}
+        return _in_place(out, sha256, key)
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("https", "http"):
         raise ValueError(f"{key.rsplit('.', 1)[0]}.url: only http(s) URLs are fetched (got {url!r})")

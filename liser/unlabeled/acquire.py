@@ -580,13 +580,13 @@ def acquire(
 
     done_before = {segment for segment in selected["segment"] if _segment_done(out_dir, segment)}
     gone = {} if options.retry_gone else _gone_before(out_dir)
-    jobs = []
+    jobs, not_retried, skipped_segments = [], 0, 0
     for video, rows in selected[~selected["segment"].isin(done_before)].groupby("video", sort=True):
         if video in gone:
             failures.append(gone[video])
+            not_retried, skipped_segments = not_retried + 1, skipped_segments + len(rows)
             continue
         jobs.append(_VideoJob(video, urls[video], [(row.segment, row.start, row.end) for row in rows.itertuples()]))
-    not_retried = len(selected[~selected["segment"].isin(done_before)].groupby("video")) - len(jobs)
     if not_retried:
         log.info("%d video(s) found gone by an earlier run not tried again (mspface.retry_gone)", not_retried)
     host_slots: dict[str, threading.Semaphore] = {}
@@ -594,7 +594,9 @@ def acquire(
         host_slots.setdefault(_host(job.url), threading.Semaphore(options.per_host))
 
     outcomes: list[_VideoOutcome] = []
-    progress = tqdm(total=len(selected), initial=len(done_before), desc="MSP-Face segments", unit="segment")
+    progress = tqdm(
+        total=len(selected), initial=len(done_before) + skipped_segments, desc="MSP-Face segments", unit="segment"
+    )
     progress_lock = threading.Lock()
 
     def segment_finished() -> None:

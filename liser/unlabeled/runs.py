@@ -7,6 +7,7 @@ as metrics (the long per-item lists stay in files beside the outputs).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -29,18 +30,8 @@ def obtain_segments(params: MspFaceParams, out: Path) -> dict:
     only this run did, so that the metrics of a resumed run equal those of an uninterrupted one."""
     lists = read_lists(params.lists)
     write_csv(out / "list-problems.csv", lists.problems)
-    options = AcquireOptions(
-        retries=params.retries,
-        backoff_s=params.backoff_s,
-        ratelimit=params.ratelimit,
-        cookies=params.cookies,
-        cookies_from_browser=params.cookies_from_browser,
-        sleep_s=params.sleep_s,
-        max_sleep_s=params.max_sleep_s,
-        per_host=params.per_host,
-        retry_gone=params.retry_gone,
-        allow_local_files=params.allow_local_files,
-    )
+    shared = {field.name for field in dataclasses.fields(AcquireOptions)}  # the mspface parameters of the same names
+    options = AcquireOptions(**{name: value for name, value in params if name in shared})
     report = acquire(
         lists.segments,
         lists.videos,
