@@ -1,8 +1,9 @@
 """The teachers' published start points, fetched once, pinned and checked, into the project.
 
-- The speech base (``facebook/hubert-base-ls960`` in the paper): a Hugging Face model repository at a revision,
-  taken through the local Hugging Face cache (filled by the fetch, or copied in by hand) and copied into the
-  stage's folder with a record of the commit it came from. A folder written by ``save_pretrained`` works too.
+- The speech base (``facebook/hubert-base-ls960`` in the paper; wav2vec 2.0, WavLM and data2vec-audio
+  checkpoints too): a Hugging Face model repository at a revision, taken through the local Hugging Face cache
+  (filled by the fetch, or copied in by hand) and copied into the stage's folder with a record of the commit it
+  came from, its feature extractor's settings included. A folder written by ``save_pretrained`` works too.
 - S2D's FERV39k checkpoint (a file of the ``cyinen/S2D`` model repository at a revision) and MobileFaceNet's
   landmark weights (a file of the S2D authors' code repository at a commit URL), each checked against the
   SHA-256 in params.
@@ -27,11 +28,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from liser.files import atomic_directory, atomic_path, write_json
+from liser.files import atomic_directory, atomic_path, read_json, write_json
 from liser.params import VideoWeightsParams
 
 __all__ = [
     "RECORD_FILE",
+    "SPEECH_MODEL_TYPES",
     "S2D_FILE",
     "MOBILEFACENET_FILE",
     "WeightsUnavailable",
@@ -53,6 +55,8 @@ MOBILEFACENET_FILE = "mobilefacenet_model_best.pth.tar"
 _HUB_CONFIGS = ["*.json"]
 _HUB_WEIGHTS = (["*.safetensors"], ["*.bin"])
 _CHUNK = 1 << 20
+# The self-supervised speech encoders the speech teacher is tested with (transformers' model_type).
+SPEECH_MODEL_TYPES = ("hubert", "wav2vec2", "wavlm", "data2vec-audio")
 
 
 class WeightsUnavailable(RuntimeError):
@@ -138,10 +142,33 @@ def _hub_snapshot(repo: str, revision: str) -> Path:
     )
 
 
-def provide_speech_base(source: str, revision: str | None, out: str | Path) -> dict:
-    """Copy a pretrained speech model into ``out``: a hub repository at ``revision``, or a local folder.
+def _speech_model_type(folder: Path) -> str:
+    """The architecture ``config.json`` names, checked to be one the speech teacher builds (transformers has an
+    audio-classification model for it); one not among :data:`SPEECH_MODEL_TYPES` is built but untested."""
+    config = folder / "config.json"
+    if not config.is_file():
+        raise WeightsUnavailable(f"{folder}: no config.json; not a model folder written by save_pretrained")
+    model_type = read_json(config).get("model_type")
+    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
 
-    Returns the record also written to ``out/fetched.json``: where it came from, the commit, each file's SHA-256.
+    if model_type not in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES:
+        raise WeightsUnavailable(
+            f"{config}: model_type {model_type!r} is not a speech encoder the teacher can classify audio with; "
+            f"use one of {', '.join(SPEECH_MODEL_TYPES)}"
+        )
+    if model_type not in SPEECH_MODEL_TYPES:
+        log.warning(
+            "%s: model_type %s is not among those tested (%s)", config, model_type, ", ".join(SPEECH_MODEL_TYPES)
+        )
+    return model_type
+
+
+def provide_speech_base(source: str, revision: str | None, out: str | Path) -> dict:
+    """Copy a pretrained speech model (HuBERT, wav2vec 2.0, WavLM, data2vec-audio; its feature extractor's
+    ``preprocessor_config.json`` comes along) into ``out``: a hub repository at ``revision``, or a local folder.
+
+    Returns the record also written to ``out/fetched.json``: where it came from, the commit, each file's SHA-256,
+    the architecture's ``model_type``.
     """
     folder = Path(source).expanduser()
     if folder.is_dir():
@@ -156,8 +183,7 @@ def provide_speech_base(source: str, revision: str | None, out: str | Path) -> d
             log.warning(
                 "%s: revision %r is commit %s; pin it in params.yaml to rerun exactly", source, revision, folder.name
             )
-    if not (folder / "config.json").is_file():
-        raise WeightsUnavailable(f"{folder}: no config.json; not a model folder written by save_pretrained")
+    model_type = _speech_model_type(folder)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     with atomic_directory(out) as staging:
         for path in tqdm(files, desc="speech base", unit="file"):
@@ -165,8 +191,11 @@ def provide_speech_base(source: str, revision: str | None, out: str | Path) -> d
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)  # the cache's symbolic links resolved
         record["files"] = {str(p.relative_to(staging)): sha256_of(p) for p in sorted(staging.rglob("*")) if p.is_file()}
+        record["model_type"] = model_type
         write_json(staging / RECORD_FILE, record)
-    log.info("speech base from %s in %s (%d files)", record.get("repo", source), out, len(record["files"]))
+    log.info(
+        "speech base (%s) from %s in %s (%d files)", model_type, record.get("repo", source), out, len(record["files"])
+    )
     return record
 
 
