@@ -21,7 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 __all__ = [
     "CORPORA",
+    "CorporaParams",
+    "CorpusParams",
     "PROFILES",
+    "READERS",
     "Params",
     "ParamsError",
     "load_params",
@@ -29,8 +32,9 @@ __all__ = [
 ]
 
 PROFILES = ("demo", "paper")
-CORPORA = ("ravdess", "crema_d")
-Corpus = Literal["ravdess", "crema_d"]
+CORPORA = ("ravdess", "crema_d")  # corpora whose reader is their own name: `ravdess: {root: ...}` is enough
+READERS = ("ravdess", "crema_d", "manifest", "emobox", "iemocap")
+CORPUS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")  # used in file and stage names: data/manifests/<name>.parquet
 
 
 class ParamsError(ValueError):
@@ -88,25 +92,99 @@ class DemoParams(_Section):
         return self
 
 
-class CorpusLocation(_Section):
-    root: Path
+class CorpusParams(_Section):
+    """One labeled corpus under ``corpora:``: the reader that turns it into the utterance table, and where it is.
+
+    ``emotions`` is the class order (label i is ``emotions[i]``); utterances of other emotions are rejected with a
+    reason.  Without it: the reader's own classes (ravdess, crema_d, iemocap), or for a manifest or EmoBox list the
+    sorted set of the emotions it lists.
+    """
+
+    reader: Literal["ravdess", "crema_d", "manifest", "emobox", "iemocap"] | None = None  # None: the corpus's name
+    root: Path | None = None  # the corpus folder as distributed; emobox: where the listed audio lies
+    table: Path | None = None  # manifest: a CSV or JSON-lines table; emobox: the data list (JSON lines)
+    emotions: list[str] | None = None
+    min_seconds: float = Field(0.0, ge=0)  # shorter files are rejected as too short
+    folds_by: Literal["speaker", "session"] = "speaker"  # session: each session's speakers share one test fold
+    speaker_pattern: str | None = None  # emobox: a regular expression with one group, the speaker, searched in
+    speaker_from: Literal["key", "path"] = "key"  # the list's key or its wav path
+    list_prefix: str | None = None  # emobox: the folder the list's wav paths start with (where it was made); root
+    # replaces it.  Without it, absolute paths must lie under root and relative ones are taken from root
+
+    def reader_for(self, name: str) -> str:
+        return self.reader or name
+
+    def check(self, name: str) -> None:
+        """Raise ValueError naming the key when the entry does not suit its reader."""
+        reader = self.reader_for(name)
+        if reader not in READERS:
+            raise ValueError(f"{name}.reader: missing; a corpus of your own needs one of {', '.join(READERS)}")
+        needs_table = reader in ("manifest", "emobox")
+        if needs_table and self.table is None:
+            raise ValueError(f"{name}.table: missing; a {reader} corpus is read from a table file")
+        if not needs_table and self.table is not None:
+            raise ValueError(f"{name}.table: a {reader} corpus is read from its folder (root), not a table")
+        if reader == "manifest" and self.root is not None:
+            raise ValueError(f"{name}.root: a manifest's paths are relative to the table's folder; remove root")
+        if reader in ("ravdess", "crema_d", "iemocap") and self.root is None:
+            raise ValueError(f"{name}.root: missing; the folder of the {reader} corpus as distributed")
+        if self.emotions is not None and (len(self.emotions) < 2 or len(set(self.emotions)) != len(self.emotions)):
+            raise ValueError(f"{name}.emotions: at least two distinct class names (got {self.emotions})")
+        if self.folds_by == "session" and reader not in ("iemocap", "manifest"):
+            raise ValueError(f"{name}.folds_by: session needs sessions, which iemocap and manifest corpora have")
+        emobox_only = {
+            "speaker_pattern": self.speaker_pattern,
+            "speaker_from": None if self.speaker_from == "key" else self.speaker_from,
+            "list_prefix": self.list_prefix,
+        }
+        if reader != "emobox":
+            for key, value in emobox_only.items():
+                if value is not None:
+                    raise ValueError(f"{name}.{key}: only an emobox corpus has this option")
+        elif self.speaker_pattern is None:
+            raise ValueError(
+                f"{name}.speaker_pattern: missing; an EmoBox list names no speaker, e.g. '^(Ses\\d\\d[MF])'"
+            )
+        else:
+            try:
+                groups = re.compile(self.speaker_pattern).groups
+            except re.error as exc:
+                raise ValueError(f"{name}.speaker_pattern: not a regular expression: {exc}") from None
+            if groups != 1:
+                raise ValueError(f"{name}.speaker_pattern: needs exactly one group, the speaker (has {groups})")
 
 
 class CorporaParams(_Section):
-    """Which labeled corpora the project uses and where they are unpacked."""
+    """Which labeled corpora the project uses (``use``) and each corpus's definition (every other key, its name)."""
 
-    use: list[Corpus] = Field(min_length=1)
-    ravdess: CorpusLocation
-    crema_d: CorpusLocation
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, CorpusParams] = Field(init=False)
+    use: list[str] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique(self) -> CorporaParams:
+    def _defined(self) -> CorporaParams:
+        defined = self.model_extra or {}
+        for name, entry in defined.items():
+            if not CORPUS_NAME.fullmatch(name):
+                raise ValueError(f"{name}: a corpus name is a letter then letters, digits or _ (it names files)")
+            entry.check(name)
         if len(set(self.use)) != len(self.use):
             raise ValueError(f"use: each corpus at most once (got {self.use})")
+        for name in self.use:
+            if name not in defined:
+                raise ValueError(
+                    f"use: {name!r} is not defined under corpora (defined: {', '.join(defined) or 'none'})"
+                )
         return self
 
-    def root(self, corpus: str) -> Path:
-        return getattr(self, corpus).root
+    def corpus(self, name: str) -> CorpusParams:
+        defined = self.model_extra or {}
+        if name not in defined:
+            raise KeyError(f"corpora.{name}: not defined in params.yaml (defined: {', '.join(defined)})")
+        return defined[name]
+
+    def root(self, corpus: str) -> Path | None:
+        return self.corpus(corpus).root
 
 
 class MspFaceParams(_Section):
@@ -158,6 +236,9 @@ class WindowParams(_Section):
 
     frames: int = Field(16, gt=0)
     fps: float = Field(30.0, gt=0)
+    # read by the students that distil from the video teacher, not by stage `windows`: a window in which a face
+    # was detected in fewer of its frames gives no video target
+    min_face_fraction: float = Field(0.5, ge=0, le=1)
 
 
 class VideoTeacherParams(_Section):
@@ -233,7 +314,10 @@ class SpeechTeacherParams(_Section):
     lora_rank: int = Field(8, gt=0)
     lora_alpha: float = Field(16.0, gt=0)
     lora_dropout: float = Field(0.1, ge=0, lt=1)
-    training_fraction: float = Field(0.8, gt=0, lt=1)  # of the fold's non-test speakers; the rest pick the epoch
+    # non_test: the fold's non-test speakers, training_fraction of them train, the rest pick the epoch (the paper's
+    # "80 % ... the remaining 20 %"); train_only: the student's training speakers train, its validation speakers pick
+    split: Literal["non_test", "train_only"] = "train_only"
+    training_fraction: float = Field(0.8, gt=0, lt=1)  # with split non_test
     epochs: int = Field(50, gt=0)
     lr: float = Field(1e-4, gt=0)
     batch_size: int = Field(8, gt=0)
@@ -318,6 +402,10 @@ class TrainParams(_Section):
     population: int | Literal["auto"] = "auto"  # students trained as one batched model; auto: all on a GPU, 1 on a CPU
     device: str = "auto"  # auto: CUDA when present, else the CPU; or cpu, cuda, cuda:1, ...
     precision: Literal["auto", "float32", "bfloat16"] = "auto"  # the training forward pass; weights stay float32
+    # pooled: labeled and unlabeled items shuffled together, an epoch is one pass over both; fixed: every batch holds
+    # labeled_per_batch labeled items and the rest unlabeled, an epoch is one pass over the labeled items
+    batch_composition: Literal["pooled", "fixed"] = "pooled"
+    labeled_per_batch: int = Field(5, gt=0)  # with fixed
 
     @model_validator(mode="after")
     def _known_device(self) -> TrainParams:
@@ -325,6 +413,11 @@ class TrainParams(_Section):
             raise ValueError(f"population: must be auto or at least 1 (got {self.population})")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ValueError(f"device: must be auto, cpu, cuda or cuda:<index> (got {self.device!r})")
+        if self.batch_composition == "fixed" and self.labeled_per_batch >= self.batch_size:
+            raise ValueError(
+                f"labeled_per_batch: must be below batch_size = {self.batch_size}, leaving room for unlabeled items "
+                f"(got {self.labeled_per_batch})"
+            )
         return self
 
 
@@ -356,6 +449,9 @@ class LabelEfficiencyParams(_Section):
 
     percents: list[int] = Field(default_factory=lambda: [25, 50, 75])
     seed: int = 0
+    # share: each share's speech teachers are fine-tuned on the labeled utterances its students see; all: the
+    # teachers of the full run (trained on every labeled training utterance) are reused
+    teacher: Literal["share", "all"] = "share"
 
     @model_validator(mode="after")
     def _percents(self) -> LabelEfficiencyParams:

@@ -53,9 +53,9 @@ def test_negative_lambda_names_the_key(raw):
     assert "loss.lambda_vd" in message and "greater than or equal to 0" in message and "-1" in message
 
 
-def test_unknown_corpus_lists_the_allowed_ones(raw):
+def test_undefined_corpus_lists_the_defined_ones(raw):
     message = error_for(raw, lambda r: r["corpora"].update(use=["ravdess", "iemocap"]))
-    assert "corpora.use.1" in message and "'ravdess' or 'crema_d'" in message and "iemocap" in message
+    assert "corpora.use" in message and "'iemocap' is not defined" in message and "ravdess, crema_d" in message
 
 
 def test_fewer_than_two_folds(raw):

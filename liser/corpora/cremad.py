@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from liser.corpora.table import CorpusTable, build_table
+from liser.params import CorpusParams
 
 __all__ = ["EMOTIONS", "read", "parse_name", "read_genders"]
 
@@ -62,9 +63,10 @@ def _parsed(audio: Path, genders: dict[str, str]) -> Iterator[tuple[Path, dict |
         yield path, parse_name(path.name, genders)
 
 
-def read(root: Path) -> CorpusTable:
+def read(name: str, corpus: CorpusParams, classes: tuple[str, ...]) -> CorpusTable:
+    root = Path(corpus.root)
     audio = root / "AudioWAV"
     if not audio.is_dir():
-        raise FileNotFoundError(f"{audio}: CREMA-D AudioWAV folder not found (set corpora.crema_d.root in params.yaml)")
+        raise FileNotFoundError(f"{audio}: CREMA-D AudioWAV folder not found (set corpora.{name}.root in params.yaml)")
     genders = read_genders(root / "VideoDemographics.csv")
-    return build_table("crema_d", EMOTIONS, root, _parsed(audio, genders))
+    return build_table(name, classes, root, _parsed(audio, genders), corpus.min_seconds)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from liser.corpora.table import CorpusTable, build_table
+from liser.params import CorpusParams
 
 __all__ = ["EMOTIONS", "read", "parse_name"]
 
@@ -68,7 +69,8 @@ def _parsed(root: Path) -> Iterator[tuple[Path, dict | str]]:
                 yield path, parse_name(path.name, folder_match.group(1))
 
 
-def read(root: Path) -> CorpusTable:
+def read(name: str, corpus: CorpusParams, classes: tuple[str, ...]) -> CorpusTable:
+    root = Path(corpus.root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: RAVDESS folder not found (set corpora.ravdess.root in params.yaml)")
-    return build_table("ravdess", EMOTIONS, root, _parsed(root))
+        raise FileNotFoundError(f"{root}: RAVDESS folder not found (set corpora.{name}.root in params.yaml)")
+    return build_table(name, classes, root, _parsed(root), corpus.min_seconds)

@@ -18,11 +18,12 @@ COLUMNS = (
     "path",  # the audio file as found under the corpus root
     "corpus",
     "speaker",
-    "gender",  # "male" | "female"
+    "gender",  # "male" | "female" | "unknown" (a manifest or EmoBox list may not say)
     "emotion",  # the corpus's own class name
-    "label",  # index of emotion in the reader's EMOTIONS
+    "label",  # index of emotion in the corpus's classes (liser.corpora.corpus_classes)
     "statement",  # sentence / statement code
     "intensity",  # intensity level as the corpus codes it
+    "session",  # recording session (speakers of one session share a fold with folds_by: session); "" if none
     "duration",  # seconds
     "sample_rate",
 )
@@ -55,23 +56,50 @@ class CorpusTable:
         write_json(metrics, self.summary())
 
 
+def _rejection(fields: dict, classes: tuple[str, ...], seen: dict[str, Path], corpus: str) -> str | None:
+    """Why parsed fields cannot make a row (an emotion outside the classes, an utterance id taken), or None."""
+    if fields["emotion"] not in classes:
+        return (
+            f"emotion {fields['emotion']!r} is not one of the classes ({', '.join(classes)}; corpora.{corpus}.emotions)"
+        )
+    if fields["utterance"] in seen:
+        return f"utterance id {fields['utterance']!r} is already used by {seen[fields['utterance']]}"
+    return None
+
+
 def build_table(
-    corpus: str, classes: tuple[str, ...], root: Path, parsed: Iterable[tuple[Path, dict | str]]
+    corpus: str,
+    classes: tuple[str, ...],
+    root: Path,
+    parsed: Iterable[tuple[Path, dict | str]],
+    min_seconds: float = 0.0,
 ) -> CorpusTable:
-    """Probe each parsed file; ``parsed`` yields (path, fields) or (path, reason it was rejected)."""
-    rows, problems = [], []
+    """Probe each parsed file; ``parsed`` yields (path, fields) or (path, reason it was rejected).
+
+    ``fields`` hold speaker, gender, emotion, statement, intensity and optionally utterance (default: the file
+    stem) and session (default: none).  Emotions outside ``classes``, repeated utterance ids and files shorter than
+    ``min_seconds`` are rejected with their reasons, as are files that cannot be used."""
+    rows, problems, seen = [], [], {}
     for path, fields in parsed:
         if isinstance(fields, str):
             problems.append({"path": str(path), "reason": fields})
             continue
-        try:
-            info = check_audio(path)
-        except UnusableAudio as exc:
-            problems.append({"path": str(path), "reason": str(exc)})
+        fields = {"utterance": path.stem, "session": "", **fields}
+        reason = _rejection(fields, classes, seen, corpus)
+        if reason is None:
+            try:
+                info = check_audio(path)
+            except UnusableAudio as exc:
+                reason = str(exc)
+            else:
+                if info.duration < min_seconds:
+                    reason = f"too short: {info.duration:.2f} s (corpora.{corpus}.min_seconds is {min_seconds} s)"
+        if reason is not None:
+            problems.append({"path": str(path), "reason": reason})
             continue
+        seen[fields["utterance"]] = path
         rows.append(
             {
-                "utterance": path.stem,
                 "path": str(path),
                 "corpus": corpus,
                 **fields,
@@ -83,7 +111,7 @@ def build_table(
     if not rows:
         raise NothingUsable(
             f"{root}: no usable {corpus} audio found ({len(problems)} files rejected); "
-            f"check corpora.{corpus}.root in params.yaml"
+            f"check corpora.{corpus} in params.yaml"
         )
     utterances = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("utterance", ignore_index=True)
     return CorpusTable(utterances, pd.DataFrame(problems, columns=["path", "reason"]))
