@@ -72,9 +72,11 @@ def train_best_epoch(
     *,
     keep: Callable[[torch.nn.Module], dict[str, torch.Tensor]] = full_state,
     name: str = "training",
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> tuple[int, pd.DataFrame]:
     """Run ``epochs`` epochs of ``train_epoch(epoch) -> mean loss``, score ``validate()`` after each, and leave
-    ``model`` holding the weights (``keep(model)``) of the epoch with the best validation UAR.
+    ``model`` holding the weights (``keep(model)``) of the epoch with the best validation UAR.  ``on_epoch`` gets
+    each epoch's history row as soon as it is scored (e.g. :meth:`liser.tracking.TrainingCurves.logger`).
 
     Returns that epoch and the history: epoch, train_loss, validation_uar, validation_war.
     """
@@ -88,6 +90,8 @@ def train_best_epoch(
         rows.append(
             {"epoch": epoch, "train_loss": train_loss, "validation_uar": scores.uar, "validation_war": scores.war}
         )
+        if on_epoch is not None:
+            on_epoch(dict(rows[-1]))
         if scores.uar > best_uar:
             best_uar, best_epoch, best_state = scores.uar, epoch, keep(model)
         progress.set_postfix(loss=f"{train_loss:.3f}", val_uar=f"{scores.uar:.3f}", best=best_epoch)

@@ -24,6 +24,7 @@ if __name__ == "__main__":
     parser.add_argument("--video-softmaxes", type=Path, help="the video teacher's window softmaxes")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--live", type=Path, help="DVCLive folder of the kept students' training curves")
     args = parser.parse_args()
     configure_logging()
     exit_on_sigterm()
@@ -37,4 +38,5 @@ if __name__ == "__main__":
         inputs,
         args.out,
         args.metrics,
+        args.live,
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,6 +273,7 @@ def train_video_teacher(
     eval_batch_size: int = 16,
     preload: bool = True,
     device: str | torch.device | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> VideoTeacherResult:
     """Fine-tune S2D on the ``train`` clips of ``corpus_table`` (a FERV39k-layout clip table).
 
@@ -285,6 +286,7 @@ def train_video_teacher(
     ``preload`` keeps every training clip, resized, and its landmark maps in memory (about 62 KB a frame for the
     small model, 250 KB at full size): fast, and right for the demo.  Without it each batch is read from disk
     and the landmark branch runs in every forward pass, so memory stays flat on a corpus of FERV39k's size.
+    ``on_epoch``: as in :func:`liser.training.train_best_epoch`.
     """
     if not 0 < validation_fraction < 1:
         raise ValueError(f"validation_fraction must be between 0 and 1, got {validation_fraction}")
@@ -333,7 +335,9 @@ def train_video_teacher(
     def validate() -> Scores:
         return score(validation.labels, _source_probabilities(model, validation, eval_batch_size, device))
 
-    best_epoch, history = train_best_epoch(model, epochs, train_epoch, validate, name="video teacher")
+    best_epoch, history = train_best_epoch(
+        model, epochs, train_epoch, validate, name="video teacher", on_epoch=on_epoch
+    )
     model.to("cpu")
     model.eval()
     return VideoTeacherResult(model, best_epoch, history, list(validation.clips))
