@@ -5,14 +5,19 @@ each group is as gender-balanced as the corpus allows.  Fold i tests on group i,
 validates on group i+1 (mod k) and trains on the rest: the three sets are disjoint and
 every speaker is tested exactly once.  With k = 2 there is no third group, so a third of
 the other group validates and the rest trains.
+
+With ``by_session`` the groups are the corpus's sessions instead (IEMOCAP's leave-one-session-out
+protocol): each session's speakers are tested together, so k must be the number of sessions.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["ROLES", "speaker_folds", "fold_utterances", "check_folds"]
+__all__ = ["ROLES", "speaker_folds", "fold_utterances", "check_folds", "labeled_share"]
 
 ROLES = ("train", "validation", "test")
 
@@ -29,7 +34,24 @@ def _speaker_groups(speakers: pd.DataFrame, n_folds: int, seed: int) -> list[lis
     return groups
 
 
-def speaker_folds(utterances: pd.DataFrame, n_folds: int, seed: int) -> pd.DataFrame:
+def _session_groups(utterances: pd.DataFrame, n_folds: int) -> list[list[str]]:
+    sessions_of = utterances.groupby("speaker")["session"].unique()
+    several = [f"{speaker} ({', '.join(s)})" for speaker, s in sessions_of.items() if len(s) > 1]
+    if several:
+        raise ValueError(f"folds by session: speakers in more than one session: {'; '.join(several)}")
+    session = {speaker: s[0] for speaker, s in sessions_of.items()}
+    names = sorted(set(session.values()))
+    if "" in names:
+        raise ValueError("folds by session: some utterances have no session (folds_by: speaker does not need one)")
+    if len(names) != n_folds:
+        raise ValueError(
+            f"folds by session: the corpus has {len(names)} sessions ({', '.join(names)}) but cv.folds has "
+            f"{n_folds} folds; set cv.folds to {list(range(len(names)))} or the corpus's folds_by to speaker"
+        )
+    return [sorted(speaker for speaker, s in session.items() if s == name) for name in names]
+
+
+def speaker_folds(utterances: pd.DataFrame, n_folds: int, seed: int, by_session: bool = False) -> pd.DataFrame:
     """One row per (fold, speaker): its role (train / validation / test) and gender."""
     speakers = utterances[["speaker", "gender"]].drop_duplicates("speaker")
     needed = 4 if n_folds == 2 else n_folds
@@ -37,7 +59,7 @@ def speaker_folds(utterances: pd.DataFrame, n_folds: int, seed: int) -> pd.DataF
         raise ValueError(
             f"{len(speakers)} speakers cannot make {n_folds} speaker-independent folds (need at least {needed})"
         )
-    groups = _speaker_groups(speakers, n_folds, seed)
+    groups = _session_groups(utterances, n_folds) if by_session else _speaker_groups(speakers, n_folds, seed)
     gender = dict(zip(speakers["speaker"], speakers["gender"]))
     rows = []
     for fold in range(n_folds):
@@ -73,3 +95,16 @@ def fold_utterances(utterances: pd.DataFrame, folds: pd.DataFrame, fold: int, ro
     if members.empty:
         raise ValueError(f"fold {fold} has no {role} speakers (folds file written for fewer folds?)")
     return utterances[utterances["speaker"].isin(set(members))].reset_index(drop=True)
+
+
+def labeled_share(utterances: pd.DataFrame, percent: int, seed: int) -> pd.DataFrame:
+    """``percent`` % of the utterances of each class (rounded up, at least one), drawn with ``seed``: the labeled
+    training utterances of Figure 2's runs, the same for a share's students and its speech teachers."""
+    if percent == 100:
+        return utterances
+    rng = np.random.default_rng(seed)
+    kept = []
+    for _, members in utterances.groupby("label", sort=True):
+        count = max(1, math.ceil(len(members) * percent / 100))
+        kept.extend(members.index[np.sort(rng.permutation(len(members))[:count])])
+    return utterances.loc[sorted(kept)].reset_index(drop=True)

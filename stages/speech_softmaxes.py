@@ -15,6 +15,7 @@ parser.add_argument("--manifest", type=Path, required=True, help="audio of the u
 parser.add_argument("--windows", type=Path, required=True)
 parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--metrics", type=Path, required=True)
+parser.add_argument("--reuse-from", type=Path, help="earlier softmaxes, taken over where the same teacher wrote them")
 args = parser.parse_args()
 configure_logging()
 params = load_params()
@@ -28,5 +29,6 @@ counts = speech_window_softmaxes(
     base=args.base,
     batch_size=teacher.eval_batch_size,
     threads=teacher.threads,
+    reuse_from=args.reuse_from,
 )
 write_json(args.metrics, counts)

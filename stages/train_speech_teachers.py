@@ -1,11 +1,13 @@
-"""Stage `speech_teacher`: HuBERT + LoRA for each fold of a corpus, scored on the fold's test speakers."""
+"""Stages `speech_teacher` and `speech_teacher_labeled`: HuBERT + LoRA for each fold of a corpus (for Figure 2 on
+a share of its labeled training utterances), scored on the fold's test speakers."""
 
 import argparse
 from pathlib import Path
 
+from liser.corpora import corpus_classes
 from liser.logs import configure_logging
 from liser.params import load_params
-from liser.teachers.speech_runs import speech_teacher_runs
+from liser.teachers.speech_runs import share_teacher_runs, speech_teacher_runs
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--corpus", required=True)
@@ -14,16 +16,25 @@ parser.add_argument("--manifest", type=Path, required=True, help="the corpus's u
 parser.add_argument("--folds", type=Path, required=True, help="the corpus's speaker folds")
 parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--metrics", type=Path, required=True)
+parser.add_argument("--live", type=Path, help="DVCLive folder of the training curves, written as they train")
+parser.add_argument("--labeled-percent", type=int, help="Figure 2: the teachers of the students on this share")
+parser.add_argument("--full-teachers", type=Path, help="with --labeled-percent: the full run's teachers")
 args = parser.parse_args()
 configure_logging()
 params = load_params()
-speech_teacher_runs(
-    args.corpus,
-    params.cv.folds,
-    params.speech_teacher,
-    base=args.base,
-    manifest=args.manifest,
-    folds=args.folds,
-    out=args.out,
-    metrics=args.metrics,
-)
+classes = corpus_classes(params.corpora, args.corpus)
+where = dict(base=args.base, manifest=args.manifest, folds=args.folds, out=args.out, metrics=args.metrics)
+if args.labeled_percent is None:
+    speech_teacher_runs(args.corpus, params.cv.folds, params.speech_teacher, classes, **where, live=args.live)
+else:
+    share_teacher_runs(
+        args.corpus,
+        params.cv.folds,
+        params.speech_teacher,
+        params.label_efficiency,
+        args.labeled_percent,
+        args.full_teachers,
+        classes,
+        **where,
+        live=args.live,
+    )

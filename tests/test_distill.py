@@ -7,10 +7,10 @@ import torch
 
 from liser.features import FeatureStore
 from liser.files import write_npy, write_parquet
+from liser.folds import labeled_share
 from liser.models.student import StudentConfig, StudentOutput
 from liser.params import LossParams, TrainParams
 from liser.students.configurations import CONFIGURATIONS, configuration, lambda_candidates
-from liser.students.crossval import labeled_share
 from liser.students.distill import Objective, UnlabeledSet, batch_loss, crop_targets, unlabeled_set
 from liser.students.evaluate import score, utterance_logits
 from liser.students.train import LabeledSet, distil_only, train_student

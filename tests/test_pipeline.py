@@ -64,6 +64,7 @@ def project(tmp_path_factory):
 
 STUDENTS = [
     "no-dstl",
+    "no-dstl-matched-steps",
     "vid-dstl",
     "sp-dstl",
     "vid-sp-dstl",
@@ -75,6 +76,11 @@ STUDENTS = [
     "no-dstl-labeled50",
     "vid-sp-dstl-labeled50",
 ]
+
+
+USES_VD = {  # the student stages that distil from the video teacher
+    f"{name}@crema_d" for name in ("vid-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-vid", "two-stage-vid")
+} | {"vid-sp-dstl-labeled@crema_d-50"}
 
 
 def metrics_of(project):
@@ -148,20 +154,42 @@ def test_plots_are_declared(project):
     shown = dvc("plots", "show", "--json", cwd=project).stdout
     for name in (
         "plots/confusion/crema_d_conf-vid-sp-dstl.csv",
-        "plots/curves/crema_d_no-dstl.csv",
         "plots/label_efficiency/crema_d.csv",
         "reports/figure2.png",
+        # the training curves, DVCLive's
+        "live/students/crema_d/no-dstl/plots/metrics/fold0/validation_uar.tsv",
+        "live/students/crema_d/vid-sp-dstl-labeled50/plots/metrics/fold1/train_loss.tsv",
+        "live/teachers/speech/crema_d/plots/metrics/fold1/validation_war.tsv",
+        "live/teachers/video/plots/metrics/validation_uar.tsv",
     ):
         assert name in shown
+    assert "plots/curves" not in shown
+
+
+def test_experiments_show_the_training_curves_best_and_final_values(project):
+    git = ["git", "-c", "user.name=LiSER tests", "-c", "user.email=tests@liser.invalid"]
+    run(["git", "add", "-A"], project)
+    run([*git, "commit", "-q", "--allow-empty", "-m", "the demo, reproduced"], project)  # experiments need a commit
+    shown = json.loads(dvc("exp", "show", "--json", cwd=project).stdout)
+    workspace = next(entry for entry in shown if entry["rev"] == "workspace")["data"]["metrics"]
+    student = workspace["live/students/crema_d/no-dstl/metrics.json"]["data"]
+    assert set(student) == {"best", "final", "step"} and student["step"] == 2  # train.epochs in this project
+    assert 0 <= student["best"]["validation_uar"] <= 1 and student["final"]["train_loss"] > 0
+    assert student["best"]["validation_uar"] >= student["final"]["validation_uar"]
+    assert set(workspace["live/teachers/speech/crema_d/metrics.json"]["data"]["best"]) == {
+        "validation_uar",
+        "validation_war",
+    }
+    assert "train_loss" in workspace["live/teachers/video/metrics.json"]["data"]["final"]
+    header = dvc("exp", "show", "--csv", cwd=project).stdout.splitlines()[0].split(",")
+    stage = "live/students/crema_d/vid-sp-dstl"
+    assert f"{stage}/metrics.json:best.validation_uar" in header and f"{stage}/metrics.json:final.train_loss" in header
 
 
 def test_lambda_vd_reruns_only_the_students_that_use_it(project):
     set_params(project, lambda p: p["loss"].update(lambda_vd=5))
-    uses_vd = {
-        f"{name}@crema_d" for name in ("vid-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-vid", "two-stage-vid")
-    } | {"vid-sp-dstl-labeled@crema_d-50"}
-    assert changed_stages(project) == uses_vd
-    assert repro_ran(project) == uses_vd | {"report"}
+    assert changed_stages(project) == USES_VD
+    assert repro_ran(project) == USES_VD | {"report"}
 
 
 def test_lora_rank_reruns_speech_teachers_their_softmaxes_and_students_only(project):
@@ -170,7 +198,54 @@ def test_lora_rank_reruns_speech_teachers_their_softmaxes_and_students_only(proj
     uses_sd = {
         f"{name}@crema_d" for name in ("sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-sp", "two-stage-sp")
     } | {"vid-sp-dstl-labeled@crema_d-50"}
-    assert repro_ran(project) == {"speech_teacher@crema_d", "speech_softmaxes@crema_d", "report"} | uses_sd
+    teachers = {"speech_teacher@crema_d", "speech_teacher_labeled@crema_d-50"}
+    assert changed_stages(project) == teachers
+    softmaxes = {"speech_softmaxes@crema_d", "speech_softmaxes_labeled@crema_d-50"}
+    matched = {"no-dstl-matched-steps@crema_d"}  # counts the segments with both teachers' softmaxes
+    assert repro_ran(project) == teachers | softmaxes | uses_sd | matched | {"report"}
+
+
+def test_the_face_threshold_concerns_only_the_students_of_the_video_teacher(project):
+    set_params(project, lambda p: p["windows"].update(min_face_fraction=0.9))
+    assert changed_stages(project) == USES_VD
+    set_params(project, lambda p: p["windows"].update(min_face_fraction=0.5))
+    assert changed_stages(project) == set()
+
+
+def test_figure_2_teachers_learn_from_the_share_or_are_the_full_runs(project):
+    import pandas as pd
+
+    full = json.loads((project / "metrics/teachers/speech/crema_d.json").read_text())
+    share = json.loads((project / "metrics/teachers/speech/crema_d-labeled50.json").read_text())
+    for fold in ("0", "1"):
+        assert share["folds"][fold]["utterances"]["train"] < full["folds"][fold]["utterances"]["train"]
+        assert share["folds"][fold]["utterances"]["selection"] == full["folds"][fold]["utterances"]["selection"]
+    set_params(project, lambda p: p["label_efficiency"].update(teacher="all"))
+    assert changed_stages(project) == {"speech_teacher_labeled@crema_d-50"}
+    assert repro_ran(project) == {
+        "speech_teacher_labeled@crema_d-50",
+        "speech_softmaxes_labeled@crema_d-50",
+        "vid-sp-dstl-labeled@crema_d-50",
+        "report",
+    }
+    for fold in (0, 1):  # the full run's teachers and their window softmaxes, taken over, not scored again
+        copied = pd.read_parquet(project / f"data/softmaxes/speech/crema_d-labeled50/fold{fold}.parquet")
+        pd.testing.assert_frame_equal(
+            copied, pd.read_parquet(project / f"data/softmaxes/speech/crema_d/fold{fold}.parquet")
+        )
+    assert json.loads((project / "metrics/teachers/speech/crema_d-labeled50.json").read_text())["teacher"] == "all"
+
+
+def test_steps_are_recorded_and_the_control_matches_the_distilled_run(project):
+    metrics = metrics_of(project)
+    runs = {name: metrics[f"metrics/students/crema_d/{name}.json"] for name in STUDENTS}
+    for fold in ("0", "1"):
+        distilled = runs["vid-sp-dstl"]["folds"][fold]["steps"]
+        assert runs["no-dstl-matched-steps"]["folds"][fold]["steps"] == distilled
+        assert distilled >= runs["no-dstl"]["folds"][fold]["steps"]  # more when the unlabeled fill a batch
+    report = (project / "reports" / "results.md").read_text()
+    assert "| no-dstl-matched-steps |" in report and "## Paired comparison with no-dstl" in report
+    assert "UAR vs no-dstl" in report
 
 
 def test_a_training_parameter_concerns_only_students(project):

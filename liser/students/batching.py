@@ -6,23 +6,92 @@ with the windows' midpoints.  A batch's random 3 s crops, the silence padding of
 target (the mean softmax of the windows a crop covers, :func:`liser.students.distill.crop_targets`) are then a few
 tensor gathers.
 
+:class:`BatchOrder` decides which items each batch of an epoch holds (``train.batch_composition``): ``pooled``
+shuffles labeled and unlabeled items together, so a distilled run takes as many more steps as it has unlabeled
+items; ``fixed`` puts ``labeled_per_batch`` labeled items in every batch and fills it with unlabeled ones, so an
+epoch is one pass over the labeled items whatever the configuration.
+
 :class:`BatchPlan` draws a batch exactly as the item-by-item loop it replaces did: the epoch's order from
-:func:`liser.training.shuffled_batches` over labeled then unlabeled items, and, in batch order, one uniform crop
-start for each item longer than a crop (NumPy draws an array of bounds as it draws them one by one), so the same
-generator gives the same crops and targets.
+:class:`BatchOrder` over labeled then unlabeled items, and, in batch order, one uniform crop start for each item
+longer than a crop (NumPy draws an array of bounds as it draws them one by one), so the same generator gives the
+same crops and targets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
 from liser.students.distill import UnlabeledSet
+from liser.training import shuffled_batches
 
-__all__ = ["FeatureBank", "WindowTargets", "window_targets", "BatchPlan", "plan_batch"]
+__all__ = ["BatchOrder", "FeatureBank", "WindowTargets", "window_targets", "BatchPlan", "plan_batch"]
+
+
+class BatchOrder:
+    """The items of each batch of an epoch, as indices over the labeled items then the unlabeled ones.
+
+    ``pooled``: one shuffled pass over labeled and unlabeled items together, ``batch_size`` at a time.
+    ``fixed``: the labeled items shuffled, ``labeled_per_batch`` of them in each batch, the batch filled up to
+    ``batch_size`` with unlabeled items drawn in turn from a shuffled pass over them that carries on across
+    epochs; the epoch ends with the labeled items (its last batch may hold fewer).  Without unlabeled items a
+    batch holds the labeled items alone, so supervised and distilled runs take the same steps; without labeled
+    items (distillation alone) both are one pass over the unlabeled items.
+
+    ``batches_per_epoch`` stretches or cuts an epoch to that many batches (further passes shuffled anew): a
+    supervised control trained for as many steps as a distilled run.
+    """
+
+    def __init__(
+        self,
+        n_labeled: int,
+        n_unlabeled: int,
+        batch_size: int,
+        rng: np.random.Generator,
+        composition: Literal["pooled", "fixed"] = "pooled",
+        labeled_per_batch: int = 1,
+        batches_per_epoch: int | None = None,
+    ):
+        if n_labeled + n_unlabeled == 0:
+            raise ValueError("nothing to train on: no labeled and no unlabeled items")
+        self.n_labeled, self.n_unlabeled, self.batch_size, self.rng = n_labeled, n_unlabeled, batch_size, rng
+        self.fixed = composition == "fixed" and n_labeled > 0
+        self.labeled_per_batch = min(labeled_per_batch, batch_size) if n_unlabeled else labeled_per_batch
+        self.natural = (
+            math.ceil(n_labeled / self.labeled_per_batch)
+            if self.fixed
+            else math.ceil((n_labeled + n_unlabeled) / batch_size)
+        )
+        self.batches_per_epoch = batches_per_epoch or self.natural
+        self._unlabeled_order = np.zeros(0, dtype=np.int64)
+
+    def epoch(self) -> Iterator[np.ndarray]:
+        produced = 0
+        while produced < self.batches_per_epoch:
+            for batch in self._fixed_pass() if self.fixed else self._pooled_pass():
+                yield batch
+                produced += 1
+                if produced == self.batches_per_epoch:
+                    return
+
+    def _pooled_pass(self) -> Iterator[np.ndarray]:
+        return shuffled_batches(self.n_labeled + self.n_unlabeled, self.batch_size, self.rng)
+
+    def _fixed_pass(self) -> Iterator[np.ndarray]:
+        unlabeled_per_batch = self.batch_size - self.labeled_per_batch if self.n_unlabeled else 0
+        for labeled in shuffled_batches(self.n_labeled, self.labeled_per_batch, self.rng):
+            yield np.concatenate([labeled, self.n_labeled + self._next_unlabeled(unlabeled_per_batch)])
+
+    def _next_unlabeled(self, count: int) -> np.ndarray:
+        while len(self._unlabeled_order) < count:
+            self._unlabeled_order = np.concatenate([self._unlabeled_order, self.rng.permutation(self.n_unlabeled)])
+        taken, self._unlabeled_order = self._unlabeled_order[:count], self._unlabeled_order[count:]
+        return taken
 
 
 class FeatureBank:
@@ -55,37 +124,49 @@ class WindowTargets:
     """One teacher's window softmaxes of the unlabeled segments, padded to the longest segment."""
 
     def __init__(
-        self, probabilities: Sequence[np.ndarray], midpoints: Sequence[np.ndarray], device: torch.device | str = "cpu"
+        self,
+        probabilities: Sequence[np.ndarray],
+        midpoints: Sequence[np.ndarray],
+        device: torch.device | str = "cpu",
+        valid: Sequence[np.ndarray] | None = None,
     ):
         longest = max(len(m) for m in midpoints)
         classes = probabilities[0].shape[1]
         padded = np.zeros((len(probabilities), longest, classes), dtype=np.float32)
         centres = np.full((len(midpoints), longest), np.inf)
+        usable = np.zeros((len(midpoints), longest), dtype=bool)
         for row, (p, m) in enumerate(zip(probabilities, midpoints)):
             padded[row, : len(p)] = p
             centres[row, : len(m)] = m
+            usable[row, : len(m)] = True if valid is None else valid[row]
         self.probabilities = torch.from_numpy(padded).to(device)
         self.midpoints = torch.from_numpy(centres).to(device)  # float64: the comparisons match NumPy's
+        self.valid = torch.from_numpy(usable).to(device)
 
-    def targets(self, rows: torch.Tensor, starts: torch.Tensor, frames: int) -> torch.Tensor:
-        """``(len(rows), classes)``: the mean softmax of the windows whose midpoint lies in each crop; a crop
-        that covers no midpoint takes the nearest window."""
+    def targets(self, rows: torch.Tensor, starts: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(len(rows), classes)``: the mean softmax of the valid windows whose midpoint lies in each crop (a crop
+        that covers no midpoint takes the nearest window, if valid), and ``(len(rows),)`` whether a crop has any
+        such window (its target is zeros when not)."""
         midpoints = self.midpoints[rows]  # (B, W)
         start = starts[:, None].to(midpoints.dtype)
         covered = (midpoints >= start) & (midpoints < start + frames)
         nearest = torch.argmin((midpoints - (start + frames / 2)).abs(), dim=1)
         fallback = torch.zeros_like(covered).scatter_(1, nearest[:, None], True)
-        covered = torch.where(covered.any(dim=1, keepdim=True), covered, fallback)
+        covered = torch.where(covered.any(dim=1, keepdim=True), covered, fallback) & self.valid[rows]
         weights = covered.to(self.probabilities.dtype)
         summed = (self.probabilities[rows] * weights[..., None]).sum(dim=1)
-        return summed / weights.sum(dim=1, keepdim=True)
+        count = weights.sum(dim=1, keepdim=True)
+        return summed / count.clamp(min=1), count[:, 0] > 0
 
 
 def window_targets(unlabeled: UnlabeledSet, device: torch.device | str) -> dict[str, WindowTargets | None]:
     """Each teacher's :class:`WindowTargets` of an unlabeled set (None for a teacher it does not have)."""
     return {
-        name: None if table is None else WindowTargets(table, unlabeled.window_midpoints, device)
-        for name, table in (("speech", unlabeled.speech), ("video", unlabeled.video))
+        name: None if table is None else WindowTargets(table, unlabeled.window_midpoints, device, valid)
+        for name, table, valid in (
+            ("speech", unlabeled.speech, None),
+            ("video", unlabeled.video, unlabeled.video_valid),
+        )
     }
 
 

@@ -9,7 +9,16 @@ from typing import Literal
 from liser.params import LossParams
 from liser.students.distill import Objective
 
-__all__ = ["Configuration", "CONFIGURATIONS", "TABLE_2", "TABLE_3", "FIGURE_2", "configuration", "lambda_candidates"]
+__all__ = [
+    "Configuration",
+    "CONFIGURATIONS",
+    "TABLE_2",
+    "TABLE_3",
+    "FIGURE_2",
+    "CONTROLS",
+    "configuration",
+    "lambda_candidates",
+]
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,9 @@ class Configuration:
     distill_loss: Literal["mae", "ce"] = "mae"
     two_stage: bool = False  # distillation on unlabeled data first, then fine-tuning on labeled data
     labeled_percent: int = 100  # of each fold's labeled training utterances
+    # supervised, but each epoch as many batches as vid-sp-dstl's: separates what distillation adds from the
+    # optimisation steps the unlabeled items bring with them under train.batch_composition: pooled
+    matched_steps: bool = False
 
     @property
     def run_name(self) -> str:
@@ -42,6 +54,7 @@ CONFIGURATIONS = {
     c.name: c
     for c in (
         Configuration("no-dstl"),
+        Configuration("no-dstl-matched-steps", matched_steps=True),
         Configuration("vid-dstl", video=True),
         Configuration("sp-dstl", speech=True),
         Configuration("vid-sp-dstl", speech=True, video=True),
@@ -60,6 +73,7 @@ TABLE_3 = {
     "speech": {"vid-dstl / sp-dstl": "sp-dstl", "distill-ce": "distill-ce-sp", "two-stage-train": "two-stage-sp"},
 }
 FIGURE_2 = ["no-dstl", "vid-sp-dstl"]
+CONTROLS = ["no-dstl-matched-steps"]  # beside Table 2: the budget without the teachers
 
 
 def configuration(name: str, labeled_percent: int = 100) -> Configuration:

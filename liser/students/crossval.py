@@ -7,31 +7,31 @@ stage's students (folds x candidates) go through the population engine (:mod:`li
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from liser.corpora import EMOTIONS
+from liser.corpora import corpus_classes
 from liser.features import FeatureStore
 from liser.files import atomic_directory, write_json, write_parquet
-from liser.folds import fold_utterances
-from liser.metrics import score
+from liser.folds import fold_utterances, labeled_share
+from liser.metrics import sample_std, score
 from liser.models.student import StudentConfig
 from liser.params import Params
 from liser.runtime import resolve_device
+from liser.students.batching import BatchOrder
 from liser.students.checkpoints import save_student
 from liser.students.configurations import Configuration, lambda_candidates
 from liser.students.distill import Objective, UnlabeledSet, unlabeled_set
 from liser.students.evaluate import utterance_logits, windowing
 from liser.students.population import Member, MemberResult, train_population
 from liser.students.train import LabeledSet
+from liser.tracking import TrainingCurves
 
 __all__ = [
     "labeled_set",
-    "labeled_share",
     "StudentInputs",
     "fold_unlabeled_set",
     "student_config",
@@ -52,18 +52,6 @@ def labeled_set(utterances: pd.DataFrame, store: FeatureStore) -> LabeledSet:
     )
 
 
-def labeled_share(utterances: pd.DataFrame, percent: int, seed: int) -> pd.DataFrame:
-    """``percent`` % of the utterances of each class (rounded up, at least one), drawn with ``seed``."""
-    if percent == 100:
-        return utterances
-    rng = np.random.default_rng(seed)
-    kept = []
-    for _, members in utterances.groupby("label", sort=True):
-        count = max(1, math.ceil(len(members) * percent / 100))
-        kept.extend(members.index[np.sort(rng.permutation(len(members))[:count])])
-    return utterances.loc[sorted(kept)].reset_index(drop=True)
-
-
 @dataclass(frozen=True)
 class StudentInputs:
     """Where a corpus's students find their data."""
@@ -77,28 +65,32 @@ class StudentInputs:
 
 
 def fold_unlabeled_set(
-    inputs: StudentInputs, fold: int, configuration: Configuration, hop_s: float
+    inputs: StudentInputs, fold: int, configuration: Configuration, hop_s: float, min_face_fraction: float = 0.0
 ) -> UnlabeledSet | None:
-    """The unlabeled segments with the window softmaxes of the teachers ``configuration`` distils from."""
-    if not (configuration.speech or configuration.video):
+    """The unlabeled segments with the window softmaxes of the teachers ``configuration`` distils from (for a
+    matched-steps control, of both teachers: the set whose size it matches); video windows with a face in fewer
+    than ``min_face_fraction`` of their frames give no target."""
+    speech_wanted = configuration.speech or configuration.matched_steps
+    video_wanted = configuration.video or configuration.matched_steps
+    if not (speech_wanted or video_wanted):
         return None
     if inputs.unlabeled_features is None:
-        raise ValueError(f"{configuration.name} distils over unlabeled segments: give their features")
+        raise ValueError(f"{configuration.name} uses the unlabeled segments: give their features")
     speech = video = None
-    if configuration.speech:
+    if speech_wanted:
         if inputs.speech_softmaxes is None:
             raise ValueError(f"{configuration.name} needs the speech teacher's window softmaxes")
         speech = pd.read_parquet(inputs.speech_softmaxes / f"fold{fold}.parquet")
-    if configuration.video:
+    if video_wanted:
         if inputs.video_softmaxes is None:
             raise ValueError(f"{configuration.name} needs the video teacher's window softmaxes")
         video = pd.read_parquet(inputs.video_softmaxes)
-    return unlabeled_set(FeatureStore(inputs.unlabeled_features), hop_s, speech, video)
+    return unlabeled_set(FeatureStore(inputs.unlabeled_features), hop_s, speech, video, min_face_fraction)
 
 
 def student_config(corpus: str, params: Params) -> StudentConfig:
     return StudentConfig(
-        speech_classes=len(EMOTIONS[corpus]),
+        speech_classes=len(corpus_classes(params.corpora, corpus)),
         video_classes=params.student.video_classes,
         n_mels=params.features.n_mels,
         conv_channels=params.student.conv_channels,
@@ -113,7 +105,8 @@ class _Fold:
 
     fold: int
     sets: dict[str, LabeledSet]
-    unlabeled: UnlabeledSet | None
+    unlabeled: UnlabeledSet | None  # None when the configuration does not distil
+    batches_per_epoch: int | None = None  # a matched-steps control: the distilled run's batches per epoch
 
 
 def _load_fold(
@@ -133,8 +126,8 @@ def _load_fold(
         by_role["train"], configuration.labeled_percent, params.label_efficiency.seed + fold
     )
     sets = {role: labeled_set(rows, store) for role, rows in by_role.items()}
-    distils = configuration.speech or configuration.video
-    unlabeled = fold_unlabeled_set(inputs, fold, configuration, params.features.hop_s) if distils else None
+    min_face_fraction = params.windows.min_face_fraction if configuration.video else 0.0
+    unlabeled = fold_unlabeled_set(inputs, fold, configuration, params.features.hop_s, min_face_fraction)
     log.info(
         "%s %s fold %d: %s utterances, %s unlabeled segments",
         corpus,
@@ -143,7 +136,19 @@ def _load_fold(
         {r: len(s.labels) for r, s in sets.items()},
         0 if unlabeled is None else len(unlabeled),
     )
+    if configuration.matched_steps:
+        batches = distilled_batches_per_epoch(len(sets["train"].labels), len(unlabeled), params)
+        log.info("%s %s fold %d: %d batches per epoch, as vid-sp-dstl", corpus, configuration.name, fold, batches)
+        return _Fold(fold, sets, None, batches)
     return _Fold(fold, sets, unlabeled)
+
+
+def distilled_batches_per_epoch(n_labeled: int, n_unlabeled: int, params: Params) -> int:
+    """Batches in an epoch of a run that distils over ``n_unlabeled`` segments, under ``train.batch_composition``."""
+    train = params.train
+    rng = np.random.default_rng(0)  # only counted: no batch is drawn
+    order = BatchOrder(n_labeled, n_unlabeled, train.batch_size, rng, train.batch_composition, train.labeled_per_batch)
+    return order.batches_per_epoch
 
 
 def _train(members: list[Member], config: StudentConfig, params: Params, name: str) -> list[MemberResult]:
@@ -215,22 +220,31 @@ def _write_fold(
 
 
 def _fold_summary(per_fold: dict[int, dict]) -> dict:
+    """Mean and sample standard deviation (ddof 1) over folds, and the mean optimiser steps of a fold's student."""
     summary: dict = {}
     for split in ("test", "validation"):
         for metric in ("uar", "war"):
             values = np.array([m[split][metric] for m in per_fold.values()])
             summary.setdefault(split, {})[metric] = float(values.mean())
-            summary[split][f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            summary[split][f"{metric}_std"] = sample_std(values)
+    summary["steps"] = float(np.mean([m["steps"] for m in per_fold.values()]))
     return summary
 
 
 def run_configuration(
-    corpus: str, configuration: Configuration, params: Params, inputs: StudentInputs, out: Path, metrics: Path
+    corpus: str,
+    configuration: Configuration,
+    params: Params,
+    inputs: StudentInputs,
+    out: Path,
+    metrics: Path,
+    live: Path | None = None,
 ) -> dict:
     """Every fold of ``params.cv.folds`` (times every λ candidate when a λ is ``auto``) trained as populations;
     per fold the candidate with the best validation UAR (never test) goes to ``out/fold<k>/``.  ``metrics``: mean
     ± std over folds, and per fold its scores, chosen λ, optimiser steps and every candidate's validation and
-    test UAR.  ``out`` appears whole when every fold is done."""
+    test UAR.  ``out`` appears whole when every fold is done.  ``live``: the DVCLive folder of the kept students'
+    curves (:mod:`liser.tracking`), logged from their histories once they are chosen."""
     candidates = lambda_candidates(configuration, params.loss)
     utterances = pd.read_parquet(inputs.manifest)
     speaker_roles = pd.read_csv(inputs.folds, dtype={"speaker": str})
@@ -261,17 +275,20 @@ def run_configuration(
             None if configuration.two_stage else f.unlabeled,
             seed=params.train.seed,
             initial_state=state,
+            batches_per_epoch=f.batches_per_epoch,
         )
         for (f, c), o, state in zip(pairs, objectives, initial)
     ]
     results = _train(members, config, params, name)
     scored = [_scored(r, f, params) for r, (f, _) in zip(results, pairs)]
-    classes = list(EMOTIONS[corpus])
+    classes = list(corpus_classes(params.corpora, corpus))
     per_fold = {}
+    curves = TrainingCurves(live)
     with atomic_directory(out) as staging:
         for fold in folds:
             rows = [i for i, (f, _) in enumerate(pairs) if f is fold]
             chosen = max(rows, key=lambda i: (scored[i]["validation"]["uar"], -i))  # ties: the earlier candidate
+            curves.log_history(f"fold{fold.fold}", results[chosen].history)
             _write_fold(
                 staging / f"fold{fold.fold}",
                 corpus,
@@ -310,6 +327,7 @@ def run_configuration(
                 scored[chosen]["test"].uar,
                 _label(pairs[chosen][1]),
             )
+    curves.finish()
     summary = {**_fold_summary(per_fold), "folds": {str(k): v for k, v in per_fold.items()}}
     write_json(metrics, summary)
     return summary

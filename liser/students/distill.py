@@ -3,7 +3,9 @@
 An unlabeled item is a segment's log-Mel; each time it is drawn, a random 3 s crop of it goes to the
 student, and its target from each teacher is the mean of that teacher's window softmaxes over the
 windows the crop covers (a window is covered when its midpoint lies inside the crop; a crop covering no
-midpoint, possible only for odd window tables, takes the nearest window).
+midpoint, possible only for odd window tables, takes the nearest window).  A window in which a face was
+found in fewer than ``windows.min_face_fraction`` of its frames gives no video target: a crop's video
+target is the mean over its windows that pass, and a crop with none has no video term.
 
 The mini-batch loss is eq. (4), or eq. (5) with ``confidence``:
 
@@ -19,6 +21,7 @@ exactly the supervised one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -32,6 +35,8 @@ from liser.features import FeatureStore
 from liser.models.student import StudentOutput
 
 __all__ = ["Objective", "UnlabeledSet", "unlabeled_set", "crop_targets", "distillation_term", "batch_loss"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,11 +67,12 @@ class UnlabeledSet:
     window_midpoints: Sequence[np.ndarray]  # (windows,) midpoints in feature frames
     speech: Sequence[np.ndarray] | None  # (windows, K_S) each, or None without the speech teacher
     video: Sequence[np.ndarray] | None  # (windows, K_V) each
+    video_valid: Sequence[np.ndarray] | None = None  # (windows,) bool each: the window may give a video target
 
     def __post_init__(self):
         n = len(self.segments)
         lengths = [len(self.features), len(self.window_midpoints)]
-        lengths += [len(t) for t in (self.speech, self.video) if t is not None]
+        lengths += [len(t) for t in (self.speech, self.video, self.video_valid) if t is not None]
         if any(length != n for length in lengths):
             raise ValueError("segments, features, midpoints and teacher softmaxes must have the same length")
         if n == 0:
@@ -85,11 +91,13 @@ def unlabeled_set(
     hop_s: float,
     speech: pd.DataFrame | None = None,
     video: pd.DataFrame | None = None,
+    min_face_fraction: float = 0.0,
 ) -> UnlabeledSet:
     """The segments that have features and every given teacher's window softmaxes.
 
-    ``speech`` and ``video`` are window-softmax tables (segment, window, start_s, end_s, p_..., p_max);
-    a window counts only when every given teacher scored it.
+    ``speech`` and ``video`` are window-softmax tables (segment, window, start_s, end_s, p_..., p_max; the video
+    table also ``face_fraction``); a window counts only when every given teacher scored it.  Video windows with a
+    ``face_fraction`` under ``min_face_fraction`` are kept for their place but marked as giving no target.
     """
     tables = {name: t for name, t in (("speech", speech), ("video", video)) if t is not None}
     if not tables:
@@ -97,12 +105,21 @@ def unlabeled_set(
     keys = ["segment", "window", "start_s", "end_s"]
     windows = None
     for name, table in tables.items():
-        renamed = table[keys + _probabilities(table)].rename(columns={c: f"{name}:{c}" for c in _probabilities(table)})
+        extra = []
+        if name == "video" and min_face_fraction > 0:
+            if "face_fraction" not in table.columns:
+                raise ValueError(
+                    "the video teacher's window softmaxes have no face_fraction column (written before windows "
+                    "were filtered by face): run stage video_softmaxes again, or set windows.min_face_fraction: 0"
+                )
+            extra = ["face_fraction"]
+        columns = {c: f"{name}:{c}" for c in _probabilities(table)}
+        renamed = table[keys + _probabilities(table) + extra].rename(columns=columns)
         windows = renamed if windows is None else windows.merge(renamed, on=keys, how="inner")
     windows = windows[windows["segment"].isin(set(store.index["utterance"]))].sort_values(["segment", "window"])
     if windows.empty:
         raise ValueError("no window has both features and teacher softmaxes")
-    segments, features, midpoints = [], [], []
+    segments, features, midpoints, valid = [], [], [], []
     per_teacher: dict[str, list[np.ndarray]] = {name: [] for name in tables}
     for segment, members in windows.groupby("segment", sort=True):
         segments.append(segment)
@@ -111,15 +128,34 @@ def unlabeled_set(
         for name in tables:
             columns = [c for c in members.columns if c.startswith(f"{name}:")]
             per_teacher[name].append(members[columns].to_numpy(dtype=np.float32))
-    return UnlabeledSet(segments, features, midpoints, per_teacher.get("speech"), per_teacher.get("video"))
+        if "face_fraction" in members.columns:
+            valid.append(members["face_fraction"].to_numpy() >= min_face_fraction)
+    if valid:
+        kept = sum(int(v.sum()) for v in valid)
+        log.info(
+            "%d of %d video windows have a face in at least %.0f%% of their frames and give video targets",
+            kept,
+            sum(len(v) for v in valid),
+            100 * min_face_fraction,
+        )
+    return UnlabeledSet(
+        segments, features, midpoints, per_teacher.get("speech"), per_teacher.get("video"), valid or None
+    )
 
 
-def crop_targets(probabilities: np.ndarray, midpoints: np.ndarray, start: int, frames: int) -> np.ndarray:
-    """Mean softmax of the windows whose midpoint lies in feature frames [start, start + frames)."""
+def crop_targets(
+    probabilities: np.ndarray, midpoints: np.ndarray, start: int, frames: int, valid: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Mean softmax of the windows whose midpoint lies in feature frames [start, start + frames) and that are
+    ``valid``; None when none of them is."""
     covered = (midpoints >= start) & (midpoints < start + frames)
     if not covered.any():
         covered = np.zeros(len(midpoints), dtype=bool)
         covered[np.argmin(np.abs(midpoints - (start + frames / 2)))] = True
+    if valid is not None:
+        covered &= valid
+        if not covered.any():
+            return None
     return probabilities[covered].mean(axis=0)
 
 
@@ -139,20 +175,27 @@ def batch_loss(
     speech_targets: torch.Tensor | None,
     video_targets: torch.Tensor | None,
     objective: Objective,
+    video_rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Eq. (4) (eq. (5) with ``objective.confidence``) for one mini-batch.
 
-    ``labeled`` and ``unlabeled`` index the batch rows of ``output``; the targets are in the order of
-    ``unlabeled``.  The sum over all terms is divided by the number of items, labeled and unlabeled.
+    ``labeled`` and ``unlabeled`` index the batch rows of ``output``; the speech targets are in the order of
+    ``unlabeled``, the video targets in the order of ``video_rows`` (by default ``unlabeled``: the unlabeled
+    items that have a video target).  The sum over all terms is divided by the number of items, labeled and
+    unlabeled.
     """
     total = F.cross_entropy(output.sup[labeled], labels, reduction="sum") if len(labeled) else output.sup.sum() * 0
-    terms = ((objective.lambda_sd, output.sd, speech_targets), (objective.lambda_vd, output.vd, video_targets))
-    for weight, logits, targets in terms:
-        if weight == 0 or len(unlabeled) == 0:
+    video_rows = unlabeled if video_rows is None else video_rows
+    terms = (
+        (objective.lambda_sd, output.sd, speech_targets, unlabeled),
+        (objective.lambda_vd, output.vd, video_targets, video_rows),
+    )
+    for weight, logits, targets, rows in terms:
+        if weight == 0 or len(rows) == 0:
             continue
         if targets is None:
             raise ValueError("a teacher with a non-zero lambda needs targets")
-        losses = distillation_term(logits[unlabeled], targets, objective)
+        losses = distillation_term(logits[rows], targets, objective)
         if objective.confidence:
             losses = losses * targets.max(dim=-1).values
         total = total + weight * losses.sum()

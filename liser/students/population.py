@@ -15,7 +15,6 @@ no part in BatchNorm's statistics, the loss or the optimiser step, which is what
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,11 +29,11 @@ from liser.metrics import score
 from liser.models.student import Student, StudentConfig
 from liser.params import TrainParams
 from liser.runtime import resolve_device, resolve_precision
-from liser.students.batching import FeatureBank, WindowTargets, plan_batch, window_targets
+from liser.students.batching import BatchOrder, FeatureBank, WindowTargets, plan_batch, window_targets
 from liser.students.distill import Objective, UnlabeledSet
 from liser.students.evaluate import Windowing, utterance_logits
 from liser.students.train import LabeledSet
-from liser.training import full_state, seed_everything, shuffled_batches
+from liser.training import full_state, seed_everything
 
 __all__ = ["Member", "MemberResult", "PopulationStudent", "StackedAdamW", "train_population"]
 
@@ -52,6 +51,7 @@ class Member:
     unlabeled: UnlabeledSet | None = None  # drawn only when the objective distils
     seed: int = 0
     initial_state: dict[str, torch.Tensor] | None = None  # e.g. after distillation alone
+    batches_per_epoch: int | None = None  # an epoch of this many batches (a supervised run matched to a distilled one)
 
 
 @dataclass
@@ -269,7 +269,7 @@ class _MemberData:
         labeled_bank: FeatureBank | None,
         unlabeled_bank: FeatureBank | None,
         targets: dict[str, WindowTargets | None],
-        batch_size: int,
+        params: TrainParams,
         seed: int,
     ):
         self.labeled_rows = labeled_rows
@@ -279,16 +279,24 @@ class _MemberData:
         self.labeled_lengths = labeled_bank.lengths[labeled_rows] if labeled_bank is not None else np.zeros(0, int)
         self.unlabeled_lengths = None if self.unlabeled_rows is None else unlabeled_bank.lengths[self.unlabeled_rows]
         self.targets = targets
-        self.batch_size = batch_size
         self.rng = np.random.default_rng(seed)  # as train_student's generator for this seed
-        self.batches_per_epoch = math.ceil((self.n_labeled + self.n_unlabeled) / batch_size)
+        self.order = BatchOrder(
+            self.n_labeled,
+            self.n_unlabeled,
+            params.batch_size,
+            self.rng,
+            params.batch_composition,
+            params.labeled_per_batch,
+            member.batches_per_epoch,
+        )
+        self.batches_per_epoch = self.order.batches_per_epoch
         self.epoch_batches = iter(())
 
     def next_batch(self) -> np.ndarray:
         return next(self.epoch_batches)
 
     def start_epoch(self) -> None:
-        self.epoch_batches = shuffled_batches(self.n_labeled + self.n_unlabeled, self.batch_size, self.rng)
+        self.epoch_batches = self.order.epoch()
 
 
 class _BankBuilder:
@@ -350,8 +358,8 @@ def _distillation(logits: torch.Tensor, targets: torch.Tensor, weights: dict[str
 
 def _assemble(plans, data, members, labeled_bank, unlabeled_bank, batch, config, frames, pad, device):
     """One step's tensors for every member at once: crops (M, B, mels, frames), labels, each teacher's targets
-    (M, B, K), and which positions hold a labeled item, an unlabeled item, any item.  Each bank is read with one
-    gather, each distinct teacher table with one (members of one fold share theirs)."""
+    (M, B, K), and which positions hold a labeled item, an item with each teacher's target, any item.  Each bank is
+    read with one gather, each distinct teacher table with one (members of one fold share theirs)."""
     keys = ("member", "position", "row", "start", "item")
     labeled_parts, unlabeled_parts = {k: [] for k in keys}, {k: [] for k in keys}
     label_parts = []
@@ -379,7 +387,7 @@ def _assemble(plans, data, members, labeled_bank, unlabeled_bank, batch, config,
     speech = torch.zeros((members_n, batch, config.speech_classes), device=device)
     video = torch.zeros((members_n, batch, config.video_classes), device=device)
     is_labeled = torch.zeros((members_n, batch), dtype=torch.bool, device=device)
-    is_unlabeled = torch.zeros_like(is_labeled)
+    has_target = {"speech": torch.zeros_like(is_labeled), "video": torch.zeros_like(is_labeled)}
     present = torch.zeros((batch, members_n), dtype=torch.bool, device=device)
     sizes = torch.tensor([0 if plan is None else len(plan) for plan in plans], device=device)
     present |= torch.arange(batch, device=device)[:, None] < sizes[None, :]
@@ -398,15 +406,16 @@ def _assemble(plans, data, members, labeled_bank, unlabeled_bank, batch, config,
         member, position = tensor(unlabeled_parts, "member"), tensor(unlabeled_parts, "position")
         starts, items = tensor(unlabeled_parts, "start"), tensor(unlabeled_parts, "item")
         crops[member, position] = unlabeled_bank.crops(tensor(unlabeled_parts, "row"), starts, frames, pad)
-        is_unlabeled[member, position] = True
         owners = np.concatenate(unlabeled_parts["member"])
         for teacher, into in (("speech", speech), ("video", video)):
             for table in {id(d.targets[teacher]): d.targets[teacher] for d in data if d.targets[teacher]}.values():
                 mine = np.isin(owners, [m for m, d in enumerate(data) if d.targets[teacher] is table])
                 if mine.any():
                     pick = torch.from_numpy(np.flatnonzero(mine)).to(device)
-                    into[member[pick], position[pick]] = table.targets(items[pick], starts[pick], frames)
-    return crops, labels, speech, video, is_labeled, is_unlabeled, present
+                    targets, has = table.targets(items[pick], starts[pick], frames)
+                    into[member[pick], position[pick]] = targets
+                    has_target[teacher][member[pick], position[pick]] = has
+    return crops, labels, speech, video, is_labeled, has_target, present
 
 
 def train_population(
@@ -420,8 +429,9 @@ def train_population(
     """Train every member for ``params.epochs`` epochs of its own data, all in one batched model; each keeps the
     epoch with its best validation UAR (ties keep the earlier epoch), or its last epoch without validation.
 
-    Epochs, batches and crops follow :func:`liser.students.train.train_student` member by member: the labeled
-    and (when its objective distils) unlabeled items shuffled together each epoch, ``params.batch_size`` at a time.
+    Epochs, batches and crops follow :func:`liser.students.train.train_student` member by member: each epoch's
+    batches from :class:`liser.students.batching.BatchOrder` (``params.batch_composition``) over its labeled and,
+    when its objective distils, unlabeled items.
     """
     if not members:
         raise ValueError("a population needs at least one member")
@@ -462,7 +472,7 @@ def train_population(
             labeled_bank,
             unlabeled_bank,
             targets_of[id(member.unlabeled)] if member.objective.distils else {"speech": None, "video": None},
-            params.batch_size,
+            params,
             member.seed,
         )
         for member, (labeled_rows, unlabeled_rows) in zip(members, member_rows)
@@ -493,33 +503,30 @@ def train_population(
         batch = max(sizes)
         with record_function("population.data"):  # phases named for benchmarks/paper_scale.py --profile
             step = _assemble(plans, data, members, labeled_bank, unlabeled_bank, batch, config, frames, pad, device)
-        crops, labels, speech, video, is_labeled, is_unlabeled, present = step
+        crops, labels, speech, video, is_labeled, has_target, present = step
         full = all(size == batch for size in sizes)
         present_t = None if full else present
         with record_function("population.forward"):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
                 sup, sd, vd = model.forward(crops.permute(1, 0, 2, 3), present_t)
             sup, sd, vd = sup.float(), sd.float(), vd.float()
-        labeled_t, unlabeled_t = is_labeled, is_unlabeled
         supervised = F.cross_entropy(sup.flatten(0, 1), labels.flatten(), reduction="none").view_as(labels)
-        total = (supervised * labeled_t).sum(dim=1)
-        for lam, logits, targets in (("lambda_sd", sd, speech), ("lambda_vd", vd, video)):
+        total = (supervised * is_labeled).sum(dim=1)
+        distilled = {}  # per head: the batch positions whose loss it enters
+        for head, lam, logits, targets, teacher in (
+            ("sd_head.", "lambda_sd", sd, speech, "speech"),
+            ("vd_head.", "lambda_vd", vd, video, "video"),
+        ):
             term = _distillation(logits, targets, weights)
-            total = total + weights[lam] * (term * (unlabeled_t & (weights[lam][:, None] > 0))).sum(dim=1)
+            distilled[head] = has_target[teacher] & (weights[lam][:, None] > 0)
+            total = total + weights[lam] * (term * distilled[head]).sum(dim=1)
         counts = torch.tensor(sizes, dtype=torch.float32, device=device).clamp(min=1)
         member_losses = total / counts
         optimizer.zero_grad()
         with record_function("population.backward"):
             member_losses.sum().backward()
-        has_unlabeled = unlabeled_t.any(dim=1)
         with record_function("population.optimizer"):
-            optimizer.step(
-                {
-                    "": active,
-                    "sd_head.": active & has_unlabeled & (weights["lambda_sd"] > 0),
-                    "vd_head.": active & has_unlabeled & (weights["lambda_vd"] > 0),
-                }
-            )
+            optimizer.step({"": active, **{head: active & rows.any(dim=1) for head, rows in distilled.items()}})
         values = member_losses.detach().cpu().tolist()
         for m, d in enumerate(data):
             if plans[m] is None:

@@ -16,10 +16,11 @@ from liser.metrics import score
 from liser.models.student import Student, StudentConfig
 from liser.params import TrainParams
 from liser.runtime import resolve_device, resolve_precision
+from liser.students.batching import BatchOrder
 from liser.students.crops import crop_start, pad_to, random_crop
 from liser.students.distill import Objective, UnlabeledSet, batch_loss, crop_targets
 from liser.students.evaluate import Windowing, utterance_logits
-from liser.training import full_state, seed_everything, shuffled_batches, train_best_epoch
+from liser.training import full_state, seed_everything, train_best_epoch
 
 __all__ = ["LabeledSet", "TrainResult", "train_student", "distil_only"]
 
@@ -54,11 +55,10 @@ def _unlabeled_crop(
     start = crop_start(logmel.shape[1], frames, rng)
     crop = pad_to(logmel[:, start : start + frames], frames, pad_value)
     midpoints = unlabeled.window_midpoints[row]
-    targets = [
-        None if teacher is None else crop_targets(teacher[row], midpoints, start, frames)
-        for teacher in (unlabeled.speech, unlabeled.video)
-    ]
-    return crop, targets[0], targets[1]
+    speech = None if unlabeled.speech is None else crop_targets(unlabeled.speech[row], midpoints, start, frames)
+    valid = None if unlabeled.video_valid is None else unlabeled.video_valid[row]
+    video = None if unlabeled.video is None else crop_targets(unlabeled.video[row], midpoints, start, frames, valid)
+    return crop, speech, video
 
 
 def _stacked(targets: list[np.ndarray | None], device: torch.device) -> torch.Tensor | None:
@@ -73,21 +73,20 @@ def _epoch(
     labeled: LabeledSet | None,
     unlabeled: UnlabeledSet | None,
     objective: Objective,
-    batch_size: int,
+    order: BatchOrder,
     windowing: Windowing,
     rng: np.random.Generator,
     precision: str = "float32",
 ) -> float:
-    """One pass over the labeled and unlabeled items shuffled together; the mean batch loss.
+    """One epoch of ``order``'s batches over the labeled then unlabeled items; the mean batch loss.
 
     With ``precision="bfloat16"`` the forward pass runs under CPU autocast; the loss is taken in float32."""
     model.train()
     n_labeled = 0 if labeled is None else len(labeled.labels)
-    n_unlabeled = 0 if unlabeled is None else len(unlabeled)
     frames, pad = windowing.window_frames, windowing.pad_value
     losses = []
-    for batch in shuffled_batches(n_labeled + n_unlabeled, batch_size, rng):
-        crops, labeled_rows, labels, unlabeled_rows, speech, video = [], [], [], [], [], []
+    for batch in order.epoch():
+        crops, labeled_rows, labels, unlabeled_rows, speech, video, video_rows = [], [], [], [], [], [], []
         for position, item in enumerate(batch):
             if item < n_labeled:
                 crops.append(random_crop(labeled.features[item], frames, rng, pad))
@@ -98,7 +97,9 @@ def _epoch(
                 crops.append(crop)
                 unlabeled_rows.append(position)
                 speech.append(speech_target)
-                video.append(video_target)
+                if video_target is not None:
+                    video.append(video_target)
+                    video_rows.append(position)
         device = next(model.parameters()).device
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
             output = model(torch.from_numpy(np.stack(crops)).unsqueeze(1).to(device))
@@ -111,12 +112,19 @@ def _epoch(
             _stacked(speech, device),
             _stacked(video, device),
             objective,
+            torch.tensor(video_rows, dtype=torch.long, device=device),
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     return float(np.mean(losses))
+
+
+def _order(n_labeled: int, n_unlabeled: int, params: TrainParams, rng: np.random.Generator) -> BatchOrder:
+    return BatchOrder(
+        n_labeled, n_unlabeled, params.batch_size, rng, params.batch_composition, params.labeled_per_batch
+    )
 
 
 def _optimizer(model: Student, params: TrainParams) -> torch.optim.Optimizer:
@@ -153,12 +161,11 @@ def train_student(
     model.to(device)
     optimizer = _optimizer(model, params)
     mixed_in = unlabeled if objective.distils else None
+    order = _order(len(train.labels), 0 if mixed_in is None else len(mixed_in), params, rng)
     best_epoch, history = train_best_epoch(
         model,
         params.epochs,
-        lambda epoch: _epoch(
-            model, optimizer, train, mixed_in, objective, params.batch_size, windowing, rng, precision
-        ),
+        lambda epoch: _epoch(model, optimizer, train, mixed_in, objective, order, windowing, rng, precision),
         lambda: score(validation.labels, utterance_logits(model, validation.features, validation_windowing)),
         name="student",
     )
@@ -181,14 +188,13 @@ def distil_only(
     precision = resolve_precision(params.precision, device)
     model = Student(config).to(device)
     optimizer = _optimizer(model, params)
+    order = _order(0, len(unlabeled), params, rng)
     rows = []
     for epoch in tqdm(range(1, params.epochs + 1), desc="distillation epochs", unit="epoch"):
         rows.append(
             {
                 "epoch": epoch,
-                "train_loss": _epoch(
-                    model, optimizer, None, unlabeled, objective, params.batch_size, windowing, rng, precision
-                ),
+                "train_loss": _epoch(model, optimizer, None, unlabeled, objective, order, windowing, rng, precision),
             }
         )
         log.info("distillation epoch %d: loss %.4f", epoch, rows[-1]["train_loss"])

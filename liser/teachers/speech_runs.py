@@ -1,26 +1,35 @@
-"""The speech teachers' stages: one teacher per labeled corpus and fold (HuBERT + LoRA trained on
-``training_fraction`` of the fold's non-test speakers, the best epoch picked on the others, scored on the fold's
-test speakers), and each fold's teacher's window softmaxes of the unlabeled window table (incremental, as
+"""The speech teachers' stages: one teacher per labeled corpus and fold (HuBERT + LoRA, scored on the fold's test
+speakers), and each fold's teacher's window softmaxes of the unlabeled window table (incremental, as
 :func:`liser.teachers.speech.window_softmaxes` describes).
+
+Which labeled utterances a fold's teacher learns from (``speech_teacher.split``): ``train_only``, the student's
+training speakers, its epoch picked on the student's validation speakers; ``non_test``, ``training_fraction`` of the
+fold's non-test speakers, the epoch picked on the others.  For Figure 2's runs on p % of the labeled training
+utterances (``label_efficiency.teacher: share``) the teacher learns from the same p % the students see, so no label
+outside the share reaches a student through its teacher.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from liser.corpora import EMOTIONS
-from liser.files import write_json, write_parquet
-from liser.folds import fold_utterances
-from liser.params import SpeechTeacherParams
+from liser.files import atomic_directory, atomic_path, read_json, write_json, write_parquet
+from liser.folds import fold_utterances, labeled_share
+from liser.metrics import sample_std
+from liser.params import LabelEfficiencyParams, SpeechTeacherParams
 from liser.runtime import keep_freed_buffers
 from liser.teachers import speech
+from liser.teachers.window_scores import teacher_fingerprint
+from liser.tracking import TrainingCurves
 
-__all__ = ["speech_teacher_runs", "speech_window_softmaxes", "fold_folder"]
+__all__ = ["teacher_utterances", "speech_teacher_runs", "share_teacher_runs", "speech_window_softmaxes", "fold_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -34,38 +43,62 @@ def _mean_and_spread(per_fold: dict[int, dict]) -> dict:
     wars = [scores["test"]["war"] for scores in per_fold.values()]
     return {
         "uar": float(np.mean(uars)),
-        "uar_std": float(np.std(uars)),
+        "uar_std": sample_std(uars),
         "war": float(np.mean(wars)),
-        "war_std": float(np.std(wars)),
+        "war_std": sample_std(wars),
     }
+
+
+def teacher_utterances(
+    utterances: pd.DataFrame,
+    speaker_roles: pd.DataFrame,
+    fold: int,
+    params: SpeechTeacherParams,
+    labeled_percent: int = 100,
+    share_seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The fold's teacher's training and epoch-selection utterances under ``params.split``, from the labeled
+    utterances a student of ``labeled_percent`` % sees: that share of the training speakers' utterances (drawn as
+    the students draw it, with ``share_seed + fold``) and the validation speakers' utterances."""
+    train = labeled_share(fold_utterances(utterances, speaker_roles, fold, "train"), labeled_percent, share_seed + fold)
+    validation = fold_utterances(utterances, speaker_roles, fold, "validation")
+    if params.split == "train_only":
+        return train, validation
+    return speech.teacher_split(
+        pd.concat([train, validation], ignore_index=True),
+        params.training_fraction,
+        params.seed + fold,
+        folds=speaker_roles,
+        fold=fold,
+    )
 
 
 def speech_teacher_runs(
     corpus: str,
     folds_to_run: list[int],
     params: SpeechTeacherParams,
+    classes: Sequence[str],
     base: str | Path,
     manifest: str | Path,
     folds: str | Path,
     out: str | Path,
     metrics: str | Path,
+    live: str | Path | None = None,
+    labeled_percent: int = 100,
+    share_seed: int = 0,
 ) -> dict:
-    """One teacher per fold in ``out/fold<k>/``, LoRA on the pretrained model in ``base``; metrics per fold and their
-    mean and spread."""
+    """One teacher per fold in ``out/fold<k>/``, LoRA on the pretrained model in ``base``, on the utterances of
+    :func:`teacher_utterances`; metrics per fold and their mean and spread; each fold's training curves in the DVCLive
+    folder ``live`` as it trains (:mod:`liser.tracking`)."""
+    curves = TrainingCurves(live)
     keep_freed_buffers()
     torch.set_num_threads(params.threads)
     utterances = pd.read_parquet(manifest)
     speaker_roles = pd.read_csv(folds, dtype={"speaker": str})
-    classes = list(EMOTIONS[corpus])
+    classes = list(classes)  # the corpus's class names in label order (liser.corpora.corpus_classes)
     per_fold: dict[int, dict] = {}
     for fold in folds_to_run:
-        non_test = pd.concat(
-            [fold_utterances(utterances, speaker_roles, fold, role) for role in ("train", "validation")],
-            ignore_index=True,
-        )
-        train, selection = speech.teacher_split(
-            non_test, params.training_fraction, params.seed + fold, folds=speaker_roles, fold=fold
-        )
+        train, selection = teacher_utterances(utterances, speaker_roles, fold, params, labeled_percent, share_seed)
         test = fold_utterances(utterances, speaker_roles, fold, "test")
         log.info(
             "%s fold %d: speech teacher on %d utterances, epoch picked on %d, tested on %d",
@@ -93,6 +126,7 @@ def speech_teacher_runs(
             max_seconds=params.max_seconds,
             seed=params.seed + fold,
             eval_batch_size=params.eval_batch_size,
+            on_epoch=curves.logger(f"fold{fold}"),
         )
         scores, _ = speech.evaluate_speech_teacher(result.model, speech.load_items(test), params.eval_batch_size)
         per_fold[fold] = {
@@ -100,12 +134,65 @@ def speech_teacher_runs(
             "selection_uar": float(result.history["validation_uar"].max()),
             "best_epoch": int(result.best_epoch),
             "utterances": {"train": len(train), "selection": len(selection), "test": len(test)},
+            "split": params.split,
+            "labeled_percent": labeled_percent,
         }
         folder = fold_folder(out, fold)
         speech.save_speech_teacher(folder, result.model, classes, corpus=corpus, fold=fold, **per_fold[fold]["test"])
         write_parquet(folder / "history.parquet", result.history)
         log.info("%s fold %d: speech teacher test UAR %.3f", corpus, fold, scores.uar)
+    curves.finish()
     summary = {"test": _mean_and_spread(per_fold), "folds": {str(k): v for k, v in per_fold.items()}}
+    write_json(metrics, summary)
+    return summary
+
+
+def share_teacher_runs(
+    corpus: str,
+    folds_to_run: list[int],
+    params: SpeechTeacherParams,
+    label_efficiency: LabelEfficiencyParams,
+    labeled_percent: int,
+    full_teachers: str | Path,
+    classes: Sequence[str],
+    base: str | Path,
+    manifest: str | Path,
+    folds: str | Path,
+    out: str | Path,
+    metrics: str | Path,
+    live: str | Path | None = None,
+) -> dict:
+    """Figure 2's speech teachers for ``labeled_percent`` %: with ``label_efficiency.teacher: share`` trained on that
+    share (:func:`speech_teacher_runs`); with ``all`` the full run's teachers in ``full_teachers``, copied."""
+    if label_efficiency.teacher == "share":
+        return speech_teacher_runs(
+            corpus,
+            folds_to_run,
+            params,
+            classes,
+            base,
+            manifest,
+            folds,
+            out,
+            metrics,
+            live,
+            labeled_percent=labeled_percent,
+            share_seed=label_efficiency.seed,
+        )
+    per_fold = {}
+    for fold in folds_to_run:
+        source, target = fold_folder(full_teachers, fold), fold_folder(out, fold)
+        with atomic_directory(target) as staging:
+            shutil.copytree(source, staging, dirs_exist_ok=True)
+        info = read_json(target / speech.TEACHER_FILE)["info"]
+        per_fold[fold] = {"test": {"uar": info["uar"], "war": info["war"]}, "labeled_percent": 100}
+    log.info("%s: the full run's speech teachers copied for the %d %% students", corpus, labeled_percent)
+    TrainingCurves(live).finish()  # the declared DVCLive folder, without curves: nothing trained here
+    summary = {
+        "test": _mean_and_spread(per_fold),
+        "teacher": "all",
+        "folds": {str(k): v for k, v in per_fold.items()},
+    }
     write_json(metrics, summary)
     return summary
 
@@ -119,9 +206,12 @@ def speech_window_softmaxes(
     base: str | Path | None = None,
     batch_size: int = 32,
     threads: int = 2,
+    reuse_from: str | Path | None = None,
 ) -> dict:
     """Score the window table with each fold's speech teacher into ``out/fold<k>.parquet``; ``base`` is the
-    pretrained model the teachers were trained on (default: the folder recorded with them)."""
+    pretrained model the teachers were trained on (default: the folder recorded with them).  ``reuse_from``: a
+    folder of earlier ``fold<k>.parquet`` whose windows are taken over where the same teacher scored them (Figure
+    2's runs with ``label_efficiency.teacher: all`` score nothing again)."""
     keep_freed_buffers()
     torch.set_num_threads(threads)
     audio = pd.read_parquet(manifest)
@@ -129,8 +219,17 @@ def speech_window_softmaxes(
     counts = {}
     for fold in folds_to_run:
         model, classes, _ = speech.load_speech_teacher(fold_folder(teachers, fold), base)
-        table = speech.window_softmaxes(
-            model, audio, window_table, batch_size, classes=classes, out=Path(out) / f"fold{fold}.parquet"
-        )
+        target = Path(out) / f"fold{fold}.parquet"
+        if reuse_from is not None and not target.exists():
+            _take_over(Path(reuse_from) / f"fold{fold}.parquet", target, teacher_fingerprint(model))
+        table = speech.window_softmaxes(model, audio, window_table, batch_size, classes=classes, out=target)
         counts[f"fold{fold}"] = {"windows": len(table), "mean_p_max": float(table["p_max"].mean())}
     return counts
+
+
+def _take_over(earlier: Path, target: Path, fingerprint: str) -> None:
+    """Copy ``earlier`` to ``target`` when the teacher of ``fingerprint`` wrote it."""
+    if earlier.is_file() and pd.read_parquet(earlier).attrs.get(speech.FINGERPRINT_ATTR) == fingerprint:
+        with atomic_path(target) as staging:
+            shutil.copyfile(earlier, staging)
+        log.info("%s: windows scored by the same teacher taken over from %s", target, earlier)

@@ -22,6 +22,7 @@ from liser.runtime import keep_freed_buffers
 from liser.teachers import video
 from liser.teachers.weights import MOBILEFACENET_FILE, RECORD_FILE, S2D_FILE, WeightsUnavailable
 from liser.teachers.window_scores import teacher_fingerprint
+from liser.tracking import TrainingCurves
 
 __all__ = ["VIDEO_TEACHER_FILE", "video_teacher_run", "video_window_softmaxes"]
 
@@ -31,12 +32,21 @@ VIDEO_TEACHER_FILE = "teacher.safetensors"
 FINGERPRINT_ATTR = "teacher_sha256"  # in the Parquet file's pandas metadata
 
 
-def video_teacher_run(params: VideoTeacherParams, weights: str | Path, out: str | Path, metrics: str | Path) -> dict:
+def video_teacher_run(
+    params: VideoTeacherParams,
+    weights: str | Path,
+    out: str | Path,
+    metrics: str | Path,
+    live: str | Path | None = None,
+) -> dict:
     """Write ``out/teacher.safetensors`` (and the training history when trained) and the teacher's metrics.
 
     A published teacher is read from ``weights``, the folder stage ``video_weights`` fetched S2D's files into.
+    A trained one's curves go to the DVCLive folder ``live`` as it trains (:mod:`liser.tracking`); a published one
+    leaves it without curves.
     """
     out, weights = Path(out), Path(weights)
+    curves = TrainingCurves(live)
     keep_freed_buffers()
     torch.set_num_threads(params.threads)
     config = S2DConfig.small() if params.size == "small" else S2DConfig.full()
@@ -61,6 +71,7 @@ def video_teacher_run(params: VideoTeacherParams, weights: str | Path, out: str 
             seed=params.seed,
             threads=params.threads,
             eval_batch_size=params.eval_batch_size,
+            on_epoch=curves.logger(""),
         )
         model = result.model
         write_parquet(out / "history.parquet", result.history)
@@ -77,6 +88,7 @@ def video_teacher_run(params: VideoTeacherParams, weights: str | Path, out: str 
         summary["test"] = {"uar": scores["uar"], "war": scores["war"], "clips": scores["clips"]}
         log.info("video teacher: test UAR %.3f, WAR %.3f on %d clips", scores["uar"], scores["war"], scores["clips"])
     video.save_video_teacher(out / VIDEO_TEACHER_FILE, model, **summary)
+    curves.finish()
     write_json(metrics, summary)
     return summary
 
@@ -95,15 +107,16 @@ def _existing(path: Path, fingerprint: str) -> pd.DataFrame | None:
 def video_window_softmaxes(
     teacher: str | Path, windows: str | Path, faces: str | Path, out: str | Path, batch_size: int = 8, threads: int = 2
 ) -> dict:
-    """Score every window of the window table with the video teacher into ``out`` (Parquet)."""
+    """Score every window of the window table with the video teacher into ``out`` (Parquet), with each window's
+    ``face_fraction`` beside its softmaxes, for the students to leave out windows with little face."""
     keep_freed_buffers()
     torch.set_num_threads(threads)
     model, _ = video.load_video_teacher(Path(teacher) / VIDEO_TEACHER_FILE)
     fingerprint = teacher_fingerprint(model)
     out = Path(out)
-    table = video.window_softmaxes(
-        model, pd.read_parquet(windows), faces, batch_size, existing=_existing(out, fingerprint)
-    )
+    window_table = pd.read_parquet(windows).reset_index(drop=True)
+    table = video.window_softmaxes(model, window_table, faces, batch_size, existing=_existing(out, fingerprint))
+    table["face_fraction"] = window_table["face_fraction"].to_numpy()  # one row per window, in the table's order
     table.attrs = {FINGERPRINT_ATTR: fingerprint}
     write_parquet(out, table)
     return {
