@@ -194,7 +194,6 @@ def test_lambda_vd_reruns_only_the_students_that_use_it(project):
 
 def test_lora_rank_reruns_speech_teachers_their_softmaxes_and_students_only(project):
     set_params(project, lambda p: p["speech_teacher"].update(lora_rank=4))
-    assert changed_stages(project) == {"speech_teacher@crema_d"}
     uses_sd = {
         f"{name}@crema_d" for name in ("sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-sp", "two-stage-sp")
     } | {"vid-sp-dstl-labeled@crema_d-50"}
