@@ -30,7 +30,21 @@ import torch
 from liser.students.distill import UnlabeledSet
 from liser.training import shuffled_batches
 
-__all__ = ["BatchOrder", "FeatureBank", "WindowTargets", "window_targets", "BatchPlan", "plan_batch"]
+__all__ = ["BatchOrder", "epoch_batches", "FeatureBank", "WindowTargets", "window_targets", "BatchPlan", "plan_batch"]
+
+
+def epoch_batches(
+    n_labeled: int,
+    n_unlabeled: int,
+    batch_size: int,
+    composition: Literal["pooled", "fixed"] = "pooled",
+    labeled_per_batch: int = 1,
+) -> int:
+    """Batches in one epoch of :class:`BatchOrder`: one pass over labeled and unlabeled items (``pooled``, or
+    without labeled items), or over the labeled items, ``labeled_per_batch`` at a time (``fixed``)."""
+    if composition == "fixed" and n_labeled > 0:
+        return math.ceil(n_labeled / (min(labeled_per_batch, batch_size) if n_unlabeled else labeled_per_batch))
+    return math.ceil((n_labeled + n_unlabeled) / batch_size)
 
 
 class BatchOrder:
@@ -62,12 +76,9 @@ class BatchOrder:
         self.n_labeled, self.n_unlabeled, self.batch_size, self.rng = n_labeled, n_unlabeled, batch_size, rng
         self.fixed = composition == "fixed" and n_labeled > 0
         self.labeled_per_batch = min(labeled_per_batch, batch_size) if n_unlabeled else labeled_per_batch
-        self.natural = (
-            math.ceil(n_labeled / self.labeled_per_batch)
-            if self.fixed
-            else math.ceil((n_labeled + n_unlabeled) / batch_size)
+        self.batches_per_epoch = batches_per_epoch or epoch_batches(
+            n_labeled, n_unlabeled, batch_size, composition, labeled_per_batch
         )
-        self.batches_per_epoch = batches_per_epoch or self.natural
         self._unlabeled_order = np.zeros(0, dtype=np.int64)
 
     def epoch(self) -> Iterator[np.ndarray]:

@@ -21,7 +21,7 @@ from liser.metrics import sample_std, score
 from liser.models.student import StudentConfig
 from liser.params import Params
 from liser.runtime import resolve_device
-from liser.students.batching import BatchOrder
+from liser.students.batching import epoch_batches
 from liser.students.checkpoints import save_student
 from liser.students.configurations import Configuration, lambda_candidates
 from liser.students.distill import Objective, UnlabeledSet, unlabeled_set
@@ -146,9 +146,7 @@ def _load_fold(
 def distilled_batches_per_epoch(n_labeled: int, n_unlabeled: int, params: Params) -> int:
     """Batches in an epoch of a run that distils over ``n_unlabeled`` segments, under ``train.batch_composition``."""
     train = params.train
-    rng = np.random.default_rng(0)  # only counted: no batch is drawn
-    order = BatchOrder(n_labeled, n_unlabeled, train.batch_size, rng, train.batch_composition, train.labeled_per_batch)
-    return order.batches_per_epoch
+    return epoch_batches(n_labeled, n_unlabeled, train.batch_size, train.batch_composition, train.labeled_per_batch)
 
 
 def _train(members: list[Member], config: StudentConfig, params: Params, name: str) -> list[MemberResult]:
