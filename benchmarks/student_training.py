@@ -67,7 +67,7 @@ def train_once(corpus: str, name: str, fold: int, epochs: int, threads: int, pre
         validation,
         student_config(corpus, params),
         params.train,
-        windowing(params),
+        windowing(params.features, params.evaluate),
         unlabeled=unlabeled,
         objective=objective,
     )

@@ -166,7 +166,7 @@ class Predictor:
         for path, (_, other) in zip(files, loaded):
             if other != classes:
                 raise ValueError(f"{path}: classes {other} differ from {files[0]}'s {classes}")
-        windows = windowing(params)
+        windows = windowing(params.features, params.evaluate)
         if stride_s is not None:
             if stride_s <= 0:
                 raise ValueError(f"stride must be positive (got {stride_s})")

@@ -64,7 +64,7 @@ def test_predict_agrees_with_utterance_logits(tmp_path, student, repo_params):
     predictions = [predictor.predict(f) for f in files]
 
     logmels = [LogMel(repo_params.features)(load_audio(f, 16000)) for f in files]
-    expected = utterance_logits(model, logmels, windowing(repo_params))
+    expected = utterance_logits(model, logmels, windowing(repo_params.features, repo_params.evaluate))
     got = np.stack([p.logits for p in predictions])
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
     probabilities = torch.softmax(torch.from_numpy(expected), dim=1).numpy()
@@ -84,7 +84,10 @@ def test_ensemble_averages_the_folds_probabilities(tmp_path, repo_params):
 
     logmel = LogMel(repo_params.features)(load_audio(audio, 16000))
     each = [
-        torch.softmax(torch.from_numpy(utterance_logits(model, [logmel], windowing(repo_params))), dim=1).numpy()[0]
+        torch.softmax(
+            torch.from_numpy(utterance_logits(model, [logmel], windowing(repo_params.features, repo_params.evaluate))),
+            dim=1,
+        ).numpy()[0]
         for model in models.values()
     ]
     np.testing.assert_allclose(prediction.probabilities, np.mean(each, axis=0), atol=1e-6)
@@ -181,7 +184,9 @@ def test_a_longer_stride_uses_fewer_windows(tmp_path, student, repo_params):
     audio = write_sound(tmp_path / "long.wav", 12.0)
     paper = Predictor.load(student[0], repo_params)
     fast = Predictor.load(student[0], repo_params, stride_s=1.0)
-    assert paper.windows == windowing(repo_params) and paper.windows.stride_frames == pytest.approx(3.125)
+    assert paper.windows == windowing(
+        repo_params.features, repo_params.evaluate
+    ) and paper.windows.stride_frames == pytest.approx(3.125)
     assert fast.windows.stride_frames == pytest.approx(31.25)
     slow_prediction, fast_prediction = paper.predict(audio), fast.predict(audio)
     assert fast_prediction.error is None

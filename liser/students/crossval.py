@@ -154,7 +154,10 @@ def _train(members: list[Member], config: StudentConfig, params: Params, name: s
     size = params.train.population
     if size == "auto":
         size = len(members) if resolve_device(params.train.device).type == "cuda" else 1
-    windows, validation_windows = windowing(params), windowing(params, params.evaluate.validation_stride_s)
+    windows, validation_windows = (
+        windowing(params.features, params.evaluate),
+        windowing(params.features, params.evaluate, params.evaluate.validation_stride_s),
+    )
     results = []
     for start in range(0, len(members), size):
         chunk = members[start : start + size]
@@ -164,7 +167,9 @@ def _train(members: list[Member], config: StudentConfig, params: Params, name: s
 
 
 def _scored(result: MemberResult, fold: _Fold, params: Params) -> dict:
-    test_logits = utterance_logits(result.model, fold.sets["test"].features, windowing(params))
+    test_logits = utterance_logits(
+        result.model, fold.sets["test"].features, windowing(params.features, params.evaluate)
+    )
     best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]
     return {
         "test_logits": test_logits,

@@ -11,7 +11,7 @@ import torch
 from liser.features import LogMel
 from liser.metrics import Scores, score
 from liser.models.student import Student
-from liser.params import Params
+from liser.params import EvaluateParams, FeatureParams
 from liser.students.crops import pad_to, window_starts
 
 __all__ = ["Windowing", "windowing", "utterance_logits", "Scores", "score"]
@@ -25,14 +25,13 @@ class Windowing:
     batch_size: int = 64
 
 
-def windowing(params: Params, stride_s: float | None = None) -> Windowing:
+def windowing(features: FeatureParams, evaluate: EvaluateParams, stride_s: float | None = None) -> Windowing:
     """Sliding windows at ``stride_s`` (by default ``evaluate.stride_s``, the test stride)."""
-    features = params.features
     return Windowing(
         window_frames=features.crop_frames,
-        stride_frames=(params.evaluate.stride_s if stride_s is None else stride_s) / features.hop_s,
+        stride_frames=(evaluate.stride_s if stride_s is None else stride_s) / features.hop_s,
         pad_value=LogMel.silence_of(features),
-        batch_size=params.evaluate.eval_batch_size,
+        batch_size=evaluate.eval_batch_size,
     )
 
 
