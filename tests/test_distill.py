@@ -14,6 +14,7 @@ from liser.students.configurations import CONFIGURATIONS, configuration, lambda_
 from liser.students.distill import Objective, UnlabeledSet, batch_loss, crop_targets, unlabeled_set
 from liser.students.evaluate import score, utterance_logits
 from liser.students.train import LabeledSet, distil_only, train_student
+from liser.window_tables import Softmaxes
 
 from .test_train import WINDOWING, band_set
 
@@ -101,8 +102,9 @@ def test_unlabeled_set_keeps_windows_every_teacher_scored(tmp_path):
             "end_s": [0.533, 0.533, 1.067, 0.533],
         }
     )
-    speech = windows.assign(p_a=0.25, p_b=0.75, p_max=0.75)
-    video = windows.iloc[:2].assign(**{f"p_{k}": 1 / 7 for k in range(7)}, p_max=1 / 7)
+    speech = Softmaxes(windows.assign(p_a=0.25, p_b=0.75, p_max=0.75), ("a", "b"), "speech teacher")
+    video_frame = windows.iloc[:2].assign(**{f"p_{k}": 1 / 7 for k in range(7)}, p_max=1 / 7)
+    video = Softmaxes(video_frame, tuple(str(k) for k in range(7)), "video teacher")
     both = unlabeled_set(FeatureStore(store_dir), 0.032, speech, video)
     assert list(both.segments) == ["s1", "s2"] and both.speech[1].shape == (1, 2) and both.video[1].shape == (1, 7)
     np.testing.assert_allclose(both.window_midpoints[0], [0.2665 / 0.032])

@@ -112,21 +112,20 @@ def test_repro_writes_every_configuration_and_the_report(project):
 
 
 def test_teachers_are_scored_and_their_softmaxes_cover_the_windows(project):
-    import pandas as pd
+    from liser.window_tables import read_softmaxes, read_window_table
 
     metrics = metrics_of(project)
     assert 0 <= metrics["metrics/teachers/video.json"]["test"]["uar"] <= 1
     speech = metrics["metrics/teachers/speech/crema_d.json"]
     assert set(speech["folds"]) == {"0", "1"} and 0 <= speech["test"]["uar"] <= 1
-    windows = pd.read_parquet(project / "data/mspface/windows.parquet")
+    windows = read_window_table(project / "data/mspface/windows.parquet")
     for table in (
-        pd.read_parquet(project / "data/softmaxes/video.parquet"),
-        pd.read_parquet(project / "data/softmaxes/speech/crema_d/fold1.parquet"),
+        read_softmaxes(project / "data/softmaxes/video.parquet"),
+        read_softmaxes(project / "data/softmaxes/speech/crema_d/fold1.parquet"),
     ):
         assert len(table) == len(windows)
-        assert table[["segment", "window"]].equals(windows[["segment", "window"]])
-        probabilities = table[[c for c in table.columns if c.startswith("p_") and c != "p_max"]]
-        assert abs(probabilities.sum(axis=1) - 1).max() < 1e-4
+        assert table.frame[["segment", "window"]].equals(windows[["segment", "window"]])
+        assert abs(table.probabilities.sum(axis=1) - 1).max() < 1e-4
 
 
 def test_unlabeled_corpus_reports_what_was_obtained_and_dropped(project):

@@ -19,6 +19,7 @@ from liser.students.distill import Objective, UnlabeledSet, crop_targets, unlabe
 from liser.students.population import Member, train_population
 from liser.teachers import speech_runs
 from liser.training import shuffled_batches
+from liser.window_tables import Softmaxes
 from tests.helpers import REPO
 from tests.test_distill import known_answer, teacher_knows
 from tests.test_population import CONFIG, with_video
@@ -180,12 +181,14 @@ def test_the_face_threshold_marks_video_windows_from_the_softmax_table(tmp_path)
     write_npy(store / "logmel.npy", np.zeros((40, 64), dtype=np.float32))
     write_parquet(store / "index.parquet", pd.DataFrame({"utterance": ["s1"], "offset": [0], "frames": [40]}))
     windows = pd.DataFrame({"segment": "s1", "window": [0, 1], "start_s": [0, 0.533], "end_s": [0.533, 1.067]})
-    video = windows.assign(**{f"p_{k}": 1 / 7 for k in range(7)}, p_max=1 / 7, face_fraction=[0.25, 0.75])
+    frame = windows.assign(**{f"p_{k}": 1 / 7 for k in range(7)}, p_max=1 / 7, face_fraction=[0.25, 0.75])
+    video = Softmaxes(frame, tuple(str(k) for k in range(7)), "video teacher")
     marked = unlabeled_set(FeatureStore(store), 0.032, video=video, min_face_fraction=0.5)
     assert marked.video_valid[0].tolist() == [False, True] and marked.video[0].shape == (2, 7)
     assert unlabeled_set(FeatureStore(store), 0.032, video=video).video_valid is None  # 0: every window counts
+    faceless = Softmaxes(frame.drop(columns="face_fraction"), video.classes, "video teacher")
     with pytest.raises(ValueError, match="video_softmaxes again"):
-        unlabeled_set(FeatureStore(store), 0.032, video=video.drop(columns="face_fraction"), min_face_fraction=0.5)
+        unlabeled_set(FeatureStore(store), 0.032, video=faceless, min_face_fraction=0.5)
 
 
 def test_without_any_face_window_the_video_head_does_not_learn():

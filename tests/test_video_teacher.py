@@ -28,8 +28,7 @@ from liser.corpora.table import NothingUsable
 from liser.demo.ferv39k import demo_identity, write_ferv39k_demo
 from liser.models.s2d import S2DConfig, pad_clip, preprocess_clip
 from liser.teachers.video import (
-    PROBABILITY_COLUMNS,
-    WINDOW_KEYS,
+    VIDEO_CLASSES,
     build_video_teacher,
     clip_views,
     evaluate_video_teacher,
@@ -40,6 +39,9 @@ from liser.teachers.video import (
 )
 from liser.unlabeled.faces import read_face_clip
 from liser.unlabeled.windows import segment_windows
+from liser.window_tables import WINDOW_KEYS, probability_columns, read_softmaxes, write_softmaxes
+
+PROBABILITY_COLUMNS = probability_columns(VIDEO_CLASSES)
 
 torch.set_num_threads(1)
 
@@ -266,7 +268,7 @@ def counted_windows(model) -> list[int]:
 def test_window_softmaxes_match_the_window_table_one_to_one(faces, scoring_model):
     folder, windows = faces
     table = window_softmaxes(scoring_model, windows, folder, batch_size=3, device="cpu")
-    assert list(table.columns) == [*WINDOW_KEYS, *PROBABILITY_COLUMNS, "p_max"]
+    assert list(table.columns) == [*WINDOW_KEYS, *PROBABILITY_COLUMNS, "p_max", "face_fraction"]
     assert list(PROBABILITY_COLUMNS) == [
         "p_angry",
         "p_disgust",
@@ -304,25 +306,33 @@ def test_a_window_past_the_clip_end_repeats_the_last_frame(faces, scoring_model)
     np.testing.assert_allclose(scored[list(PROBABILITY_COLUMNS)].to_numpy()[0], expected, atol=1e-5)
 
 
-def test_scoring_is_incremental(faces, scoring_model):
+def test_scoring_is_incremental(faces, scoring_model, tmp_path):
     folder, windows = faces
     model = build_video_teacher(seed=4)
     model.load_state_dict(scoring_model.state_dict())
     model.landmark.load_state_dict(scoring_model.landmark.state_dict())
     sizes = counted_windows(model)
-    full = window_softmaxes(model, windows, folder, batch_size=2, device="cpu")
+    out = tmp_path / "video.parquet"
+    full = window_softmaxes(model, windows, folder, batch_size=2, device="cpu", out=out)
     assert sum(sizes) == len(windows)
+    pd.testing.assert_frame_equal(read_softmaxes(out).frame, full)
+    teacher = read_softmaxes(out).teacher
 
     sizes.clear()
     earlier = full.iloc[[2, 0]]
     stale = earlier.assign(segment="MSP-FACE_0009_0001")  # windows no longer in the table are dropped
-    again = window_softmaxes(model, windows, folder, batch_size=2, device="cpu", existing=pd.concat([earlier, stale]))
+    write_softmaxes(out, pd.concat([earlier, stale], ignore_index=True), VIDEO_CLASSES, teacher)
+    again = window_softmaxes(model, windows, folder, batch_size=2, device="cpu", out=out)
     assert sum(sizes) == len(windows) - 2
     pd.testing.assert_frame_equal(again, full)
 
     sizes.clear()
-    assert window_softmaxes(model, windows, folder, device="cpu", existing=full).equals(full)
+    assert window_softmaxes(model, windows, folder, device="cpu", out=out).equals(full)
     assert sizes == []
+
+    write_softmaxes(out, full, VIDEO_CLASSES, "another teacher")  # scores of another teacher are not reused
+    window_softmaxes(model, windows, folder, batch_size=2, device="cpu", out=out)
+    assert sum(sizes) == len(windows)
 
 
 def test_clip_views_are_the_first_and_last_16_frames():

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liser.unlabeled.windows import WINDOW_COLUMNS, segment_windows, window_table
+from liser.unlabeled.windows import segment_windows, window_table
+from liser.window_tables import WINDOW_COLUMNS
 
 
 def test_non_overlapping_16_frame_windows_drop_the_tail():

@@ -29,6 +29,7 @@ from liser.students.evaluate import utterance_logits, windowing
 from liser.students.population import Member, MemberResult, train_population
 from liser.students.train import LabeledSet
 from liser.tracking import TrainingCurves
+from liser.window_tables import read_softmaxes
 
 __all__ = [
     "labeled_set",
@@ -80,11 +81,11 @@ def fold_unlabeled_set(
     if speech_wanted:
         if inputs.speech_softmaxes is None:
             raise ValueError(f"{configuration.name} needs the speech teacher's window softmaxes")
-        speech = pd.read_parquet(inputs.speech_softmaxes / f"fold{fold}.parquet")
+        speech = read_softmaxes(inputs.speech_softmaxes / f"fold{fold}.parquet")
     if video_wanted:
         if inputs.video_softmaxes is None:
             raise ValueError(f"{configuration.name} needs the video teacher's window softmaxes")
-        video = pd.read_parquet(inputs.video_softmaxes)
+        video = read_softmaxes(inputs.video_softmaxes)
     return unlabeled_set(FeatureStore(inputs.unlabeled_features), hop_s, speech, video, min_face_fraction)
 
 

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.nn import functional as F
 
 from liser.features import FeatureStore
 from liser.models.student import StudentOutput
+from liser.window_tables import WINDOW_KEYS, Softmaxes, probability_columns
 
 __all__ = ["Objective", "UnlabeledSet", "unlabeled_set", "crop_targets", "distillation_term", "batch_loss"]
 
@@ -82,39 +82,36 @@ class UnlabeledSet:
         return len(self.segments)
 
 
-def _probabilities(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c.startswith("p_") and c != "p_max"]
-
-
 def unlabeled_set(
     store: FeatureStore,
     hop_s: float,
-    speech: pd.DataFrame | None = None,
-    video: pd.DataFrame | None = None,
+    speech: Softmaxes | None = None,
+    video: Softmaxes | None = None,
     min_face_fraction: float = 0.0,
 ) -> UnlabeledSet:
     """The segments that have features and every given teacher's window softmaxes.
 
-    ``speech`` and ``video`` are window-softmax tables (segment, window, start_s, end_s, p_..., p_max; the video
-    table also ``face_fraction``); a window counts only when every given teacher scored it.  Video windows with a
+    ``speech`` and ``video`` are window-softmax tables (:mod:`liser.window_tables`; the video teacher's with
+    ``face_fraction``); a window counts only when every given teacher scored it.  Video windows with a
     ``face_fraction`` under ``min_face_fraction`` are kept for their place but marked as giving no target.
     """
     tables = {name: t for name, t in (("speech", speech), ("video", video)) if t is not None}
     if not tables:
         raise ValueError("an unlabeled set needs the window softmaxes of at least one teacher")
-    keys = ["segment", "window", "start_s", "end_s"]
+    keys = list(WINDOW_KEYS)
     windows = None
     for name, table in tables.items():
         extra = []
         if name == "video" and min_face_fraction > 0:
-            if "face_fraction" not in table.columns:
+            if "face_fraction" not in table.frame.columns:
                 raise ValueError(
-                    "the video teacher's window softmaxes have no face_fraction column (written before windows "
-                    "were filtered by face): run stage video_softmaxes again, or set windows.min_face_fraction: 0"
+                    "the video teacher's window softmaxes have no face_fraction column: run stage video_softmaxes "
+                    "again, or set windows.min_face_fraction: 0"
                 )
             extra = ["face_fraction"]
-        columns = {c: f"{name}:{c}" for c in _probabilities(table)}
-        renamed = table[keys + _probabilities(table) + extra].rename(columns=columns)
+        probabilities = probability_columns(table.classes)
+        columns = {c: f"{name}:{c}" for c in probabilities}
+        renamed = table.frame[keys + probabilities + extra].rename(columns=columns)
         windows = renamed if windows is None else windows.merge(renamed, on=keys, how="inner")
     windows = windows[windows["segment"].isin(set(store.index["utterance"]))].sort_values(["segment", "window"])
     if windows.empty:

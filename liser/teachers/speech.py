@@ -45,11 +45,12 @@ from transformers import (
 )
 
 from liser.features import load_audio
-from liser.files import atomic_directory, read_json, write_json, write_parquet
+from liser.files import atomic_directory, read_json, write_json
 from liser.metrics import Scores, score
 from liser.runtime import resolve_device
 from liser.teachers.window_scores import teacher_fingerprint
 from liser.training import shuffled_batches, train_best_epoch, trainable_state
+from liser.window_tables import earlier_probabilities, softmax_frame, write_softmaxes
 
 __all__ = [
     "SAMPLE_RATE",
@@ -70,7 +71,6 @@ __all__ = [
     "train_speech_teacher",
     "save_speech_teacher",
     "load_speech_teacher",
-    "probability_columns",
     "teacher_fingerprint",
     "window_softmaxes",
 ]
@@ -619,44 +619,6 @@ def load_speech_teacher(
 # --- scoring the unlabeled windows -----------------------------------------------------------
 
 
-def probability_columns(n_classes: int, classes: Sequence[str] | None = None) -> list[str]:
-    """``p_<class name>`` when names are given, else ``p_0 .. p_{K-1}``."""
-    if classes is not None and len(classes) != n_classes:
-        raise ValueError(f"{len(classes)} class names for {n_classes} outputs")
-    return [f"p_{name}" for name in (classes if classes is not None else range(n_classes))]
-
-
-_KEYS = ["segment", "window", "start_s", "end_s"]
-FINGERPRINT_ATTR = "speech_teacher_sha256"  # kept in the Parquet file's pandas metadata
-
-
-def _reusable(windows: pd.DataFrame, earlier: Path | None, columns: list[str], fingerprint: str) -> np.ndarray:
-    """Probabilities from an earlier run of this teacher for the windows it scored with the same
-    span (NaN elsewhere)."""
-    reused = np.full((len(windows), len(columns)), np.nan, dtype=np.float32)
-    if earlier is None or not earlier.is_file():
-        return reused
-    previous = pd.read_parquet(earlier)
-    if previous.attrs.get(FINGERPRINT_ATTR) != fingerprint or list(previous.columns) != [*_KEYS, *columns, "p_max"]:
-        log.warning("%s was written by another teacher; every window is scored again", earlier)
-        return reused
-    matched = windows[_KEYS].reset_index(drop=True).reset_index().merge(previous, on=_KEYS, how="inner")
-    reused[matched["index"].to_numpy()] = matched[columns].to_numpy(dtype=np.float32)
-    return reused
-
-
-def _window_table(
-    windows: pd.DataFrame, probabilities: np.ndarray, columns: list[str], fingerprint: str
-) -> pd.DataFrame:
-    done = ~np.isnan(probabilities).any(axis=1)
-    table = windows.loc[done, _KEYS].reset_index(drop=True)
-    for k, column in enumerate(columns):
-        table[column] = probabilities[done, k]
-    table["p_max"] = probabilities[done].max(axis=1)
-    table.attrs = {FINGERPRINT_ATTR: fingerprint}
-    return table
-
-
 def _window_spans(
     windows: pd.DataFrame, rows: np.ndarray, manifest: pd.DataFrame, sample_rate: int
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -695,12 +657,12 @@ def window_softmaxes(
     checkpoint_every: int = 20000,
     sample_rate: int = SAMPLE_RATE,
 ) -> pd.DataFrame:
-    """The teacher's class probabilities for every window of the window table.
+    """The teacher's class probabilities for every window of the window table, as a window-softmax table
+    (:func:`liser.window_tables.softmax_frame`): one row per window, in the table's order; the columns are named
+    after ``classes`` (``p_0 .. p_{K-1}`` without them).
 
-    Returns segment, window, start_s, end_s, one probability column per class and p_max, one
-    row per window in the table's order.  With ``out``, windows already scored there by the
-    same teacher (:func:`teacher_fingerprint`, same segment, window and span) are reused, only
-    the others are scored, and the union is written back atomically, also every
+    With ``out``, windows already scored there by the same teacher (:func:`teacher_fingerprint`, same segment,
+    window and span) are reused, only the others are scored, and the union is written back atomically, also every
     ``checkpoint_every`` new windows so an interrupted run resumes.  Windows of the same length are
     batched together, so no padding ever enters the model and a window's probabilities do not depend
     on its batch; each window is one utterance to the model, normalised on its own where the teacher's
@@ -709,15 +671,21 @@ def window_softmaxes(
     device = resolve_device(device)
     model.eval().to(device)
     out = None if out is None else Path(out)
-    columns = probability_columns(model.config.num_labels, classes)
+    classes = [str(k) for k in range(model.config.num_labels)] if classes is None else list(classes)
+    if len(classes) != model.config.num_labels:
+        raise ValueError(f"{len(classes)} class names for {model.config.num_labels} outputs")
     windows = windows.reset_index(drop=True)
     fingerprint = teacher_fingerprint(model)
-    probabilities = _reusable(windows, out, columns, fingerprint)
+    probabilities = earlier_probabilities(windows, out, classes, fingerprint)
     todo = np.flatnonzero(np.isnan(probabilities).any(axis=1))
     log.info("scoring %d windows, %d reused from earlier results", len(todo), len(windows) - len(todo))
     settings = waveform_input(model)
     buckets: dict[int, list[tuple[int, np.ndarray]]] = {}
     scored_since_save = 0
+
+    def scored_so_far() -> pd.DataFrame:
+        done = ~np.isnan(probabilities).any(axis=1)
+        return softmax_frame(windows[done], probabilities[done], classes)
 
     def flush(length: int) -> int:
         rows, spans = zip(*buckets.pop(length))
@@ -733,11 +701,11 @@ def window_softmaxes(
                 progress.update(done)
                 scored_since_save += done
             if out is not None and scored_since_save >= checkpoint_every:
-                write_parquet(out, _window_table(windows, probabilities, columns, fingerprint))
+                write_softmaxes(out, scored_so_far(), classes, fingerprint)
                 scored_since_save = 0
         for length in list(buckets):
             progress.update(flush(length))
-    table = _window_table(windows, probabilities, columns, fingerprint)
+    table = scored_so_far()
     if out is not None:
-        write_parquet(out, table)
+        write_softmaxes(out, table, classes, fingerprint)
     return table

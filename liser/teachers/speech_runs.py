@@ -28,6 +28,7 @@ from liser.runtime import keep_freed_buffers
 from liser.teachers import speech
 from liser.teachers.window_scores import teacher_fingerprint
 from liser.tracking import TrainingCurves
+from liser.window_tables import read_softmaxes, read_window_table
 
 __all__ = ["teacher_utterances", "speech_teacher_runs", "share_teacher_runs", "speech_window_softmaxes", "fold_folder"]
 
@@ -215,7 +216,7 @@ def speech_window_softmaxes(
     keep_freed_buffers()
     torch.set_num_threads(threads)
     audio = pd.read_parquet(manifest)
-    window_table = pd.read_parquet(windows)
+    window_table = read_window_table(windows)
     counts = {}
     for fold in folds_to_run:
         model, classes, _ = speech.load_speech_teacher(fold_folder(teachers, fold), base)
@@ -229,7 +230,7 @@ def speech_window_softmaxes(
 
 def _take_over(earlier: Path, target: Path, fingerprint: str) -> None:
     """Copy ``earlier`` to ``target`` when the teacher of ``fingerprint`` wrote it."""
-    if earlier.is_file() and pd.read_parquet(earlier).attrs.get(speech.FINGERPRINT_ATTR) == fingerprint:
+    if earlier.is_file() and read_softmaxes(earlier).teacher == fingerprint:
         with atomic_path(target) as staging:
             shutil.copyfile(earlier, staging)
         log.info("%s: windows scored by the same teacher taken over from %s", target, earlier)

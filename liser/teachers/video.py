@@ -10,8 +10,8 @@ Three jobs:
   full network with :func:`build_video_teacher` and passes it in.
 - :func:`evaluate_video_teacher`: UAR, WAR and confusion of whole clips.  A clip longer than 16 frames is
   scored, as the original S2D evaluation does, by averaging the probabilities of its first and last 16 frames.
-- :func:`window_softmaxes` scores the window table (:mod:`liser.windows`) from the face clips
-  ``<faces_dir>/<segment>.mp4``, with the same keys as the speech teacher's table.
+- :func:`window_softmaxes` scores the window table from the face clips ``<faces_dir>/<segment>.mp4`` into a
+  window-softmax table (:mod:`liser.window_tables`).
 
 Frames are preprocessed as the spec says (:func:`liser.models.s2d.preprocess_clip`: bilinear antialiased resize
 to the model's image size, /255, ImageNet mean and std).  For training, each clip is resized once when loaded and
@@ -40,12 +40,13 @@ from liser.metrics import Scores, score
 from liser.models.s2d import S2D, S2DConfig, pad_clip, preprocess_clip, preprocess_frames
 from liser.models.s2d_checkpoint import load_mobilefacenet, load_s2d, load_s2d_checkpoint, save_s2d
 from liser.runtime import resolve_device
+from liser.teachers.window_scores import teacher_fingerprint
 from liser.training import seed_everything, shuffled_batches, train_best_epoch
 from liser.unlabeled.faces import read_face_clip
+from liser.window_tables import WINDOW_KEYS, earlier_probabilities, softmax_frame, write_softmaxes
 
 __all__ = [
-    "PROBABILITY_COLUMNS",
-    "WINDOW_KEYS",
+    "VIDEO_CLASSES",
     "VideoTeacherResult",
     "build_video_teacher",
     "save_video_teacher",
@@ -59,9 +60,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PROBABILITY_COLUMNS = tuple(f"p_{name.lower()}" for name in CLASSES)  # FERV39k order
-WINDOW_KEYS = ("segment", "window", "start_s", "end_s")  # the speech teacher's keys
-_WINDOW_NEEDS = (*WINDOW_KEYS, "first_frame", "last_frame")
+VIDEO_CLASSES = tuple(name.lower() for name in CLASSES)  # FERV39k's, in its order: the window tables' p_<class>
+_WINDOW_NEEDS = (*WINDOW_KEYS, "first_frame", "last_frame", "face_fraction")
 
 
 def _check_classes(model: S2D) -> None:
@@ -396,21 +396,6 @@ def evaluate_video_teacher(
 # --- scoring the unlabeled windows ---------------------------------------------------------------------------
 
 
-def _reused(windows: pd.DataFrame, existing: pd.DataFrame | None) -> np.ndarray:
-    """Probabilities of ``existing`` for the windows it holds (same segment, window and span); NaN elsewhere."""
-    reused = np.full((len(windows), len(PROBABILITY_COLUMNS)), np.nan, dtype=np.float32)
-    if existing is None or existing.empty:
-        return reused
-    missing = [column for column in (*WINDOW_KEYS, *PROBABILITY_COLUMNS) if column not in existing.columns]
-    if missing:
-        log.warning("the earlier video teacher table lacks %s; every window is scored again", missing)
-        return reused
-    previous = existing[[*WINDOW_KEYS, *PROBABILITY_COLUMNS]].drop_duplicates(list(WINDOW_KEYS))
-    matched = windows[list(WINDOW_KEYS)].reset_index().merge(previous, on=list(WINDOW_KEYS), how="inner")
-    reused[matched["index"].to_numpy()] = matched[list(PROBABILITY_COLUMNS)].to_numpy(dtype=np.float32)
-    return reused
-
-
 def _window_clips(
     windows: pd.DataFrame, rows: np.ndarray, faces_dir: Path, config: S2DConfig
 ) -> Iterator[tuple[int, torch.Tensor]]:
@@ -440,14 +425,15 @@ def window_softmaxes(
     faces_dir: str | Path,
     batch_size: int = 8,
     device: str | torch.device | None = None,
-    existing: pd.DataFrame | None = None,
+    out: str | Path | None = None,
 ) -> pd.DataFrame:
-    """The teacher's FERV39k class probabilities for every window of the window table.
+    """The teacher's FERV39k class probabilities for every window of the window table, as a window-softmax table
+    (:func:`liser.window_tables.softmax_frame`, with each window's ``face_fraction``): one row per window, in the
+    table's order.
 
-    Returns segment, window, start_s, end_s, :data:`PROBABILITY_COLUMNS` and p_max: one row per window, in the
-    table's order.  Windows found in ``existing`` (an earlier result; same segment, window and span) are taken
-    from it and not scored again.  Each window's frames ``first_frame..last_frame`` come from
-    ``<faces_dir>/<segment>.mp4`` (a window running past the clip's end repeats its last frame).
+    With ``out``, windows the same teacher already scored there (same segment, window and span) are taken from it
+    and not scored again, and the table is written there.  Each window's frames ``first_frame..last_frame`` come
+    from ``<faces_dir>/<segment>.mp4`` (a window running past the clip's end repeats its last frame).
     """
     missing = [column for column in _WINDOW_NEEDS if column not in windows.columns]
     if missing:
@@ -456,7 +442,8 @@ def window_softmaxes(
     device = resolve_device(device)
     model.eval().to(device)
     windows = windows.reset_index(drop=True)
-    probabilities = _reused(windows, existing)
+    fingerprint = teacher_fingerprint(model)
+    probabilities = earlier_probabilities(windows, out, VIDEO_CLASSES, fingerprint)
     todo = np.flatnonzero(np.isnan(probabilities).any(axis=1))
     log.info("video teacher: scoring %d windows, %d taken from earlier results", len(todo), len(windows) - len(todo))
     pending: list[tuple[int, torch.Tensor]] = []
@@ -475,8 +462,7 @@ def window_softmaxes(
                 progress.update(flush())
         if pending:
             progress.update(flush())
-    table = windows[list(WINDOW_KEYS)].copy()
-    for k, column in enumerate(PROBABILITY_COLUMNS):
-        table[column] = probabilities[:, k]
-    table["p_max"] = probabilities.max(axis=1)
+    table = softmax_frame(windows, probabilities, VIDEO_CLASSES, windows["face_fraction"].to_numpy())
+    if out is not None:
+        write_softmaxes(out, table, VIDEO_CLASSES, fingerprint)
     return table

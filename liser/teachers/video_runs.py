@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from liser.corpora.ferv39k import read_ferv39k
@@ -21,15 +20,14 @@ from liser.params import VideoTeacherParams
 from liser.runtime import keep_freed_buffers
 from liser.teachers import video
 from liser.teachers.weights import MOBILEFACENET_FILE, RECORD_FILE, S2D_FILE, WeightsUnavailable
-from liser.teachers.window_scores import teacher_fingerprint
 from liser.tracking import TrainingCurves
+from liser.window_tables import read_window_table
 
 __all__ = ["VIDEO_TEACHER_FILE", "video_teacher_run", "video_window_softmaxes"]
 
 log = logging.getLogger(__name__)
 
 VIDEO_TEACHER_FILE = "teacher.safetensors"
-FINGERPRINT_ATTR = "teacher_sha256"  # in the Parquet file's pandas metadata
 
 
 def video_teacher_run(
@@ -93,32 +91,15 @@ def video_teacher_run(
     return summary
 
 
-def _existing(path: Path, fingerprint: str) -> pd.DataFrame | None:
-    """An earlier softmax table at ``path`` when the same teacher wrote it."""
-    if not path.is_file():
-        return None
-    earlier = pd.read_parquet(path)
-    if earlier.attrs.get(FINGERPRINT_ATTR) != fingerprint:
-        log.info("%s was written by another teacher; every window is scored again", path)
-        return None
-    return earlier
-
-
 def video_window_softmaxes(
     teacher: str | Path, windows: str | Path, faces: str | Path, out: str | Path, batch_size: int = 8, threads: int = 2
 ) -> dict:
-    """Score every window of the window table with the video teacher into ``out`` (Parquet), with each window's
-    ``face_fraction`` beside its softmaxes, for the students to leave out windows with little face."""
+    """Score every window of the window table with the video teacher into the window-softmax table ``out``, with
+    each window's ``face_fraction`` beside its softmaxes, for the students to leave out windows with little face."""
     keep_freed_buffers()
     torch.set_num_threads(threads)
     model, _ = video.load_video_teacher(Path(teacher) / VIDEO_TEACHER_FILE)
-    fingerprint = teacher_fingerprint(model)
-    out = Path(out)
-    window_table = pd.read_parquet(windows).reset_index(drop=True)
-    table = video.window_softmaxes(model, window_table, faces, batch_size, existing=_existing(out, fingerprint))
-    table["face_fraction"] = window_table["face_fraction"].to_numpy()  # one row per window, in the table's order
-    table.attrs = {FINGERPRINT_ATTR: fingerprint}
-    write_parquet(out, table)
+    table = video.window_softmaxes(model, read_window_table(windows), faces, batch_size, out=out)
     return {
         "windows": len(table),
         "segments": int(table["segment"].nunique()),

@@ -19,6 +19,7 @@ from liser.params import FaceParams, MspFaceParams, WindowParams
 from liser.unlabeled.acquire import OBTAINED_NAME, AcquireOptions, acquire, segment_paths
 from liser.unlabeled.faces import crop_segments
 from liser.unlabeled.windows import window_table
+from liser.window_tables import write_window_table
 
 __all__ = ["obtain_segments", "crop_faces", "cut_windows"]
 
@@ -70,7 +71,7 @@ def cut_windows(acquired: Path, faces: Path, params: WindowParams, windows_out: 
     segments that have windows, for the log-Mel features."""
     obtained = pd.read_parquet(acquired / OBTAINED_NAME)
     windows = window_table(obtained, faces, params.frames, params.fps)
-    write_parquet(windows_out, windows)
+    write_window_table(windows_out, windows)
     kept = obtained[obtained["segment"].isin(set(windows["segment"]))]
     manifest = pd.DataFrame(
         {

@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 
 from liser.unlabeled.faces import read_face_mask
+from liser.window_tables import WINDOW_COLUMNS
 
-__all__ = ["WINDOW_COLUMNS", "segment_windows", "window_table"]
-
-WINDOW_COLUMNS = ("segment", "window", "first_frame", "last_frame", "start_s", "end_s", "speaker", "face_fraction")
+__all__ = ["segment_windows", "window_table"]
 
 
 def segment_windows(segment: str, speaker: str, face_mask: np.ndarray, frames: int, fps: float) -> pd.DataFrame:
