@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from liser.files import atomic_path
+from liser.logs import UserError
 
 __all__ = [
     "FORMAT",
@@ -56,7 +57,7 @@ _WINDOW_DTYPES = {
 }
 
 
-class TableError(ValueError):
+class TableError(UserError, ValueError):
     """A window or window-softmax table that cannot be used, with the file and the problem in the message."""
 
 

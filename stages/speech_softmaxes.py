@@ -4,8 +4,7 @@ import argparse
 from pathlib import Path
 
 from liser.files import write_json
-from liser.logs import configure_logging
-from liser.params import load_params
+from liser.stage import run_stage
 from liser.teachers.speech_runs import speech_window_softmaxes
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -16,19 +15,27 @@ parser.add_argument("--windows", type=Path, required=True)
 parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--metrics", type=Path, required=True)
 parser.add_argument("--reuse-from", type=Path, help="earlier softmaxes, taken over where the same teacher wrote them")
-args = parser.parse_args()
-configure_logging()
-params = load_params()
-teacher = params.speech_teacher
-counts = speech_window_softmaxes(
-    args.teachers,
-    params.cv.folds,
-    args.manifest,
-    args.windows,
-    args.out,
-    base=args.base,
-    batch_size=teacher.eval_batch_size,
-    threads=teacher.threads,
-    reuse_from=args.reuse_from,
-)
-write_json(args.metrics, counts)
+
+
+def read_params(params, args):
+    return params.cv.folds, params.speech_teacher.eval_batch_size, params.speech_teacher.threads
+
+
+def work(settings, args):
+    folds, batch_size, threads = settings
+    counts = speech_window_softmaxes(
+        args.teachers,
+        folds,
+        args.manifest,
+        args.windows,
+        args.out,
+        base=args.base,
+        batch_size=batch_size,
+        threads=threads,
+        reuse_from=args.reuse_from,
+    )
+    write_json(args.metrics, counts)
+
+
+if __name__ == "__main__":
+    run_stage(parser, read_params, work)

@@ -3,8 +3,8 @@
 import argparse
 from pathlib import Path
 
-from liser.logs import configure_logging, errors_as_messages
-from liser.params import load_params
+from liser.logs import errors_as_messages
+from liser.stage import run_stage
 from liser.teachers.video_runs import video_teacher_run
 from liser.teachers.weights import WeightsUnavailable
 
@@ -13,7 +13,16 @@ parser.add_argument("--weights", type=Path, required=True, help="S2D's published
 parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--metrics", type=Path, required=True)
 parser.add_argument("--live", type=Path, help="DVCLive folder of the training curves, written as they train")
-args = parser.parse_args()
-configure_logging()
-with errors_as_messages(WeightsUnavailable):
-    video_teacher_run(load_params().video_teacher, args.weights, args.out, args.metrics, args.live)
+
+
+def read_params(params, args):
+    return params.video_teacher
+
+
+def work(teacher, args):
+    with errors_as_messages(WeightsUnavailable):
+        video_teacher_run(teacher, args.weights, args.out, args.metrics, args.live)
+
+
+if __name__ == "__main__":
+    run_stage(parser, read_params, work)

@@ -1,8 +1,10 @@
 import pandas as pd
 import pytest
 
-from liser.corpora import COLUMNS, NothingUsable, read_corpus
 from liser.corpora.audio_check import UnusableAudio, check_audio
+from liser.corpora.labeled import read_corpus
+from liser.corpora.table import NothingUsable
+from liser.manifests import COLUMNS
 
 from .helpers import write_tone
 

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from liser.corpora import COLUMNS, classes_of, corpus_classes, corpus_title, read_corpus
+from liser.corpora.labeled import classes_of, corpus_classes, read_corpus
 from liser.folds import speaker_folds
+from liser.manifests import COLUMNS
 from liser.params import CorpusParams, parse_params
+from liser.results.report import corpus_title
 
 from .helpers import REPO, copy_project, write_tone
 from .test_params import error_for

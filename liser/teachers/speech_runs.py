@@ -23,7 +23,7 @@ import torch
 from liser.files import atomic_directory, atomic_path, read_json, write_json, write_parquet
 from liser.folds import fold_utterances, labeled_share
 from liser.metrics import sample_std
-from liser.params import LabelEfficiencyParams, SpeechTeacherParams
+from liser.params import SpeechTeacherParams
 from liser.runtime import keep_freed_buffers
 from liser.teachers import speech
 from liser.teachers.window_scores import teacher_fingerprint
@@ -152,7 +152,8 @@ def share_teacher_runs(
     corpus: str,
     folds_to_run: list[int],
     params: SpeechTeacherParams,
-    label_efficiency: LabelEfficiencyParams,
+    teacher: str,
+    share_seed: int,
     labeled_percent: int,
     full_teachers: str | Path,
     classes: Sequence[str],
@@ -163,9 +164,10 @@ def share_teacher_runs(
     metrics: str | Path,
     live: str | Path | None = None,
 ) -> dict:
-    """Figure 2's speech teachers for ``labeled_percent`` %: with ``label_efficiency.teacher: share`` trained on that
-    share (:func:`speech_teacher_runs`); with ``all`` the full run's teachers in ``full_teachers``, copied."""
-    if label_efficiency.teacher == "share":
+    """Figure 2's speech teachers for ``labeled_percent`` %: with ``teacher`` ``share`` (``label_efficiency.teacher``)
+    trained on that share, drawn with ``share_seed`` (``label_efficiency.seed``, :func:`speech_teacher_runs`); with
+    ``all`` the full run's teachers in ``full_teachers``, copied."""
+    if teacher == "share":
         return speech_teacher_runs(
             corpus,
             folds_to_run,
@@ -178,7 +180,7 @@ def share_teacher_runs(
             metrics,
             live,
             labeled_percent=labeled_percent,
-            share_seed=label_efficiency.seed,
+            share_seed=share_seed,
         )
     per_fold = {}
     for fold in folds_to_run:
