@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -9,6 +10,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from liser.processes import forget_tool, start_tool
 
 __all__ = ["write_video", "last_line"]
 
@@ -30,10 +33,13 @@ def write_video(
     audio: str | Path | None = None,
     comment: str | None = None,
     threads: int | None = None,
+    lossless: bool = False,
     extra: Sequence[str] = (),
 ) -> int:
     """Encode ``frames`` (height x width x 3 uint8, ``pixel_format`` order, all one size) into the MP4 ``path``;
-    with ``audio``, a sound file muxed in as AAC.  Returns the number of frames written.
+    with ``audio``, a sound file muxed in as AAC.  ``lossless``: H.264 of the RGB frames themselves (libx264rgb,
+    quantiser 0), decoded back bit for bit, instead of 4:2:0 at quality ``crf``.  Returns the number of frames
+    written.
 
     Raises RuntimeError with ffmpeg's own last message when it fails (or is not installed).
     """
@@ -47,14 +53,17 @@ def write_video(
     command += ["-i", "pipe:0"]
     if audio is not None:
         command += ["-i", str(audio), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "96k"]
-    command += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
+    if lossless:
+        command += ["-c:v", "libx264rgb", "-preset", preset, "-qp", "0", "-pix_fmt", "rgb24"]
+    else:
+        command += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
     if threads is not None:
         command += ["-threads", str(threads)]
     if comment is not None:
         command += ["-metadata", f"comment={comment}"]
     command += [*extra, "-f", "mp4", str(path)]
     try:
-        encoder = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        encoder = start_tool(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise RuntimeError("ffmpeg is not installed (apt-get install ffmpeg); it encodes video clips") from None
     written = 0
@@ -64,8 +73,17 @@ def write_video(
             written += 1
     except BrokenPipeError:
         pass  # ffmpeg stopped; its message is read below
-    finally:
+    except BaseException:  # interrupted, or the frames failed: no half-written clip is finished
+        encoder.kill()
+        with contextlib.suppress(OSError):
+            encoder.stdin.close()
+        encoder.wait()
+        forget_tool(encoder)
+        raise
+    try:
         _, errors = encoder.communicate()
+    finally:
+        forget_tool(encoder)
     if encoder.returncode != 0:
         raise RuntimeError(f"ffmpeg could not encode {Path(path).name}: {last_line(errors.decode(errors='replace'))}")
     return written

@@ -25,6 +25,7 @@ __all__ = [
     "folder_manifest",
     "write_placeholders",
     "read_json",
+    "write_bytes",
     "write_csv",
     "write_json",
     "write_npy",
@@ -97,6 +98,11 @@ def folder_manifest(folder: str | Path) -> str:
 def write_text(target: str | Path, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
+
+
+def write_bytes(target: str | Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
 
 
 def _plain(value: Any) -> Any:

@@ -34,6 +34,7 @@ __all__ = [
     "CorpusParams",
     "PROFILES",
     "READERS",
+    "UNLABELED_READERS",
     "Params",
     "ParamsError",
     "load_params",
@@ -212,8 +213,65 @@ class CorporaParams(_Section):
         return self.corpus(corpus).root
 
 
+class RuntimeParams(_Section):
+    """Where the unlabeled corpus's per-segment work and the teachers' window scoring run.
+
+    ``cluster: local`` uses this machine's processes; ``ray`` runs the work as Ray tasks (and the window scoring
+    through Ray Data): ``ray_address`` null starts a Ray instance on this machine, an address (``host:port``, or
+    ``auto`` for the cluster ``ray start`` made here) joins an existing cluster.  ``shared_root`` is the project
+    folder as every node of the cluster sees it (a shared file system): workers then read their inputs from there;
+    without it each input file is sent with its task.  Outputs are always written by the stage itself.
+    """
+
+    cluster: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    shared_root: Path | None = None
+
+    @model_validator(mode="after")
+    def _ray_settings_need_ray(self) -> RuntimeParams:
+        if self.cluster == "local" and (self.ray_address is not None or self.shared_root is not None):
+            key = "ray_address" if self.ray_address is not None else "shared_root"
+            raise ValueError(f"{key}: a Ray setting, but cluster is local (set cluster: ray)")
+        return self
+
+
+UNLABELED_READERS = ("mspface", "voxceleb2", "avspeech", "folder")
+
+
+class UnlabeledParams(_Section):
+    """Which unlabeled audio-visual corpus the project distils over, and where it is (stage ``acquire``).
+
+    ``mspface`` reads the lists in ``mspface.lists`` and ``avspeech`` the CSV ``table``; both download their videos
+    from YouTube with the ``mspface`` settings.  ``voxceleb2`` reads ``root`` as distributed (``dev/mp4/...``, and
+    ``txt/``, ``vox2_meta.csv`` when there) and ``folder`` any folder of video files, with an optional ``table`` of
+    their speakers and segment times; their files are used where they are.  Segments of ``exclude_speakers`` are
+    left out (say, the labeled corpora's speakers).
+    """
+
+    reader: Literal["mspface", "voxceleb2", "avspeech", "folder"] = "mspface"
+    root: Path | None = None
+    table: Path | None = None
+    sets: list[Literal["dev", "test"]] = Field(default_factory=lambda: ["dev"])  # voxceleb2
+    exclude_speakers: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _where_the_reader_reads(self) -> UnlabeledParams:
+        needs = {"mspface": (), "voxceleb2": ("root",), "avspeech": ("table",), "folder": ("root",)}[self.reader]
+        for key in needs:
+            if getattr(self, key) is None:
+                raise ValueError(f"{key}: missing; the {self.reader} reader needs it")
+        allowed = {"mspface": (), "voxceleb2": ("root",), "avspeech": ("table",), "folder": ("root", "table")}
+        for key in ("root", "table"):
+            if getattr(self, key) is not None and key not in allowed[self.reader]:
+                raise ValueError(f"{key}: the {self.reader} reader does not read it")
+        if not self.sets or len(set(self.sets)) != len(self.sets):
+            raise ValueError(f"sets: dev, test or both, each once (got {self.sets})")
+        return self
+
+
 class MspFaceParams(_Section):
-    """Obtaining MSP-Face from its published lists (stage ``acquire``)."""
+    """Obtaining MSP-Face from its published lists (stage ``acquire``); the download settings serve every reader
+    that downloads (``unlabeled.reader: avspeech`` too)."""
 
     lists: Path  # folder with link_videos.txt, segments_data.txt, speaker_id_*.txt
     limit_videos: int | None = Field(None, gt=0)  # first N videos only, to try the pipeline on a subset
@@ -246,6 +304,12 @@ class FaceParams(_Section):
     max_gap: int = Field(15, ge=0)
     min_face_fraction: float = Field(0.5, ge=0, le=1)
     workers: int = Field(1, ge=1)
+    # false: only each segment's face track is kept, and the video teacher aligns the faces from the segment's
+    # video as it scores them; true: the aligned 224 x 224 crops are kept too, as H.264 clips of quality crf
+    keep_crops: bool = True
+    crf: int = Field(18, ge=0, le=51)  # 0 keeps the crops losslessly (RGB), exactly the frames the teacher sees
+    # listed: the face boxes a corpus lists (VoxCeleb2's txt files) where it lists them, detection elsewhere
+    boxes: Literal["detect", "listed"] = "detect"
 
     @model_validator(mode="after")
     def _gap_covers_the_stride(self) -> FaceParams:
@@ -489,6 +553,8 @@ class Params(_Section):
     profile: Literal["demo", "paper"]
     demo: DemoParams
     corpora: CorporaParams
+    runtime: RuntimeParams = Field(default_factory=RuntimeParams)
+    unlabeled: UnlabeledParams = Field(default_factory=UnlabeledParams)
     mspface: MspFaceParams
     faces: FaceParams
     windows: WindowParams

@@ -1,9 +1,16 @@
-"""Stopping cleanly: a stage ends on SIGTERM as on Ctrl-C, and its worker processes end with it.
+"""Stopping cleanly: a stage ends on SIGTERM, and when the process that started it ends, as on Ctrl-C, within a
+second or two; the worker processes and the tools (ffmpeg, ffprobe) it started end with it, and nothing is written
+after it ended.
 
-A stage's worker processes must not outlive it: one left running after its stage was stopped goes on writing into
-an output folder that a rerun may just have cleaned. Workers started by :func:`worker_pool` ask the kernel to kill
-them when their parent ends, however it ends (Linux; SIGKILL included), and the pool cancels what has not started
-when the parent is interrupted.
+- :func:`exit_on_sigterm` makes SIGTERM end the stage through its ``finally`` blocks (temporary files are removed),
+  and asks the kernel to send the stage SIGTERM when its parent ends: ``dvc repro`` ended by SIGTERM does not pass
+  the signal on, and its stage would otherwise run on, orphaned.
+- Tools started with :func:`run_tool` or :func:`start_tool` are killed when the stage is stopped, whichever thread
+  started them, and none is started after that.
+- Workers started by :func:`worker_pool` ask the kernel to kill them when their parent ends, however it ends
+  (Linux; SIGKILL included).  When the parent is interrupted, the tasks not started are cancelled and those under
+  way are stopped: each worker gets SIGTERM (its own clean-ups run, its tools are killed), and SIGKILL after
+  :data:`GRACE_S` if it has not ended by then.
 """
 
 from __future__ import annotations
@@ -13,42 +20,139 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
-__all__ = ["exit_on_sigterm", "die_with_parent", "worker_pool"]
+__all__ = [
+    "GRACE_S",
+    "StageStopping",
+    "die_with_parent",
+    "exit_on_sigterm",
+    "forget_tool",
+    "run_tool",
+    "start_tool",
+    "stop_tools",
+    "worker_pool",
+]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+GRACE_S = 1.0  # how long an interrupted worker has to run its clean-ups before it is killed
+
+_tools: set[subprocess.Popen] = set()
+_tools_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+class StageStopping(RuntimeError):
+    """Raised instead of starting a tool once the stage is being stopped."""
+
+
+def _ask_for_signal_when_parent_ends(signum: int) -> bool:
+    """Ask the kernel for ``signum`` when the parent process ends (Linux); False when the parent has already gone."""
+    if not sys.platform.startswith("linux"):
+        return True
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
+    return os.getppid() == parent
+
+
+def _stop(signum: int, frame: Any) -> None:
+    stop_tools()
+    raise SystemExit(128 + signum)
 
 
 def exit_on_sigterm() -> None:
     """Make SIGTERM (what ``kill`` and job schedulers send) end the process like Ctrl-C does, through its
-    ``finally`` blocks, so temporary outputs are removed instead of left half-written."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    ``finally`` blocks, after killing the tools it runs; and end it the same way when its parent ends."""
+    signal.signal(signal.SIGTERM, _stop)
+    if not _ask_for_signal_when_parent_ends(signal.SIGTERM):
+        _stop(signal.SIGTERM, None)
+
+
+def stop_tools() -> None:
+    """Kill every tool under way and refuse to start more (the stage is ending)."""
+    _stopping.set()
+    with _tools_lock:
+        running = list(_tools)
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+
+
+def start_tool(command: Sequence[str], **popen: Any) -> subprocess.Popen:
+    """``subprocess.Popen(command, **popen)`` for a tool that :func:`stop_tools` kills; call :func:`forget_tool`
+    (or use :func:`run_tool`) once it has ended."""
+    with _tools_lock:
+        if _stopping.is_set():
+            raise StageStopping(f"the stage is ending: {command[0]} not started")
+        process = subprocess.Popen(list(command), **popen)
+        _tools.add(process)
+    return process
+
+
+def forget_tool(process: subprocess.Popen) -> None:
+    with _tools_lock:
+        _tools.discard(process)
+
+
+def run_tool(command: Sequence[str], **popen: Any) -> subprocess.CompletedProcess:
+    """What ``subprocess.run(command, capture_output=True, text=True)`` gives, for a tool that is killed when the
+    stage is stopped."""
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
+    process = start_tool(command, **popen)
+    try:
+        stdout, stderr = process.communicate()
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        forget_tool(process)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def die_with_parent(parent: int, setup: Callable[[], None] | None = None) -> None:
-    """Worker set-up: be killed when process ``parent`` ends (Linux), then run ``setup``."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent ended before the request was made
-            os._exit(1)
+    """Worker set-up: be killed when process ``parent`` ends (Linux); on SIGTERM, kill the tools under way and end
+    through the ``finally`` blocks; then run ``setup``."""
+    if not _ask_for_signal_when_parent_ends(signal.SIGKILL) or os.getppid() != parent:
+        os._exit(1)  # the parent ended before the request was made
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, _stop)
     if setup is not None:
         setup()
+
+
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM to every worker of ``pool``, SIGKILL to those still there after :data:`GRACE_S`."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # the executor has no public list
+    for worker in workers:
+        with contextlib.suppress(ProcessLookupError, AttributeError):
+            worker.terminate()
+    deadline = time.monotonic() + GRACE_S
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+            worker.join(1.0)
 
 
 @contextlib.contextmanager
 def worker_pool(workers: int, setup: Callable[[], None] | None = None) -> Iterator[ProcessPoolExecutor]:
     """``workers`` spawned processes (spawn, not fork: the parent may hold OpenCV or torch threads, which fork would
-    not copy safely) that end with this process. On an exception, Ctrl-C or SIGTERM in the caller, the tasks not
-    started are cancelled and the pool waits only for those under way."""
+    not copy safely) that end with this process.  On an exception, Ctrl-C or SIGTERM in the caller, the tasks not
+    started are cancelled and the workers are stopped (SIGTERM, then SIGKILL after :data:`GRACE_S`)."""
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(), setup))
     try:
         yield pool
     except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
+        _end_workers(pool)
+        pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)

@@ -37,6 +37,7 @@ __all__ = [
     "write_softmaxes",
     "read_softmaxes",
     "earlier_probabilities",
+    "WindowTableWriter",
     "write_window_table",
     "read_window_table",
 ]
@@ -55,6 +56,20 @@ _WINDOW_DTYPES = {
     "speaker": "str",
     "face_fraction": np.float64,
 }
+
+
+WINDOW_SCHEMA = pa.schema(
+    [
+        ("segment", pa.string()),
+        ("window", pa.int64()),
+        ("first_frame", pa.int64()),
+        ("last_frame", pa.int64()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("speaker", pa.string()),
+        ("face_fraction", pa.float64()),
+    ]
+)
 
 
 class TableError(UserError, ValueError):
@@ -180,13 +195,45 @@ def earlier_probabilities(
     return reused
 
 
-def write_window_table(path: str | Path, frame: pd.DataFrame) -> None:
-    """The window table, atomically, with :data:`WINDOW_COLUMNS` in order."""
+def _window_rows(path: str | Path, frame: pd.DataFrame) -> pa.Table:
     missing = [column for column in WINDOW_COLUMNS if column not in frame.columns]
     if missing:
         raise ValueError(f"{path}: a window table needs the columns {missing}")
-    with atomic_path(path) as tmp:
-        frame[list(WINDOW_COLUMNS)].astype(_WINDOW_DTYPES).to_parquet(tmp, index=False)
+    return pa.Table.from_pandas(frame[list(WINDOW_COLUMNS)].astype(_WINDOW_DTYPES), WINDOW_SCHEMA, preserve_index=False)
+
+
+def write_window_table(path: str | Path, frame: pd.DataFrame) -> None:
+    """The window table, atomically, with :data:`WINDOW_COLUMNS` in order."""
+    with WindowTableWriter(path) as writer:
+        writer.write(frame)
+
+
+class WindowTableWriter:
+    """The window table written a part at a time (one Parquet row group each), atomically: the file appears, whole,
+    when the ``with`` block ends without an error."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.rows = 0
+
+    def __enter__(self) -> WindowTableWriter:
+        self._staging = atomic_path(self.path)
+        tmp = self._staging.__enter__()
+        self._writer = pq.ParquetWriter(tmp, WINDOW_SCHEMA)
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            self._writer.write_table(_window_rows(self.path, frame))
+            self.rows += len(frame)
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None and self.rows == 0:  # a file with the columns, and no rows
+                self._writer.write_table(WINDOW_SCHEMA.empty_table())
+            self._writer.close()
+        finally:
+            self._staging.__exit__(kind, error, trace)
 
 
 def read_window_table(path: str | Path) -> pd.DataFrame:

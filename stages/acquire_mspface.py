@@ -1,4 +1,5 @@
-"""Stage `acquire`: download the MSP-Face videos in the lists and cut their segments."""
+"""Stage `acquire`: obtain the unlabeled corpus's segments (download and cut MSP-Face or AVSpeech videos; check
+VoxCeleb2's or a folder's files and take out their sound)."""
 
 import argparse
 from pathlib import Path
@@ -13,12 +14,12 @@ parser.add_argument("--metrics", required=True)
 
 
 def read_params(params, args):
-    return params.mspface
+    return params.unlabeled, params.mspface, params.runtime
 
 
-def work(mspface, args):
-    write_json(args.metrics, obtain_segments(mspface, args.out))
+def work(settings, args):
+    write_json(args.metrics, obtain_segments(*settings, args.out))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # Ray's workers import this file
     run_stage(parser, read_params, work)

@@ -5,10 +5,9 @@ from pathlib import Path
 
 from liser.files import write_json
 from liser.stage import run_stage
-from liser.unlabeled.runs import cut_windows
+from liser.unlabeled.windows import FACE_MASKS, cut_windows
 
 parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--acquired", type=Path, required=True)
 parser.add_argument("--faces", type=Path, required=True)
 parser.add_argument("--windows", type=Path, required=True)
 parser.add_argument("--manifest", type=Path, required=True)
@@ -21,7 +20,7 @@ def read_params(params, args):
 
 def work(settings, args):
     frames, fps = settings
-    write_json(args.metrics, cut_windows(args.acquired, args.faces, frames, fps, args.windows, args.manifest))
+    write_json(args.metrics, cut_windows(args.faces / FACE_MASKS, frames, fps, args.windows, args.manifest))
 
 
 if __name__ == "__main__":

@@ -9,18 +9,22 @@ from skimage import data
 
 import liser.unlabeled.faces as faces_module
 from liser.ffmpeg import write_video
+from liser.unlabeled.face_crops import FACE_MASKS, NoFaces, crop_segments, face_source, track_path
 from liser.unlabeled.faces import (
+    CropOptions,
     DetectorUnavailable,
     Face,
+    aligned_frames,
     align_face,
     box_iou,
     choose_face,
-    crop_segments,
     detect_faces,
     drop_reason,
+    frame_plan,
     interpolate_track,
     read_face_clip,
     read_face_mask,
+    read_track,
     roll_degrees,
     track_faces,
 )
@@ -49,6 +53,11 @@ def moving_photo(frames=FRAMES):
     return [photo[t // 2 : t // 2 + SIDE, 70 + 2 * t : 70 + 2 * t + SIDE] for t in range(frames)]
 
 
+def segments_of(*videos, **columns):
+    """The obtained segments' table for these videos: each named after its file."""
+    return pd.DataFrame({"segment": [v.stem for v in videos], "video_file": [str(v) for v in videos], **columns})
+
+
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     folder = tmp_path_factory.mktemp("segments")
@@ -66,7 +75,8 @@ def clips(tmp_path_factory):
 def cropped(clips, tmp_path_factory):
     """One run over all the clips, shared by the tests that only read its results."""
     out_dir = tmp_path_factory.mktemp("faces")
-    report = crop_segments([clips["face"], clips["coffee"], clips["broken"], clips["short"]], out_dir)
+    table = segments_of(clips["face"], clips["coffee"], clips["broken"], clips["short"], speaker=list("abcd"))
+    report = crop_segments(table, out_dir)
     return out_dir, report
 
 
@@ -98,30 +108,44 @@ def test_coverage_report(cropped):
     assert report["frames_with_face"] == FRAMES + 10
     assert report["face_fraction"] == pytest.approx((FRAMES + 10) / (FRAMES + 40))
     assert sorted(path.name for path in out_dir.glob("*.mp4")) == ["face.mp4"]
+    assert sorted(path.name for path in (out_dir / "tracks").iterdir()) == ["coffee.npz", "face.npz", "short.npz"]
     assert json.loads((out_dir / "coverage.json").read_text()) == report
     table = pd.read_csv(out_dir / "coverage.csv", keep_default_na=False)
     assert list(table.columns) == ["segment", "frames", "face_frames", "kept", "reason"]
     face_row = table.set_index("segment").loc["face"]
     assert face_row["frames"] == FRAMES and bool(face_row["kept"]) and face_row["reason"] == ""
+    masks = pd.read_parquet(out_dir / FACE_MASKS)
+    assert masks[["segment", "frames", "face", "speaker"]].values.tolist() == [["face", FRAMES, "1" * FRAMES, "a"]]
 
 
-def test_rerun_skips_done_segments(clips, tmp_path, monkeypatch):
-    first = crop_segments([clips["face"]], tmp_path)
-    clip_time = os.stat(tmp_path / "face.mp4").st_mtime_ns
+def test_rerun_skips_done_segments_and_reports_as_an_uninterrupted_run(clips, tmp_path, monkeypatch):
+    crop_segments(segments_of(clips["face"]), tmp_path / "resumed")
+    clip_time = os.stat(tmp_path / "resumed" / "face.mp4").st_mtime_ns
     calls = []
     real_detect = faces_module.detect_faces
     monkeypatch.setattr(faces_module, "detect_faces", lambda *args, **kw: calls.append(1) or real_detect(*args, **kw))
-    second = crop_segments([clips["face"], clips["short"]], tmp_path)
-    assert os.stat(tmp_path / "face.mp4").st_mtime_ns == clip_time
+    both = segments_of(clips["face"], clips["short"])
+    resumed = crop_segments(both, tmp_path / "resumed")
+    assert os.stat(tmp_path / "resumed" / "face.mp4").st_mtime_ns == clip_time
     assert len(calls) == 1 + 10  # the detector check, then every frame of the new segment only
-    assert second["segments_already_done"] == 1
-    assert second["frames_with_face"] == first["frames_with_face"] + 10
+    whole = crop_segments(both, tmp_path / "whole")
+    assert resumed == whole
+    for name in ("coverage.json", "coverage.csv", FACE_MASKS, "face.mp4", "tracks/face.npz", "tracks/short.npz"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
 
 
-def test_changed_options_redo_the_clip(clips, tmp_path):
-    crop_segments([clips["face"]], tmp_path, margin=0.2)
-    again = crop_segments([clips["face"]], tmp_path, margin=0.3)
-    assert again["segments_already_done"] == 0 and again["segments_kept"] == 1
+def test_changed_options_redo_the_track(clips, tmp_path):
+    crop_segments(segments_of(clips["face"]), tmp_path, CropOptions(margin=0.2))
+    before = read_track(track_path(tmp_path, "face"))
+    crop_segments(segments_of(clips["face"]), tmp_path, CropOptions(margin=0.3))
+    assert before.record["options"]["margin"] == 0.2
+    assert read_track(track_path(tmp_path, "face")).record["options"]["margin"] == 0.3
+
+
+def test_a_run_that_keeps_no_face_stops_with_its_reasons(clips, tmp_path):
+    with pytest.raises(NoFaces, match="no segment kept a face"):
+        crop_segments(segments_of(clips["coffee"], clips["broken"]), tmp_path)
+    assert "unreadable video" in (tmp_path / "coverage.csv").read_text()
 
 
 def test_detecting_every_fifth_frame_follows_the_face(clips):
@@ -136,14 +160,16 @@ def test_detecting_every_fifth_frame_follows_the_face(clips):
 
 def test_unavailable_detector_is_named(clips, tmp_path):
     with pytest.raises(DetectorUnavailable, match="'no-such-detector'"):
-        crop_segments([clips["face"]], tmp_path, detector="no-such-detector")
+        crop_segments(segments_of(clips["face"]), tmp_path, CropOptions(detector="no-such-detector"))
 
 
 def test_options_are_checked(clips, tmp_path):
     with pytest.raises(ValueError, match="max_gap"):
-        crop_segments([clips["face"]], tmp_path, detect_every=10, max_gap=5)
+        crop_segments(segments_of(clips["face"]), tmp_path, CropOptions(detect_every=10, max_gap=5))
     with pytest.raises(ValueError, match="workers"):
-        crop_segments([clips["face"]], tmp_path, workers=0)
+        crop_segments(segments_of(clips["face"]), tmp_path, workers=0)
+    with pytest.raises(ValueError, match="not a segment id"):
+        crop_segments(pd.DataFrame({"segment": ["../x"], "video_file": [str(clips["face"])]}), tmp_path)
 
 
 def test_box_iou():

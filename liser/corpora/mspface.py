@@ -6,7 +6,8 @@ a path relative to the lists' folder, as the embedded demo writes, becomes a fil
 ``speaker_id_segments.txt`` (segment -> speaker) and ``speaker_id_gender.txt``
 (speaker -> Male/Female).  :func:`read_lists` turns them into a videos table and a
 segments table; every line that cannot be used is listed with its file, line number and
-reason instead of stopping the read.
+reason instead of stopping the read.  :func:`read_corpus` gives them as any unlabeled
+corpus reader does (:mod:`liser.corpora.audiovisual`).
 
 Ids later become file names (``videos/<video>.mp4``, ``segments/<segment>.wav``), so they
 are checked against a strict pattern here, before they can reach a path.
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from liser.corpora.audiovisual import AudioVisualCorpus, InvalidId, Problems, segments_frame
+
 __all__ = [
     "LIST_FILES",
     "SEGMENT_COLUMNS",
@@ -30,6 +33,7 @@ __all__ = [
     "MspFaceLists",
     "check_segment_id",
     "check_video_id",
+    "read_corpus",
     "read_lists",
 ]
 
@@ -39,9 +43,8 @@ SPEAKERS_FILE = "speaker_id_segments.txt"
 GENDERS_FILE = "speaker_id_gender.txt"
 LIST_FILES = (VIDEOS_FILE, SEGMENTS_FILE, SPEAKERS_FILE, GENDERS_FILE)
 
-VIDEO_COLUMNS = ("video", "url")
+VIDEO_COLUMNS = ("video", "url", "listed")  # url: what is fetched; listed: as the list gives it
 SEGMENT_COLUMNS = ("segment", "video", "start", "end", "duration", "speaker", "gender")
-PROBLEM_COLUMNS = ("file", "line", "reason")
 
 # [0-9], not \d: \d also matches non-ASCII digits.  fullmatch, not $: $ also matches
 # before a trailing newline.
@@ -53,10 +56,6 @@ URL = re.compile(r"(?:https?|file)://\S+")
 RELATIVE_URL = re.compile(r"(?:[A-Za-z0-9_-]+/)*[A-Za-z0-9_-][A-Za-z0-9_.-]*\.mp4")
 NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 GENDERS = {"male": "male", "female": "female"}
-
-
-class InvalidId(ValueError):
-    """A video or segment id that does not follow the MSP-Face pattern."""
 
 
 def check_video_id(text: str) -> str:
@@ -89,19 +88,6 @@ class MspFaceLists:
             "speakers_female": int((speakers["gender"] == "female").sum()),
             "problems": len(self.problems),
         }
-
-
-class _Problems:
-    """Collects (file, line, reason) for everything that was left out."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-
-    def add(self, file: str, line: int, reason: str) -> None:
-        self.rows.append({"file": file, "line": line, "reason": reason})
-
-    def table(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=list(PROBLEM_COLUMNS)).astype({"line": "int64"})
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -144,8 +130,9 @@ def _seconds(text: str, what: str) -> float | str:
     return value
 
 
-def _read_videos(path: Path, problems: _Problems) -> dict[str, str]:
-    urls: dict[str, str] = {}
+def _read_videos(path: Path, problems: Problems) -> dict[str, tuple[str, str]]:
+    """video -> (URL to fetch, the URL or relative path as listed)."""
+    urls: dict[str, tuple[str, str]] = {}
     first_line: dict[str, int] = {}
     for number, line in _lines(path):
         fields = _fields(line, "\t", 2)
@@ -161,12 +148,12 @@ def _read_videos(path: Path, problems: _Problems) -> dict[str, str]:
         elif video in urls:
             problems.add(path.name, number, f"{video} listed again (first on line {first_line[video]})")
         else:
-            urls[video] = url if URL.fullmatch(url) else (path.parent / url).resolve().as_uri()
+            urls[video] = (url if URL.fullmatch(url) else (path.parent / url).resolve().as_uri(), url)
             first_line[video] = number
     return urls
 
 
-def _read_segment_times(path: Path, problems: _Problems) -> tuple[dict[str, tuple[int, float, float]], set[str]]:
+def _read_segment_times(path: Path, problems: Problems) -> tuple[dict[str, tuple[int, float, float]], set[str]]:
     """segment -> (line, start, end) for usable lines, and every well-formed segment id seen."""
     times: dict[str, tuple[int, float, float]] = {}
     seen: set[str] = set()
@@ -194,7 +181,7 @@ def _read_segment_times(path: Path, problems: _Problems) -> tuple[dict[str, tupl
     return times, seen
 
 
-def _read_speakers(path: Path, problems: _Problems, segments_seen: set[str]) -> dict[str, str]:
+def _read_speakers(path: Path, problems: Problems, segments_seen: set[str]) -> dict[str, str]:
     speakers: dict[str, str] = {}
     for number, line in _lines(path):
         fields = _fields(line, ",", 2)
@@ -216,7 +203,7 @@ def _read_speakers(path: Path, problems: _Problems, segments_seen: set[str]) -> 
     return speakers
 
 
-def _read_genders(path: Path, problems: _Problems) -> dict[str, str]:
+def _read_genders(path: Path, problems: Problems) -> dict[str, str]:
     genders: dict[str, str] = {}
     for number, line in _lines(path):
         fields = _fields(line, ",", 2)
@@ -246,7 +233,7 @@ def read_lists(folder: str | Path) -> MspFaceLists:
     if missing:
         raise FileNotFoundError(f"{folder}: MSP-Face list file(s) not found: {', '.join(missing)}")
 
-    problems = _Problems()
+    problems = Problems()
     urls = _read_videos(folder / VIDEOS_FILE, problems)
     times, segments_seen = _read_segment_times(folder / SEGMENTS_FILE, problems)
     speakers = _read_speakers(folder / SPEAKERS_FILE, problems, segments_seen)
@@ -265,8 +252,19 @@ def read_lists(folder: str | Path) -> MspFaceLists:
         else:
             rows.append((segment, video, start, end, end - start, speaker, genders[speaker]))
 
-    videos = pd.DataFrame(sorted(urls.items()), columns=list(VIDEO_COLUMNS))
+    videos = pd.DataFrame([(video, *urls[video]) for video in sorted(urls)], columns=list(VIDEO_COLUMNS))
     segments = pd.DataFrame(sorted(rows), columns=list(SEGMENT_COLUMNS)).astype(
         {"start": "float64", "end": "float64", "duration": "float64"}
     )
     return MspFaceLists(videos=videos, segments=segments, problems=problems.table())
+
+
+def read_corpus(folder: str | Path) -> AudioVisualCorpus:
+    """The lists in ``folder`` as an unlabeled corpus: each segment's source is its video, to download."""
+    lists = read_lists(folder)
+    rows = [
+        {"segment": row.segment, "source": row.video, "start_s": row.start, "end_s": row.end}
+        | {"speaker": row.speaker, "gender": row.gender}
+        for row in lists.segments.itertuples()
+    ]
+    return AudioVisualCorpus(segments_frame(rows), lists.videos, lists.problems)

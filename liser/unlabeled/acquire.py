@@ -1,40 +1,47 @@
-"""Obtaining MSP-Face: each source video downloaded once with yt-dlp, each segment cut from it with ffmpeg.
+"""Obtaining the unlabeled corpus's segments: each source video downloaded once with yt-dlp and each segment cut from
+it with ffmpeg (MSP-Face, AVSpeech), or, for a corpus of files (VoxCeleb2, a folder), each file checked and its sound
+taken out, the picture staying where it is.
 
 Everything lives under one output folder::
 
     videos/<video>.mp4           the source video as downloaded (MP4)
     videos/.<video>.partial/     yt-dlp's working folder while that download is under way
-    segments/<segment>.mp4       the segment's picture: H.264, yuv420p, 30 fps, no sound
+    segments/<segment>.mp4       a cut segment's picture: H.264, yuv420p, 30 fps, no sound
     segments/<segment>.wav       the segment's sound: 16 kHz mono PCM16
     report.json                  what was obtained and every failure, with its reason
-    segments.parquet             the rows of the segments table that were obtained (this selection)
+    segments.parquet             the obtained segments: where each one's picture and sound are (OBTAINED_COLUMNS)
 
 Whether a piece of work is done is decided by its final files alone, and a final file only
 ever appears by an atomic rename of a complete one, so an interrupted run is resumed by
 running again: it redoes exactly what is missing.  yt-dlp is driven through its Python API
-and ffmpeg through argument lists, never a shell; ids are checked against the MSP-Face
-patterns before any path is built from them, and only https YouTube URLs are fetched (local
-files too when :attr:`AcquireOptions.allow_local_files`, as the demo needs).
+and ffmpeg through argument lists, never a shell; ids are checked before any path is built
+from them, and only https YouTube URLs are fetched (local files too when
+:attr:`AcquireOptions.allow_local_files`, as the demo needs).
 
 Every failure is classified (:data:`FAILURE_CLASSES`).  Videos that are gone (removed, private,
 unavailable in this region, age-restricted) are not tried again by later runs unless
-``retry_gone``; bot checks, HTTP 429 and network failures are, since they pass.
+``retry_gone``; bot checks, HTTP 429 and network failures are, since they pass.  Reasons name
+files relative to the project, and a listed URL as the list gives it, so the report is the same
+in every checkout.
+
+On this machine (``runtime.cluster: local``) videos are handled ``workers`` at a time by threads
+of the stage.  On Ray, each video (or file) is a task: it downloads into its own temporary folder
+(unless ``runtime.shared_root`` lets it use the project's), cuts, and returns the segments' files,
+which the stage writes; the downloaded video is then not kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import re
 import shutil
-import subprocess
-import threading
+import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,18 +51,25 @@ import pandas as pd
 import yt_dlp
 from tqdm import tqdm
 
+from liser.cluster import Resources, job_input, run_jobs
 from liser.corpora.audio_check import UnusableAudio, check_audio
-from liser.corpora.mspface import VIDEO_COLUMNS, InvalidId, check_segment_id, check_video_id
-from liser.files import atomic_path, write_json, write_parquet
+from liser.corpora.audiovisual import InvalidId, check_id
+from liser.files import atomic_path, write_bytes, write_json, write_parquet
+from liser.logs import UserError
+from liser.params import RuntimeParams
+from liser.processes import run_tool
 
 __all__ = [
+    "OBTAINED_COLUMNS",
     "OBTAINED_NAME",
     "FAILURE_CLASSES",
     "GONE",
     "AcquireError",
     "AcquireOptions",
+    "NothingObtained",
     "acquire",
     "failure_class",
+    "prepare_files",
     "cut_segment",
     "download_video",
     "segment_paths",
@@ -77,6 +91,24 @@ INPUT_SEEK_MARGIN_S = 10.0
 SHORT_CUT_TOLERANCE_S = 0.1
 REPORT_NAME = "report.json"
 OBTAINED_NAME = "segments.parquet"
+# an obtained segment: where its picture is (the cut segment, or the corpus's own file, from start_s to end_s; NaN:
+# its end), where its sound is, how long it lasts, who speaks, and the corpus's listed face position and boxes
+OBTAINED_COLUMNS = (
+    "segment",
+    "video_file",
+    "start_s",
+    "end_s",
+    "audio_file",
+    "duration",
+    "speaker",
+    "gender",
+    "face_x",
+    "face_y",
+    "boxes",
+)
+# What one task takes on a Ray node (a download and its cuts, or one file's check and sound): ffmpeg and yt-dlp
+# at one core; memory as measured for the stage's process on the demo (README, "Scaling out").
+VIDEO_TASK = Resources(cpus=1, memory_mb=512)
 
 
 YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com", "youtu.be"})
@@ -163,14 +195,18 @@ class UrlRefused(AcquireError):
     """A URL of the lists that is not fetched (not https YouTube, or a local file without allow_local_files)."""
 
 
+class NothingObtained(UserError, RuntimeError):
+    """An acquisition that obtained no segment: the report says why."""
+
+
 def video_path(out_dir: str | Path, video_id: str) -> Path:
     """``videos/<video_id>.mp4`` under ``out_dir``, for a valid video id only."""
-    return Path(out_dir) / "videos" / f"{check_video_id(video_id)}.mp4"
+    return Path(out_dir) / "videos" / f"{check_id(video_id, 'video')}.mp4"
 
 
 def segment_paths(out_dir: str | Path, segment_id: str) -> tuple[Path, Path]:
     """``segments/<segment_id>.mp4`` and ``.wav`` under ``out_dir``, for a valid segment id only."""
-    segment_id = check_segment_id(segment_id)
+    segment_id = check_id(segment_id)
     folder = Path(out_dir) / "segments"
     return folder / f"{segment_id}.mp4", folder / f"{segment_id}.wav"
 
@@ -204,7 +240,7 @@ def ydl_options(download_dir: str | Path, video_id: str, options: AcquireOptions
     options = options or AcquireOptions()
     download_dir = Path(download_dir).resolve()
     # The folder is taken literally; % would otherwise start a template field.
-    template = str(download_dir).replace("%", "%%") + os.sep + check_video_id(video_id) + ".%(ext)s"
+    template = str(download_dir).replace("%", "%%") + os.sep + check_id(video_id, "video") + ".%(ext)s"
     settings: dict[str, Any] = {
         "format": FORMAT,
         "merge_output_format": "mp4",
@@ -252,7 +288,7 @@ def _check_download(path: Path) -> None:
     if not path.is_file():
         raise AcquireError(f"yt-dlp finished but wrote no {path.name}")
     command = ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type:format=duration", "-of", "json", str(path)]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = run_tool(command)
     if result.returncode != 0:
         raise AcquireError(f"downloaded file is unreadable: {_last_line(result.stderr)}")
     probed = json.loads(result.stdout or "{}")
@@ -398,7 +434,7 @@ def cut_segment(
         stale.unlink(missing_ok=True)
     with atomic_path(video_out) as video_tmp, atomic_path(audio_out) as audio_tmp:
         command = _cut_command(Path(source).resolve(), start, end, video_tmp, audio_tmp)
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = run_tool(command)
         if result.returncode != 0:
             raise AcquireError(f"ffmpeg failed: {_last_line(result.stderr)}")
         try:
@@ -412,31 +448,24 @@ def cut_segment(
     return video_out, audio_out
 
 
-@dataclass
-class _VideoJob:
-    video: str
-    url: str
-    segments: list[tuple[str, float, float]]  # (segment, start, end) still to cut
-
-
-@dataclass
-class _VideoOutcome:
-    video: str
-    downloaded: bool = False
-    segments_cut: int = 0
-    failures: list[dict] = field(default_factory=list)
-
-
 def _reason(error: Exception) -> str:
     """An AcquireError's own message; anything unexpected also names its type."""
     return str(error) if isinstance(error, AcquireError) else f"{type(error).__name__}: {error}"
 
 
 def _failure(item_id: Any, stage: str, reason: str, kind: str | None = None) -> dict:
-    """One failure: the video or segment, the stage (download or cut), the reason and its class."""
+    """One failure: the video or segment, the stage (download, cut or file), the reason and its class."""
     kind = kind or failure_class(reason)
     log.warning("%s %s failed (%s): %s", stage, item_id, kind, reason)
     return {"id": str(item_id), "stage": stage, "class": kind, "reason": reason}
+
+
+def _portable(reason: str, replacements: dict[str, str]) -> str:
+    """``reason`` with this machine's absolute paths (and URLs made of them) put as the project names them."""
+    for long, short in sorted(replacements.items(), key=lambda item: -len(item[0])):
+        if long and long != short:
+            reason = reason.replace(long, short)
+    return reason
 
 
 def _plan(
@@ -445,10 +474,13 @@ def _plan(
     limit_videos: int | None,
     limit_hours: float | None,
     failures: list[dict],
-) -> tuple[dict[str, str], pd.DataFrame]:
-    """The videos' URLs and the selected segments (valid ids and times, in id order, within
+) -> tuple[dict[str, tuple[str, str]], pd.DataFrame]:
+    """The videos' URLs (to fetch, as listed) and the selected segments (valid ids and times, in id order, within
     the limits); every row that cannot be used is added to ``failures``."""
-    needed_columns = ((videos_table, VIDEO_COLUMNS), (segments_table, ("segment", "video", "start", "end", "speaker")))
+    needed_columns = (
+        (videos_table, ("video", "url")),
+        (segments_table, ("segment", "video", "start", "end", "speaker")),
+    )
     for table, needed in needed_columns:
         missing = set(needed) - set(table.columns)
         if missing:
@@ -458,24 +490,28 @@ def _plan(
         if len(repeated):
             raise ValueError(f"{key} {repeated.iloc[0]!r} appears more than once")
 
-    urls: dict[str, str] = {}
-    for video, url in zip(videos_table["video"], videos_table["url"]):
+    urls: dict[str, tuple[str, str]] = {}
+    listed = videos_table["listed"] if "listed" in videos_table.columns else videos_table["url"]
+    for video, url, as_listed in zip(videos_table["video"], videos_table["url"], listed):
         try:
-            urls[check_video_id(video)] = str(url)
+            urls[check_id(video, "video")] = (str(url), str(as_listed))
         except InvalidId as error:
             failures.append(_failure(video, "download", str(error), "invalid"))
 
+    optional = {name: segments_table[name] if name in segments_table.columns else None for name in ("gender",)}
     rows, videos_without_url = [], set()
-    for segment, video, start, end, speaker in zip(
-        segments_table["segment"],
-        segments_table["video"],
-        segments_table["start"],
-        segments_table["end"],
-        segments_table["speaker"],
+    for index, (segment, video, start, end, speaker) in enumerate(
+        zip(
+            segments_table["segment"],
+            segments_table["video"],
+            segments_table["start"],
+            segments_table["end"],
+            segments_table["speaker"],
+        )
     ):
         try:
-            check_segment_id(segment)
-            check_video_id(video)
+            check_id(segment)
+            check_id(video, "video")
         except InvalidId as error:
             failures.append(_failure(segment, "cut", str(error), "invalid"))
             continue
@@ -488,10 +524,11 @@ def _plan(
                 videos_without_url.add(video)
                 failures.append(_failure(video, "download", "no URL for this video in the videos table", "invalid"))
         else:
-            rows.append((segment, video, float(start), float(end), float(end) - float(start), str(speaker)))
+            gender = "unknown" if optional["gender"] is None else str(optional["gender"].iloc[index])
+            rows.append((segment, video, float(start), float(end), float(end) - float(start), str(speaker), gender))
 
-    selected = pd.DataFrame(rows, columns=["segment", "video", "start", "end", "duration", "speaker"])
-    selected = selected.sort_values("segment", ignore_index=True)
+    columns = ["segment", "video", "start", "end", "duration", "speaker", "gender"]
+    selected = pd.DataFrame(rows, columns=columns).sort_values("segment", ignore_index=True)
     if limit_videos is not None:
         keep = sorted(selected["video"].unique())[:limit_videos]
         selected = selected[selected["video"].isin(keep)].reset_index(drop=True)
@@ -501,34 +538,68 @@ def _plan(
     return urls, selected
 
 
-def _obtain_video(
-    job: _VideoJob,
-    out_dir: Path,
-    options: AcquireOptions,
-    host_slots: dict[str, threading.Semaphore],
-    segment_finished: Callable[[], None],
-) -> _VideoOutcome:
-    """Download one video if needed (at most ``per_host`` at a time per host), then cut its missing segments;
-    never raises."""
-    outcome = _VideoOutcome(job.video)
-    try:
-        already_there = video_path(out_dir, job.video).is_file()
-        with host_slots[_host(job.url)]:
-            source = download_video(job.video, job.url, out_dir, options)
-        outcome.downloaded = not already_there
-    except Exception as error:  # noqa: BLE001 - one bad video must not stop the run
-        kind = "invalid" if isinstance(error, UrlRefused) else None
-        outcome.failures.append(_failure(job.video, "download", _reason(error), kind))
-        for _ in job.segments:
-            segment_finished()
-        return outcome
-    for segment, start, end in job.segments:
+# --- one video: download it, cut its segments ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _VideoJob:
+    video: str
+    url: str  # what is fetched
+    listed: str  # the URL as the list gives it, for the reasons
+    segments: list[tuple[str, float, float]]  # (segment, start, end) still to cut
+    out_dir: str | None  # where the files go; None: a temporary folder, the files returned
+    options: AcquireOptions
+
+
+@dataclass
+class _Outcome:
+    """What one job did; ``files`` (path under the output folder -> bytes) are the stage's to write."""
+
+    item: str
+    downloaded: bool = False
+    segments_done: int = 0
+    failures: list[dict] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _job_folder(out_dir: str | None):
+    """The job's output folder: the stage's, or a temporary one whose files the job returns."""
+    if out_dir is not None:
+        yield Path(out_dir), {}
+        return
+    with tempfile.TemporaryDirectory(prefix="liser-acquire-") as folder:
+        yield Path(folder), {str(Path(folder)): "the task's folder"}
+
+
+def _returned_files(folder: Path, names: list[str]) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in names}
+
+
+def obtain_video(job: _VideoJob) -> _Outcome:
+    """Download one video if needed, then cut its missing segments; never raises."""
+    outcome = _Outcome(job.video)
+    with _job_folder(job.out_dir) as (out_dir, private):
+        replacements = {job.url: job.listed, urllib.parse.unquote(job.url.removeprefix("file://")): job.listed}
+        replacements.update(private)
         try:
-            cut_segment(source, segment, start, end, out_dir)
-            outcome.segments_cut += 1
-        except Exception as error:  # noqa: BLE001 - nor one bad segment
-            outcome.failures.append(_failure(segment, "cut", _reason(error), "ffmpeg"))
-        segment_finished()
+            already_there = video_path(out_dir, job.video).is_file()
+            source = download_video(job.video, job.url, out_dir, job.options)
+            outcome.downloaded = not already_there
+        except Exception as error:  # noqa: BLE001 - one bad video must not stop the run
+            kind = "invalid" if isinstance(error, UrlRefused) else None
+            outcome.failures.append(_failure(job.video, "download", _portable(_reason(error), replacements), kind))
+            return outcome
+        cut = []
+        for segment, start, end in job.segments:
+            try:
+                cut_segment(source, segment, start, end, out_dir)
+                outcome.segments_done += 1
+                cut += [f"segments/{segment}.mp4", f"segments/{segment}.wav"]
+            except Exception as error:  # noqa: BLE001 - nor one bad segment
+                outcome.failures.append(_failure(segment, "cut", _portable(_reason(error), replacements), "ffmpeg"))
+        if private:
+            outcome.files = _returned_files(out_dir, cut)
     return outcome
 
 
@@ -545,6 +616,43 @@ def _gone_before(out_dir: Path) -> dict[str, dict]:
     }
 
 
+def _remove_stale(out_dir: Path) -> None:
+    """Temporary files a killed run left behind."""
+    for stale in (out_dir / "segments").glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def _write_returned(out_dir: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        write_bytes(out_dir / name, data)
+
+
+def _obtained_table(selected: pd.DataFrame, out_given: Path, extra: pd.DataFrame | None) -> pd.DataFrame:
+    """The obtained rows of ``selected`` (segment, duration, speaker, gender) as OBTAINED_COLUMNS."""
+    table = pd.DataFrame(
+        {
+            "segment": selected["segment"],
+            "video_file": [str(out_given / "segments" / f"{s}.mp4") for s in selected["segment"]],
+            "start_s": 0.0,
+            "end_s": float("nan"),
+            "audio_file": [str(out_given / "segments" / f"{s}.wav") for s in selected["segment"]],
+            "duration": selected["duration"],
+            "speaker": selected["speaker"],
+            "gender": selected["gender"],
+            "face_x": float("nan"),
+            "face_y": float("nan"),
+            "boxes": "",
+        },
+        columns=list(OBTAINED_COLUMNS),
+    )
+    if extra is not None:
+        listed = extra.set_index("segment")
+        for column in ("face_x", "face_y", "boxes"):
+            if column in listed.columns:
+                table[column] = table["segment"].map(listed[column]).to_numpy()
+    return table.reset_index(drop=True)
+
+
 def acquire(
     segments_table: pd.DataFrame,
     videos_table: pd.DataFrame,
@@ -553,64 +661,80 @@ def acquire(
     limit_hours: float | None = None,
     workers: int = 2,
     options: AcquireOptions | None = None,
+    runtime: RuntimeParams | None = None,
+    extra: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Obtain the segments of ``segments_table`` (see :mod:`liser.corpora.mspface`) under ``out_dir``.
+    """Obtain the segments of ``segments_table`` (segment, video, start, end, speaker[, gender]) from the videos of
+    ``videos_table`` (video, url[, listed]) under ``out_dir``.
 
     Segments are taken in id order: those of the first ``limit_videos`` videos, and of
     those, segments until their total reaches ``limit_hours``.  Segments already cut are skipped, and a video is
     downloaded only if one of its segments is missing.  ``workers`` videos are processed
-    at a time.  Every failure is recorded as (id, stage "download" or "cut", class, reason) and
+    at a time here (at most ``options.per_host`` from one host), or as many as the Ray cluster of ``runtime``
+    takes.  Every failure is recorded as (id, stage "download" or "cut", class, reason) and
     the run carries on; a failed download is one entry, for its video.  A video an earlier run found
-    gone is not tried again (its failure is carried over) unless ``options.retry_gone``.
+    gone is not tried again (its failure is carried over) unless ``options.retry_gone``.  ``extra``: the corpus's
+    segments table, whose listed face positions and boxes go into the obtained table.
 
-    The obtained rows of ``segments_table`` are written to ``out_dir/segments.parquet``.
+    The obtained segments are written to ``out_dir/segments.parquet`` (:data:`OBTAINED_COLUMNS`).
     Returns the report, also written to ``out_dir/report.json``: videos_ok, videos_failed,
     segments_ok, segments_failed (selected or rejected segments not obtained, whatever the
-    stage), hours_obtained, speakers_obtained, failures per class, the selection's size, the failures, and what
-    this run did (``this_run``: videos downloaded, segments cut, videos not retried).
+    stage), hours_obtained, speakers_obtained, failures per class, the selection's size and the failures; and,
+    returned and logged but not written, what this run did (``this_run``: videos downloaded, segments cut, videos
+    not retried).
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1 (got {workers})")
+    runtime = runtime or RuntimeParams()
     options = options or AcquireOptions()
     options.check()
-    out_dir = Path(out_dir).resolve()
+    out_given = Path(out_dir)
+    out_dir = out_given.resolve()
     failures: list[dict] = []
     urls, selected = _plan(segments_table, videos_table, limit_videos, limit_hours, failures)
     rejected_segments = sum(1 for failure in failures if failure["stage"] == "cut")
 
+    _remove_stale(out_dir)
     done_before = {segment for segment in selected["segment"] if _segment_done(out_dir, segment)}
     gone = {} if options.retry_gone else _gone_before(out_dir)
     jobs, not_retried, skipped_segments = [], 0, 0
+    returned = runtime.cluster == "ray" and runtime.shared_root is None
+    task_out = None if returned else str(out_dir if runtime.shared_root is None else runtime.shared_root / out_given)
     for video, rows in selected[~selected["segment"].isin(done_before)].groupby("video", sort=True):
         if video in gone:
             failures.append(gone[video])
             not_retried, skipped_segments = not_retried + 1, skipped_segments + len(rows)
             continue
-        jobs.append(_VideoJob(video, urls[video], [(row.segment, row.start, row.end) for row in rows.itertuples()]))
+        segments = [(row.segment, row.start, row.end) for row in rows.itertuples()]
+        jobs.append(_VideoJob(video, *urls[video], segments, task_out, options))
     if not_retried:
         log.info("%d video(s) found gone by an earlier run not tried again (mspface.retry_gone)", not_retried)
-    host_slots: dict[str, threading.Semaphore] = {}
-    for job in jobs:
-        host_slots.setdefault(_host(job.url), threading.Semaphore(options.per_host))
 
-    outcomes: list[_VideoOutcome] = []
-    progress = tqdm(
-        total=len(selected), initial=len(done_before) + skipped_segments, desc="MSP-Face segments", unit="segment"
-    )
-    progress_lock = threading.Lock()
-
-    def segment_finished() -> None:
-        with progress_lock:
-            progress.update(1)
-
-    with progress, ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_obtain_video, job, out_dir, options, host_slots, segment_finished) for job in jobs]
-        try:
-            for future in as_completed(futures):
-                outcomes.append(future.result())
-        except BaseException:  # e.g. Ctrl-C: finish the videos under way, start no more
-            pool.shutdown(cancel_futures=True)
-            raise
+    outcomes: list[_Outcome] = []
+    progress = tqdm(total=len(selected), initial=len(done_before) + skipped_segments, desc="segments", unit="segment")
+    try:
+        with (
+            progress,
+            contextlib.closing(
+                run_jobs(
+                    obtain_video,
+                    jobs,
+                    runtime,
+                    workers=workers,
+                    resources=VIDEO_TASK,
+                    kind="thread",
+                    group_of=lambda index: _host(jobs[index].url),
+                    group_limit=options.per_host,
+                )
+            ) as results,
+        ):
+            for index, outcome in results:
+                _write_returned(out_dir, outcome.files)
+                outcome.files = {}
+                outcomes.append(outcome)
+                progress.update(len(jobs[index].segments))
+    finally:
+        _remove_stale(out_dir)
 
     for outcome in outcomes:
         failures.extend(outcome.failures)
@@ -629,20 +753,202 @@ def acquire(
         "speakers_obtained": int(obtained["speaker"].nunique()),
         "failures_by_class": {kind: sum(failure["class"] == kind for failure in failures) for kind in FAILURE_CLASSES},
         "failures": sorted(failures, key=lambda failure: (failure["stage"], failure["id"])),
-        "this_run": {
-            "videos_downloaded": sum(outcome.downloaded for outcome in outcomes),
-            "segments_cut": sum(outcome.segments_cut for outcome in outcomes),
-            "videos_not_retried": not_retried,
-        },
     }
     write_json(out_dir / REPORT_NAME, report)
-    write_parquet(out_dir / OBTAINED_NAME, segments_table[segments_table["segment"].isin(set(obtained["segment"]))])
+    write_parquet(out_dir / OBTAINED_NAME, _obtained_table(obtained, out_given, extra))
+    this_run = {
+        "videos_downloaded": sum(outcome.downloaded for outcome in outcomes),
+        "segments_cut": sum(outcome.segments_done for outcome in outcomes),
+        "videos_not_retried": not_retried,
+    }
     log.info(
-        "MSP-Face: %d of %d segments (%.2f h), %d failure(s); report in %s",
+        "%d of %d segments (%.2f h), %d failure(s); this run: %s; report in %s",
         report["segments_ok"],
         report["segments_selected"],
         report["hours_obtained"],
         len(failures),
-        out_dir / REPORT_NAME,
+        this_run,
+        out_given / REPORT_NAME,
     )
-    return report
+    return {**report, "this_run": this_run}
+
+
+# --- a corpus of files: check each one, take out its sound -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FileJob:
+    segment: str
+    source: str | bytes  # the file's path (this worker reads it), or its bytes
+    label: str  # the file as the stage names it
+    start: float
+    end: float | None  # None: the file's end
+    out_dir: str | None  # None: a temporary folder, the sound returned
+
+
+def _probe(path: Path) -> tuple[set[str], float]:
+    """The stream kinds of a media file and its duration; AcquireError when ffprobe cannot read it."""
+    command = ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type:format=duration", "-of", "json", str(path)]
+    result = run_tool(command)
+    if result.returncode != 0:
+        raise AcquireError(f"unreadable video: {_last_line(result.stderr)}")
+    probed = json.loads(result.stdout or "{}")
+    kinds = {stream.get("codec_type") for stream in probed.get("streams", [])}
+    return kinds, float(probed.get("format", {}).get("duration") or 0.0)
+
+
+def _sound_command(source: Path, start: float, end: float | None, audio_out: Path) -> list[str]:
+    span = ["-ss", f"{start:.6f}"] + ([] if end is None else ["-t", f"{end - start:.6f}"])
+    return [
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(source),
+        *span,
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        str(SEGMENT_SAMPLE_RATE),
+        "-c:a",
+        "pcm_s16le",
+        "-f",
+        "wav",
+        str(audio_out),
+    ]
+
+
+def prepare_file(job: _FileJob) -> _Outcome:
+    """Check one file of the corpus (a picture and a sound stream, long enough) and write its sound as
+    ``segments/<segment>.wav``; never raises."""
+    outcome = _Outcome(job.segment)
+    with contextlib.ExitStack() as stack:
+        out_dir, private = stack.enter_context(_job_folder(job.out_dir))
+        replacements = dict(private)
+        source = Path(job.source) if isinstance(job.source, str) else out_dir / "source"
+        if isinstance(job.source, bytes):
+            source.write_bytes(job.source)
+        replacements[str(source)] = job.label
+        _, audio_out = segment_paths(out_dir, job.segment)
+        audio_out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            kinds, duration = _probe(source)
+            for kind in ("video", "audio"):
+                if kind not in kinds:
+                    raise AcquireError(f"unreadable video: no {kind} stream")
+            if job.end is not None and duration < job.end - SHORT_CUT_TOLERANCE_S:
+                raise AcquireError(f"source ends early: {duration:.2f} s, the segment ends at {job.end:.2f} s")
+            with atomic_path(audio_out) as tmp:
+                result = run_tool(_sound_command(source, job.start, job.end, tmp))
+                if result.returncode != 0:
+                    raise AcquireError(f"ffmpeg failed: {_last_line(result.stderr)}")
+                try:
+                    check_audio(tmp)
+                except UnusableAudio as error:
+                    raise AcquireError(f"no usable sound: {error}") from None
+            outcome.segments_done = 1
+            if private:
+                outcome.files = _returned_files(out_dir, [f"segments/{job.segment}.wav"])
+        except Exception as error:  # noqa: BLE001 - one bad file must not stop the run
+            outcome.failures.append(_failure(job.segment, "file", _portable(_reason(error), replacements)))
+    return outcome
+
+
+def _file_duration(audio: Path) -> float:
+    return check_audio(audio).duration
+
+
+def prepare_files(
+    segments: pd.DataFrame, out_dir: str | Path, workers: int = 2, runtime: RuntimeParams | None = None
+) -> dict[str, Any]:
+    """Obtain a corpus of files (:data:`liser.corpora.audiovisual.SEGMENT_COLUMNS`): each segment's file checked
+    and its sound written to ``out_dir/segments/<segment>.wav``; its picture stays where it is.
+
+    A segment whose sound is there is not done again.  A file that cannot be read (no picture or sound stream,
+    undecodable, shorter than its segment) is a failure with its reason and the run goes on.  Writes and returns
+    the report and the obtained table as :func:`acquire` does."""
+    runtime = runtime or RuntimeParams()
+    out_given = Path(out_dir)
+    out_dir = out_given.resolve()
+    _remove_stale(out_dir)
+    done = {segment for segment in segments["segment"] if segment_paths(out_dir, segment)[1].is_file()}
+    todo = segments[~segments["segment"].isin(done)]
+    returned = runtime.cluster == "ray" and runtime.shared_root is None
+    task_out = None if returned else str(out_dir if runtime.shared_root is None else runtime.shared_root / out_given)
+    jobs = [
+        _FileJob(
+            row.segment, row.source, row.source, row.start_s, None if math.isnan(row.end_s) else row.end_s, task_out
+        )
+        for row in todo.itertuples()
+    ]
+    failures, this_run = [], 0
+    try:
+        with (
+            tqdm(total=len(segments), initial=len(done), desc="files", unit="file") as progress,
+            contextlib.closing(
+                run_jobs(
+                    prepare_file,
+                    jobs,
+                    runtime,
+                    workers=workers,
+                    resources=VIDEO_TASK,
+                    kind="thread",
+                    prepare=lambda job: job if runtime.cluster == "local" else _sent(job, runtime),
+                )
+            ) as results,
+        ):
+            for _, outcome in results:
+                _write_returned(out_dir, outcome.files)
+                failures += outcome.failures
+                this_run += outcome.segments_done
+                progress.update(1)
+    finally:
+        _remove_stale(out_dir)
+    ok = segments[[segment_paths(out_dir, segment)[1].is_file() for segment in segments["segment"]]]
+    durations = [_file_duration(segment_paths(out_dir, segment)[1]) for segment in ok["segment"]]
+    obtained = pd.DataFrame(
+        {
+            "segment": ok["segment"],
+            "video_file": ok["source"],
+            "start_s": ok["start_s"],
+            "end_s": ok["end_s"],
+            "audio_file": [str(out_given / "segments" / f"{s}.wav") for s in ok["segment"]],
+            "duration": pd.Series(durations, index=ok.index, dtype="float64"),
+            "speaker": ok["speaker"],
+            "gender": ok["gender"],
+            "face_x": ok["face_x"],
+            "face_y": ok["face_y"],
+            "boxes": ok["boxes"],
+        },
+        columns=list(OBTAINED_COLUMNS),
+    ).reset_index(drop=True)
+    report = {
+        "segments_selected": len(segments),
+        "segments_ok": len(obtained),
+        "segments_failed": len(segments) - len(obtained),
+        "hours_obtained": float(obtained["duration"].sum() / 3600),
+        "speakers_obtained": int(obtained["speaker"].nunique()),
+        "failures_by_class": {kind: sum(failure["class"] == kind for failure in failures) for kind in FAILURE_CLASSES},
+        "failures": sorted(failures, key=lambda failure: failure["id"]),
+    }
+    write_json(out_dir / REPORT_NAME, report)
+    write_parquet(out_dir / OBTAINED_NAME, obtained)
+    log.info(
+        "%d of %d files (%.2f h); this run took out %d sounds",
+        len(obtained),
+        len(segments),
+        report["hours_obtained"],
+        this_run,
+    )
+    return {**report, "this_run": {"segments_prepared": this_run}}
+
+
+def _sent(job: _FileJob, runtime: RuntimeParams) -> _FileJob:
+    """The job with its file as a Ray task gets it (its bytes, or its path under the shared root)."""
+    return _FileJob(job.segment, job_input(job.source, runtime), job.label, job.start, job.end, job.out_dir)

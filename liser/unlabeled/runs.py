@@ -1,8 +1,8 @@
-"""The unlabeled audio-visual corpus through the pipeline: segments obtained from the lists,
-faces cropped, 16-frame windows cut, and a manifest for the shared log-Mel extractor.
+"""Stage ``acquire``'s work: the unlabeled audio-visual corpus that params name, obtained segment by segment.
 
-Each function is one DVC stage's work; the reports they return are what the stage shows
-as metrics (the long per-item lists stay in files beside the outputs).
+The report it returns is what the stage shows as metrics (the long per-item lists stay in files beside the
+outputs); the faces, windows and features stages follow (:mod:`liser.unlabeled.face_crops`,
+:mod:`liser.unlabeled.windows`).
 """
 
 from __future__ import annotations
@@ -13,80 +13,48 @@ from pathlib import Path
 
 import pandas as pd
 
-from liser.corpora.mspface import read_lists
-from liser.files import write_csv, write_parquet
-from liser.params import FaceParams, MspFaceParams
-from liser.unlabeled.acquire import OBTAINED_NAME, AcquireOptions, acquire, segment_paths
-from liser.unlabeled.faces import crop_segments
-from liser.unlabeled.windows import window_table
-from liser.window_tables import write_window_table
+from liser.files import write_csv
+from liser.params import MspFaceParams, RuntimeParams, UnlabeledParams
+from liser.unlabeled.acquire import AcquireOptions, NothingObtained, acquire, prepare_files
+from liser.unlabeled.corpus import read_unlabeled
 
-__all__ = ["obtain_segments", "crop_faces", "cut_windows"]
+__all__ = ["obtain_segments"]
 
 log = logging.getLogger(__name__)
 
 
-def obtain_segments(params: MspFaceParams, out: Path) -> dict:
-    """Download and cut the listed segments into ``out``; the report without its failure list and without what
-    only this run did, so that the metrics of a resumed run equal those of an uninterrupted one."""
-    lists = read_lists(params.lists)
-    write_csv(out / "list-problems.csv", lists.problems)
-    shared = {field.name for field in dataclasses.fields(AcquireOptions)}  # the mspface parameters of the same names
-    options = AcquireOptions(**{name: value for name, value in params if name in shared})
-    report = acquire(
-        lists.segments,
-        lists.videos,
-        out,
-        limit_videos=params.limit_videos,
-        limit_hours=params.limit_hours,
-        workers=params.workers,
-        options=options,
-    )
+def obtain_segments(unlabeled: UnlabeledParams, mspface: MspFaceParams, runtime: RuntimeParams, out: Path) -> dict:
+    """Obtain the segments of the unlabeled corpus into ``out``: download and cut them (MSP-Face, AVSpeech, with the
+    ``mspface`` download settings), or check the corpus's files and take out their sound (VoxCeleb2, a folder).
+
+    Returns the report without its failure list and without what only this run did, so that the metrics of a
+    resumed run equal those of an uninterrupted one; stops with :class:`NothingObtained` when no segment was."""
+    corpus = read_unlabeled(unlabeled, mspface.lists)
+    write_csv(out / "list-problems.csv", corpus.problems)
+    if corpus.downloads:
+        shared = {field.name for field in dataclasses.fields(AcquireOptions)}  # the mspface parameters of that name
+        options = AcquireOptions(**{name: value for name, value in mspface if name in shared})
+        segments = corpus.segments.rename(columns={"source": "video", "start_s": "start", "end_s": "end"})
+        report = acquire(
+            segments,
+            corpus.videos,
+            out,
+            limit_videos=mspface.limit_videos,
+            limit_hours=mspface.limit_hours,
+            workers=mspface.workers,
+            options=options,
+            runtime=runtime,
+            extra=corpus.segments,
+        )
+    else:
+        report = prepare_files(corpus.segments, out, workers=mspface.workers, runtime=runtime)
     failures = pd.DataFrame(report["failures"], columns=["id", "stage", "class", "reason"])
     write_csv(out / "failures.csv", failures)
-    log.info("this run: %s", report["this_run"])
     shown = {k: v for k, v in report.items() if k not in ("failures", "this_run")}
-    return {**shown, "list_problems": len(lists.problems)}
-
-
-def crop_faces(acquired: Path, params: FaceParams, out: Path) -> dict:
-    """Face clips of every obtained segment; the coverage report without its per-segment lists."""
-    obtained = pd.read_parquet(acquired / OBTAINED_NAME)
-    videos = [segment_paths(acquired, segment)[0] for segment in obtained["segment"]]
-    coverage = crop_segments(
-        videos,
-        out,
-        detector=params.detector,
-        detect_every=params.detect_every,
-        margin=params.margin,
-        max_gap=params.max_gap,
-        min_face_fraction=params.min_face_fraction,
-        workers=params.workers,
-    )
-    return {k: v for k, v in coverage.items() if not isinstance(v, (list, dict))}
-
-
-def cut_windows(acquired: Path, faces: Path, frames: int, fps: float, windows_out: Path, manifest_out: Path) -> dict:
-    """The window table, and a manifest (utterance, path, speaker, gender, duration) of the
-    segments that have windows, for the log-Mel features."""
-    obtained = pd.read_parquet(acquired / OBTAINED_NAME)
-    windows = window_table(obtained, faces, frames, fps)
-    write_window_table(windows_out, windows)
-    kept = obtained[obtained["segment"].isin(set(windows["segment"]))]
-    manifest = pd.DataFrame(
-        {
-            "utterance": kept["segment"],
-            "path": [str(segment_paths(acquired, segment)[1]) for segment in kept["segment"]],
-            "speaker": kept["speaker"],
-            "gender": kept["gender"],
-            "duration": kept["duration"],
-        }
-    )
-    write_parquet(manifest_out, manifest)
-    return {
-        "windows": len(windows),
-        "segments": int(windows["segment"].nunique()),
-        "speakers": int(windows["speaker"].nunique()),
-        "hours": float(len(windows) * frames / fps / 3600),
-        "mean_face_fraction": float(windows["face_fraction"].mean()),
-    }
+    summary = {**shown, "list_problems": len(corpus.problems)}
+    if report["segments_ok"] == 0:
+        raise NothingObtained(
+            f"{out}: no segment obtained of {report['segments_selected']} selected ({len(failures)} failures, "
+            f"in {out / 'failures.csv'}; {len(corpus.problems)} list problems, in {out / 'list-problems.csv'})"
+        )
+    return summary
