@@ -14,8 +14,8 @@ from liser.unlabeled.faces import (
     CropOptions,
     DetectorUnavailable,
     Face,
-    aligned_frames,
     align_face,
+    aligned_frames,
     box_iou,
     choose_face,
     detect_faces,
@@ -235,3 +235,69 @@ def test_drop_reasons():
     assert "below min_face_fraction" in drop_reason(100, 40)
     assert "fewer than 16" in drop_reason(12, 12)
     assert "no face" in drop_reason(30, 0)
+
+
+# --- frame rates, listed boxes and positions, crops kept or not ----------------------------------------------------
+
+
+def test_the_frame_on_screen_at_each_output_time():
+    assert frame_plan(45, 30, 30).tolist() == list(range(45))
+    plan = frame_plan(50, 25, 30)  # 2 s at 25 fps read at 30 fps: 60 frames, every fifth repeated
+    assert len(plan) == 60 and plan[:12].tolist() == [0, 0, 1, 2, 3, 4, 5, 5, 6, 7, 8, 9]
+    assert plan[-1] == 49 and (np.diff(plan) >= 0).all()
+    assert frame_plan(60, 30, 25).tolist()[:6] == [0, 1, 2, 3, 4, 6]  # a faster video skips frames
+    assert frame_plan(26, 25, 30, start_s=1.02).tolist()[:4] == [0, 0, 1, 2]  # from the first frame at or after 1.02 s
+    assert len(frame_plan(0, 25, 30)) == 0
+
+
+def numbered_video(path, frames, fps):
+    """Frame k is flat grey at 16 + 4k: which frame a crop shows can be read from its brightness."""
+    write_video(path, [np.full((120, 160, 3), 16 + 4 * k, np.uint8) for k in range(frames)], fps, crf=0, lossless=True)
+    return path
+
+
+def test_a_25_fps_video_gives_30_fps_faces_and_paper_length_windows(tmp_path):
+    video = numbered_video(tmp_path / "id00012_21Uxsk56VDQ_00001.mp4", 50, 25)
+    boxes = tmp_path / "00001.txt"
+    rows = "".join(f"{245 + k:06d} \t0.25 \t0.20 \t0.50 \t0.60 \n" for k in range(50))
+    boxes.write_text(f"Identity  : \tid00012\nReference : \t21Uxsk56VDQ\n\nFRAME \tX \tY \tW \tH \n{rows}")
+    table = segments_of(video, boxes=[str(boxes)], speaker=["id00012"])
+    options = CropOptions(fps=30, boxes="listed", crf=0)
+    report = crop_segments(table, tmp_path / "faces", options)
+    assert report["frames_total"] == 60 and report["frames_with_face"] == 60  # 2 s at 30 fps, no detector run
+    crops = read_face_clip(tmp_path / "faces" / f"{video.stem}.mp4")
+    shown = (crops.reshape(60, -1).mean(axis=1) - 16) / 4
+    assert np.abs(shown - frame_plan(50, 25, 30)).max() < 0.3  # output frame i shows video frame floor(i * 25 / 30)
+    masks = pd.read_parquet(tmp_path / "faces" / FACE_MASKS)
+    assert masks["frames"].tolist() == [60]  # 3 windows of 16 frames, 0.533 s each, as at 30 fps
+
+
+def test_streamed_faces_are_the_kept_crops_when_those_are_lossless(clips, tmp_path):
+    kept = crop_segments(segments_of(clips["face"]), tmp_path / "kept", CropOptions(crf=0))
+    streamed = crop_segments(segments_of(clips["face"]), tmp_path / "streamed", CropOptions(crf=0), keep_crops=False)
+    assert {k: v for k, v in kept.items() if k != "keep_crops"} == {
+        k: v for k, v in streamed.items() if k != "keep_crops"
+    }
+    assert not (tmp_path / "streamed" / "face.mp4").exists()
+    for name in (FACE_MASKS, "coverage.csv"):
+        assert (tmp_path / "kept" / name).read_bytes() == (tmp_path / "streamed" / name).read_bytes()
+    kind, clip = face_source(tmp_path / "kept", "face")
+    assert kind == "clip"
+    kind, track = face_source(tmp_path / "streamed", "face")
+    assert kind == "track" and track.record["crops"] is None
+    assert np.array_equal(aligned_frames(track), read_face_clip(clip))  # the very frames, bit for bit
+    assert np.array_equal(aligned_frames(track, clips["face"].read_bytes()), read_face_clip(clip))  # sent as bytes
+    # keeping the crops after all makes them; not keeping them again removes them
+    crop_segments(segments_of(clips["face"]), tmp_path / "streamed", CropOptions(crf=0))
+    assert read_face_clip(tmp_path / "streamed" / "face.mp4").shape == (FRAMES, 224, 224, 3)
+    crop_segments(segments_of(clips["face"]), tmp_path / "streamed", CropOptions(crf=0), keep_crops=False)
+    assert not (tmp_path / "streamed" / "face.mp4").exists()
+    assert read_track(track_path(tmp_path / "streamed", "face")).record["crops"] is None
+
+
+def test_the_listed_face_position_picks_the_first_face():
+    left, right = Face(10, 10, 40, 40), Face(200, 10, 60, 60)
+    assert choose_face([left, right], None) is right  # the largest
+    assert choose_face([left, right], None, point=(30, 30)) is left  # the one at the listed position
+    assert choose_face([left, right], None, point=(100, 30)) is left  # or the nearest
+    assert choose_face([left, right], Face(205, 12, 55, 55), point=(30, 30)) is right  # then the track is followed

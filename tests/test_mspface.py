@@ -81,8 +81,8 @@ def test_lists_become_videos_and_segments_tables(lists):
     assert list(table.videos.columns) == list(VIDEO_COLUMNS)
     assert list(table.segments.columns) == list(SEGMENT_COLUMNS)
     assert table.videos.values.tolist() == [
-        ["MSP-FACE_0001", "https://www.youtube.com/watch?v=aaaaaaaaaaa"],
-        ["MSP-FACE_0002", "https://www.youtube.com/watch?v=bbbbbbbbbbb"],
+        ["MSP-FACE_0001", *["https://www.youtube.com/watch?v=aaaaaaaaaaa"] * 2],  # fetched, and as listed
+        ["MSP-FACE_0002", *["https://www.youtube.com/watch?v=bbbbbbbbbbb"] * 2],
     ]
     rows = table.segments.set_index("segment")
     assert list(rows.index) == ["MSP-FACE_0001_0001", "MSP-FACE_0001_0002", "MSP-FACE_0002_0001"]
@@ -201,4 +201,5 @@ def test_relative_urls_resolve_against_the_lists_folder(tmp_path):
     )
     lists = read_lists(folder)
     assert list(lists.videos["url"]) == [(folder / "online" / "MSP-FACE_0001.mp4").resolve().as_uri()]
+    assert list(lists.videos["listed"]) == ["online/MSP-FACE_0001.mp4"]  # what reports name: the same everywhere
     assert "relative .mp4 path" in lists.problems.loc[lists.problems.line == 2, "reason"].iloc[0]

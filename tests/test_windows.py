@@ -1,9 +1,11 @@
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from liser.unlabeled.windows import segment_windows, window_table
-from liser.window_tables import WINDOW_COLUMNS
+from liser.unlabeled.windows import FACE_MASK_SCHEMA, NoWindows, cut_windows, segment_windows
+from liser.window_tables import WINDOW_COLUMNS, read_window_table
 
 
 def test_non_overlapping_16_frame_windows_drop_the_tail():
@@ -22,6 +24,48 @@ def test_segment_shorter_than_a_window_has_none():
     assert segment_windows("s", "p", np.ones(15, dtype=bool), 16, 30.0).empty
 
 
-def test_segments_without_a_clip_are_left_out(tmp_path):
-    with pytest.raises(RuntimeError, match="no face clip"):
-        window_table(pd.DataFrame({"segment": ["MSP-FACE_0001_0001"], "speaker": ["Speaker_1"]}), tmp_path)
+def face_masks(path, rows):
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(FACE_MASK_SCHEMA.names)}
+    pq.write_table(pa.table(columns, schema=FACE_MASK_SCHEMA), path)
+    return path
+
+
+def test_the_stage_cuts_every_kept_segment_a_batch_at_a_time(tmp_path, monkeypatch):
+    import liser.unlabeled.windows as windows_module
+
+    monkeypatch.setattr(windows_module, "BATCH_SEGMENTS", 2)
+    masks = ["1" * 50, "1" * 20 + "0" * 4 + "1" * 26, "1" * 10, "0" * 16 + "1" * 17]
+    rows = [
+        (f"s{k}", len(mask), mask, f"p{k % 2}", "female", len(mask) / 30, f"a/s{k}.wav") for k, mask in enumerate(masks)
+    ]
+    summary = cut_windows(
+        face_masks(tmp_path / "masks.parquet", rows), 16, 30.0, tmp_path / "w.parquet", tmp_path / "m.parquet"
+    )
+    table = read_window_table(tmp_path / "w.parquet")
+    expected = pd.concat(
+        [segment_windows(f"s{k}", f"p{k % 2}", np.array([c == "1" for c in m]), 16, 30.0) for k, m in enumerate(masks)],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)
+    manifest = pd.read_parquet(tmp_path / "m.parquet")
+    assert list(manifest["utterance"]) == ["s0", "s1", "s3"] and list(manifest["path"]) == [
+        "a/s0.wav",
+        "a/s1.wav",
+        "a/s3.wav",
+    ]
+    assert summary == {
+        "windows": 8,
+        "segments": 3,
+        "speakers": 2,
+        "hours": pytest.approx(8 * 16 / 30 / 3600),
+        "mean_face_fraction": pytest.approx(float(expected["face_fraction"].mean())),
+    }
+
+
+def test_no_window_stops_with_a_message(tmp_path):
+    rows = [("s0", 10, "1" * 10, "p", "male", 0.3, "s0.wav")]
+    with pytest.raises(NoWindows, match="no kept segment has 16 frames"):
+        cut_windows(
+            face_masks(tmp_path / "masks.parquet", rows), 16, 30.0, tmp_path / "w.parquet", tmp_path / "m.parquet"
+        )
+    assert not (tmp_path / "w.parquet").exists() and not (tmp_path / "m.parquet").exists()

@@ -57,9 +57,11 @@ def check_id(text: object, what: str = "segment") -> str:
 
 
 def inside_root(root: Path, path: Path) -> str | None:
-    """Why ``path`` (under ``root``) cannot be read as part of the corpus, or None: a file that is a link leading
-    out of ``root``, or not a regular file, or empty."""
+    """Why ``path`` (under ``root``) cannot be read as part of the corpus, or None: no such file, a link leading out
+    of ``root``, not a regular file, an empty file."""
     try:
+        if not path.exists() and not path.is_symlink():
+            return "listed file not found"
         if not path.resolve().is_relative_to(root.resolve()):
             return f"a link to {path.resolve()}, outside the corpus folder"
         if not path.is_file():
