@@ -1,4 +1,5 @@
-"""A stage's worker processes end with it, however it ends, and write nothing after it ended."""
+"""A stage's worker processes and tools end with it, however it ends (SIGKILL, SIGTERM, its parent ending), within
+two seconds, and write nothing after it ended."""
 
 import os
 import signal
@@ -66,13 +67,84 @@ def test_workers_of_a_killed_stage_end_at_once_and_write_nothing(tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_a_terminated_stage_finishes_what_is_under_way_starts_nothing_more_and_leaves_no_worker(tmp_path):
+def test_a_terminated_stage_stops_its_workers_at_once_and_leaves_nothing_behind(tmp_path):
     stage, workers = start_stage(tmp_path)
-    time.sleep(0.5)
+    time.sleep(0.5)  # the workers are now inside slow_write
+    stopped = time.monotonic()
     stage.send_signal(signal.SIGTERM)
     assert stage.wait(timeout=30) == 128 + signal.SIGTERM
-    ended = {path.name for path in (tmp_path / "out").iterdir()}
-    assert len(ended) <= 3  # the two under way and the one the pool had queued; the others never started
+    assert time.monotonic() - stopped < 2
     assert not [pid for pid in workers if alive(pid)]
     time.sleep(4)
-    assert {path.name for path in (tmp_path / "out").iterdir()} == ended  # nothing written after the end
+    assert list((tmp_path / "out").iterdir()) == []  # nothing written, after the end or before
+
+
+TOOLS = textwrap.dedent(
+    """
+    import sys, threading, time
+    from liser.processes import exit_on_sigterm, run_tool
+
+    def sleeper():
+        run_tool(["sleep", "60"])
+
+    if __name__ == "__main__":
+        exit_on_sigterm()
+        for _ in range(2):
+            threading.Thread(target=sleeper, daemon=True).start()
+        print("ready", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def test_tools_started_from_any_thread_end_with_the_stage(tmp_path):
+    script = tmp_path / "stage.py"
+    script.write_text(TOOLS)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    stage = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    assert stage.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    sleepers = [p for p in Path("/proc").glob("[0-9]*") if _parent(p) == stage.pid and "sleep" in _name(p)]
+    assert len(sleepers) == 2
+    stage.send_signal(signal.SIGTERM)
+    assert stage.wait(timeout=10) == 128 + signal.SIGTERM
+    time.sleep(0.5)
+    assert not [p for p in sleepers if alive(int(p.name))]
+
+
+def test_a_stage_ends_when_its_parent_does(tmp_path):
+    """dvc ended by SIGTERM does not pass the signal on: the stage must notice its parent is gone."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, {str(tmp_path / 'stage.py')!r}, {str(tmp_path / 'out')!r}], "
+        "stdout=subprocess.PIPE, text=True)\n"
+        "print(child.stdout.readline().strip(), child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    (tmp_path / "stage.py").write_text(STAGE)
+    (tmp_path / "out").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    *workers, child = (int(pid) for pid in parent.stdout.readline().split())
+    time.sleep(0.5)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    time.sleep(2)
+    assert not alive(child) and not [pid for pid in workers if alive(pid)]
+    time.sleep(3)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def _parent(process: Path) -> int | None:
+    try:
+        return int((process / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _name(process: Path) -> str:
+    try:
+        return (process / "comm").read_text()
+    except OSError:
+        return ""
