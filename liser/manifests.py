@@ -5,15 +5,13 @@ that no file has still changes the table, and every stage downstream reruns."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from liser.files import atomic_path
+from liser.files import parquet_described, write_parquet
 from liser.logs import UserError
 
 __all__ = ["COLUMNS", "Manifest", "ManifestError", "read_manifest", "write_manifest"]
@@ -49,22 +47,17 @@ class Manifest:
 def write_manifest(path: str | Path, manifest: Manifest) -> None:
     if len(set(manifest.classes)) != len(manifest.classes) or len(manifest.classes) < 2:
         raise ManifestError(f"{path}: at least two distinct class names are needed (got {list(manifest.classes)})")
-    table = pa.Table.from_pandas(manifest.utterances, preserve_index=False)
-    described = json.dumps(list(manifest.classes)).encode()
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), CLASSES_KEY: described})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    write_parquet(path, manifest.utterances, {CLASSES_KEY: list(manifest.classes)})
 
 
 def read_manifest(path: str | Path) -> Manifest:
     """The utterance table and its classes; a table without a class list is refused, naming the file."""
-    path = Path(path)
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        classes = parquet_described(path, CLASSES_KEY)
     except (OSError, pa.ArrowException) as problem:
         raise ManifestError(f"{path}: not a readable utterance table ({problem})") from None
-    if CLASSES_KEY not in metadata:
+    if classes is None:
         raise ManifestError(
             f"{path}: an utterance table without its class list (written by an older version): dvc repro -f corpus"
         )
-    return Manifest(pd.read_parquet(path), tuple(json.loads(metadata[CLASSES_KEY])))
+    return Manifest(pd.read_parquet(path), tuple(classes))

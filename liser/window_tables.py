@@ -14,7 +14,6 @@ from another version of the format is refused with a message naming the file and
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from liser.files import atomic_path
+from liser.files import atomic_path, parquet_described, write_parquet
 from liser.logs import UserError
 
 __all__ = [
@@ -125,24 +124,19 @@ def write_softmaxes(path: str | Path, frame: pd.DataFrame, classes: list[str] | 
     expected = [*WINDOW_KEYS, *probability_columns(classes), "p_max"]
     if list(frame.columns[: len(expected)]) != expected or set(frame.columns[len(expected) :]) - {"face_fraction"}:
         raise ValueError(f"{path}: columns {list(frame.columns)} are not a window-softmax table of {list(classes)}")
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    described = json.dumps({"format": FORMAT, "classes": list(classes), "teacher": teacher}, sort_keys=True)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: described.encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    write_parquet(path, frame, {METADATA_KEY: {"format": FORMAT, "classes": list(classes), "teacher": teacher}})
 
 
 def _described(path: Path) -> dict:
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        described = parquet_described(path, METADATA_KEY)
     except (OSError, pa.ArrowException) as problem:
         raise TableError(f"{path}: not a readable Parquet file ({problem})") from None
-    if METADATA_KEY not in metadata:
+    if described is None:
         raise TableError(
             f"{path}: a window-softmax table without LiSER's format marker (written by an older version): run its "
             "stage again (dvc repro -f video_softmaxes, or speech_softmaxes@<corpus>)"
         )
-    described = json.loads(metadata[METADATA_KEY])
     if described.get("format") != FORMAT:
         raise TableError(
             f"{path}: window-softmax table format {described.get('format')}, this version reads {FORMAT}: run its "

@@ -89,3 +89,23 @@ def test_utterance_logits_average_the_windows():
     np.testing.assert_allclose(
         utterance_logits(result.model, [long], WINDOWING)[0], expected.numpy(), rtol=1e-5, atol=1e-5
     )
+
+
+def test_a_checkpoint_whose_class_names_repeat_is_refused(tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    model = small_run(epochs=1).model
+    with pytest.raises(ValueError, match="distinct"):
+        save_student(tmp_path / "s.safetensors", model, ["low", "low"])
+    save_student(tmp_path / "s.safetensors", model, ["low", "high"])
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "s.safetensors"), framework="pt") as handle:
+        described = json.loads(handle.metadata()["liser_student"])
+    described["classes"] = ["neutral", "neutral"]
+    tensors = load_file(str(tmp_path / "s.safetensors"))
+    save_file(tensors, str(tmp_path / "tampered.safetensors"), metadata={"liser_student": json.dumps(described)})
+    with pytest.raises(ValueError, match=r"tampered\.safetensors: its class names repeat \(neutral\)"):
+        load_student(tmp_path / "tampered.safetensors")

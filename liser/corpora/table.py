@@ -14,11 +14,22 @@ from liser.files import write_csv, write_json
 from liser.logs import UserError
 from liser.manifests import COLUMNS, Manifest, write_manifest
 
-__all__ = ["CorpusTable", "NothingUsable", "build_table"]
+__all__ = ["CorpusError", "CorpusTable", "NothingUsable", "build_table", "outside"]
 
 
 class NothingUsable(UserError, RuntimeError):
     """A corpus folder in which no file could be used."""
+
+
+class CorpusError(UserError, ValueError):
+    """A corpus definition or table that cannot be read, with the file in the message."""
+
+
+def outside(path: Path, root: Path) -> str | None:
+    """Why ``path`` is not inside ``root`` once links are followed (a link out of the corpus folder), or None."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        return f"a link out of the corpus folder {root}: files are read only from inside it"
+    return None
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,7 @@ def build_table(
             problems.append({"path": str(path), "reason": fields})
             continue
         fields = {"utterance": path.stem, "session": "", **fields}
-        reason = _rejection(fields, classes, seen, corpus)
+        reason = outside(path, root) or _rejection(fields, classes, seen, corpus)
         if reason is None:
             try:
                 info = check_audio(path)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from liser.features import FeatureStore
 from liser.files import atomic_directory, write_json, write_parquet
-from liser.folds import fold_utterances, labeled_share
+from liser.folds import FoldsError, fold_utterances, labeled_share
 from liser.manifests import read_manifest
 from liser.metrics import sample_std, score
 from liser.models.student import StudentConfig
@@ -160,7 +160,7 @@ def _load_fold(
     store: FeatureStore,
 ) -> _Fold:
     if fold not in set(speaker_roles["fold"]):
-        raise ValueError(f"{inputs.folds} has no fold {fold} (cv.folds = {settings.folds})")
+        raise FoldsError(f"{inputs.folds} has no fold {fold} (cv.folds = {settings.folds}): dvc repro folds")
     by_role = {role: fold_utterances(utterances, speaker_roles, fold, role) for role in ("train", "validation", "test")}
     by_role["train"] = labeled_share(by_role["train"], configuration.labeled_percent, settings.share_seed + fold)
     sets = {role: labeled_set(rows, store) for role, rows in by_role.items()}
