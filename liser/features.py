@@ -7,6 +7,7 @@ saying where each utterance starts and how many frames it has.
 
 from __future__ import annotations
 
+import array
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -14,11 +15,12 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from liser.files import atomic_directory, write_csv, write_npy, write_parquet
+from liser.files import atomic_directory, write_csv, write_parquet
 from liser.logs import UserError
 from liser.params import FeatureParams
 
@@ -102,47 +104,88 @@ class LogMel:
 
 
 class FeatureStore:
-    """Read side of a corpus's features: ``store[utterance]`` is an (n_mels, frames) array."""
+    """Read side of a corpus's features: ``store[utterance]`` is an (n_mels, frames) array.
+
+    The frames stay on disk (memory-mapped) and the index is read when first needed, so opening a store of a
+    million segments costs nothing; :meth:`index_batches` reads the index a part at a time.
+    """
 
     def __init__(self, folder: str | Path):
-        folder = Path(folder)
-        self.index = pd.read_parquet(folder / "index.parquet")
-        self.data = np.load(folder / "logmel.npy", mmap_mode="r")
-        self._rows = {u: (o, n) for u, o, n in zip(self.index.utterance, self.index.offset, self.index.frames)}
+        self.folder = Path(folder)
+        self.data = np.load(self.folder / "logmel.npy", mmap_mode="r")
+        self._index: pd.DataFrame | None = None
+        self._rows: dict[str, tuple[int, int]] | None = None
+
+    @property
+    def index(self) -> pd.DataFrame:
+        """utterance, offset, frames: where each utterance's frames are in ``logmel.npy``."""
+        if self._index is None:
+            self._index = pd.read_parquet(self.folder / "index.parquet")
+        return self._index
+
+    def index_batches(self, rows: int = 65_536) -> Iterator[pd.DataFrame]:
+        """The index ``rows`` utterances at a time, without holding it whole."""
+        for batch in pq.ParquetFile(self.folder / "index.parquet").iter_batches(batch_size=rows):
+            yield batch.to_pandas()
+
+    def _where(self) -> dict[str, tuple[int, int]]:
+        if self._rows is None:
+            index = self.index
+            self._rows = {u: (o, n) for u, o, n in zip(index.utterance, index.offset, index.frames)}
+        return self._rows
 
     def __contains__(self, utterance: str) -> bool:
-        return utterance in self._rows
+        return utterance in self._where()
 
     def __getitem__(self, utterance: str) -> np.ndarray:
-        offset, frames = self._rows[utterance]
+        return self.frames(*self._where()[utterance])
+
+    def frames(self, offset: int, frames: int) -> np.ndarray:
+        """(n_mels, frames) from ``offset``: a view of the file, read as it is used."""
         return np.asarray(self.data[offset : offset + frames]).T
+
+
+def _npy_header(rows: int, columns: int) -> bytes:
+    """The 128-byte header ``np.save`` writes for a (rows, columns) float32 array (rows below 10**40)."""
+    text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {columns}), }}"
+    body = text.ljust(128 - 10 - 1) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1")
 
 
 def extract_corpus_features(utterances: pd.DataFrame, params: FeatureParams, out: str | Path) -> pd.DataFrame:
     """Write the folder ``out`` whole (``logmel.npy``, ``index.parquet``, ``problems.csv``) for every utterance;
     return the problems.
 
-    A file that fails to decode is reported (path, reason) and skipped; the rest is kept.
+    Each utterance's frames are appended to ``logmel.npy`` as they are made (its header is written last), so the
+    stage holds one utterance's features at a time whatever the corpus's size.  A file that fails to decode is
+    reported (path, reason) and skipped; the rest is kept.
     """
     out = Path(out)
     extractor = LogMel(params)
-    features, index, problems = [], [], []
+    names, offsets, lengths, problems = [], array.array("q"), array.array("q"), []
     offset = 0
-    for row in tqdm(utterances.itertuples(), total=len(utterances), desc="log-Mel", unit="file"):
-        try:
-            logmel = extractor(load_audio(row.path, params.sample_rate))
-        except Exception as exc:  # one bad file must not lose the others
-            problems.append({"path": row.path, "reason": f"could not decode: {exc}"})
-            continue
-        features.append(logmel.T)
-        index.append({"utterance": row.utterance, "offset": offset, "frames": logmel.shape[1]})
-        offset += logmel.shape[1]
-    if not features:
-        raise UserError(f"{out}: none of the {len(utterances)} utterances could be turned into features")
-    problems = pd.DataFrame(problems, columns=["path", "reason"])
     with atomic_directory(out) as staging:
-        write_npy(staging / "logmel.npy", np.concatenate(features))
-        write_parquet(staging / "index.parquet", pd.DataFrame(index))
+        with open(staging / "logmel.npy", "wb") as handle:
+            handle.write(_npy_header(0, params.n_mels))
+            for row in tqdm(utterances.itertuples(), total=len(utterances), desc="log-Mel", unit="file"):
+                try:
+                    logmel = extractor(load_audio(row.path, params.sample_rate))
+                except Exception as exc:  # one bad file must not lose the others
+                    problems.append({"path": row.path, "reason": f"could not decode: {exc}"})
+                    continue
+                handle.write(np.ascontiguousarray(logmel.T, dtype=np.float32).tobytes())
+                names.append(row.utterance)
+                offsets.append(offset)
+                lengths.append(logmel.shape[1])
+                offset += logmel.shape[1]
+            if not names:
+                raise UserError(f"{out}: none of the {len(utterances)} utterances could be turned into features")
+            handle.seek(0)
+            handle.write(_npy_header(offset, params.n_mels))
+        index = pd.DataFrame({"utterance": names, "offset": np.frombuffer(offsets, np.int64)})
+        index["frames"] = np.frombuffer(lengths, np.int64)
+        problems = pd.DataFrame(problems, columns=["path", "reason"])
+        write_parquet(staging / "index.parquet", index)
         write_csv(staging / "problems.csv", problems)
     log.info("%d utterances, %d frames -> %s (%d problems)", len(index), offset, out, len(problems))
     return problems

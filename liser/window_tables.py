@@ -14,6 +14,8 @@ from another version of the format is refused with a message naming the file and
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from liser.files import atomic_path, parquet_described, write_parquet
+from liser.files import atomic_path, parquet_described
 from liser.logs import UserError
 
 __all__ = [
@@ -30,11 +32,13 @@ __all__ = [
     "WINDOW_KEYS",
     "WINDOW_COLUMNS",
     "Softmaxes",
+    "SoftmaxWriter",
     "TableError",
     "probability_columns",
     "softmax_frame",
     "write_softmaxes",
     "read_softmaxes",
+    "softmax_batches",
     "earlier_probabilities",
     "WindowTableWriter",
     "write_window_table",
@@ -119,12 +123,119 @@ def softmax_frame(
     return frame
 
 
-def write_softmaxes(path: str | Path, frame: pd.DataFrame, classes: list[str] | tuple[str, ...], teacher: str) -> None:
-    """Write a table :func:`softmax_frame` built, atomically, with the format, classes and teacher in its metadata."""
+def _softmax_schema(frame_columns: list[str], classes, teacher: str) -> pa.Schema:
+    fields = [
+        ("segment", pa.string()),
+        ("window", pa.int64()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        *((column, pa.float32()) for column in [*probability_columns(classes), "p_max"]),
+    ]
+    if "face_fraction" in frame_columns:
+        fields.append(("face_fraction", pa.float64()))
+    described = {"format": FORMAT, "classes": list(classes), "teacher": teacher}
+    return pa.schema(fields, metadata={METADATA_KEY: json.dumps(described, sort_keys=True).encode()})
+
+
+def _check_softmax_columns(path, frame: pd.DataFrame, classes) -> None:
     expected = [*WINDOW_KEYS, *probability_columns(classes), "p_max"]
     if list(frame.columns[: len(expected)]) != expected or set(frame.columns[len(expected) :]) - {"face_fraction"}:
         raise ValueError(f"{path}: columns {list(frame.columns)} are not a window-softmax table of {list(classes)}")
-    write_parquet(path, frame, {METADATA_KEY: {"format": FORMAT, "classes": list(classes), "teacher": teacher}})
+
+
+def _in_window_order(frame: pd.DataFrame, after: tuple[str, int] | None) -> bool:
+    """Whether ``frame``'s (segment, window) rise strictly, from beyond ``after``."""
+    if frame.empty:
+        return True
+    segments, windows = frame["segment"].to_numpy(dtype=object), frame["window"].to_numpy()
+    same = segments[1:] == segments[:-1]
+    rising = (segments[1:] > segments[:-1]) | (same & (windows[1:] > windows[:-1]))
+    first = (str(segments[0]), int(windows[0]))
+    return bool(rising.all()) and (after is None or first > after)
+
+
+class SoftmaxWriter:
+    """A window-softmax table written a part at a time (a Parquet row group each), atomically, in window order
+    (segment, then window; the window table's): the file appears, whole, when the ``with`` block ends without an
+    error."""
+
+    def __init__(self, path: str | Path, classes: list[str] | tuple[str, ...], teacher: str, face_fraction: bool):
+        self.path, self.classes, self.teacher, self.face_fraction = Path(path), tuple(classes), teacher, face_fraction
+        self.rows, self._last = 0, None
+
+    def __enter__(self) -> SoftmaxWriter:
+        columns = ["face_fraction"] if self.face_fraction else []
+        self._schema = _softmax_schema(columns, self.classes, self.teacher)
+        self._staging = atomic_path(self.path)
+        self._writer = pq.ParquetWriter(self._staging.__enter__(), self._schema)
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Rows :func:`softmax_frame` built, following those written before in window order."""
+        _check_softmax_columns(self.path, frame, self.classes)
+        if ("face_fraction" in frame.columns) != self.face_fraction:
+            raise ValueError(f"{self.path}: face_fraction {'missing' if self.face_fraction else 'not expected'}")
+        if not _in_window_order(frame, self._last):
+            raise ValueError(f"{self.path}: rows out of window order, or a window twice")
+        if len(frame):
+            self._writer.write_table(pa.Table.from_pandas(frame, self._schema, preserve_index=False))
+            self._last = (str(frame["segment"].iloc[-1]), int(frame["window"].iloc[-1]))
+            self.rows += len(frame)
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None and self.rows == 0:
+                self._writer.write_table(self._schema.empty_table())
+            self._writer.close()
+        finally:
+            self._staging.__exit__(kind, error, trace)
+
+
+def write_softmaxes(path: str | Path, frame: pd.DataFrame, classes: list[str] | tuple[str, ...], teacher: str) -> None:
+    """Write a table :func:`softmax_frame` built, atomically, in window order, with the format, classes and teacher
+    in its metadata."""
+    _check_softmax_columns(path, frame, classes)
+    ordered = frame.sort_values(["segment", "window"], kind="stable", ignore_index=True)
+    with SoftmaxWriter(path, classes, teacher, "face_fraction" in frame.columns) as writer:
+        writer.write(ordered)
+
+
+BATCH_ROWS = 65_536
+
+
+def softmax_batches(
+    source: Softmaxes | str | Path, rows: int = BATCH_ROWS
+) -> tuple[tuple[str, ...], str, Iterator[pd.DataFrame]]:
+    """A window-softmax table's classes, teacher and rows a batch at a time in window order, without reading it
+    whole (a table in memory is sorted first).  The rows are checked as they come: out of order, or a window
+    twice, is a :class:`TableError`."""
+    if isinstance(source, Softmaxes):
+        frame = source.frame.sort_values(["segment", "window"], kind="stable", ignore_index=True)
+        if frame.duplicated(["segment", "window"]).any():
+            raise TableError("a window-softmax table in which a window appears twice")
+        return source.classes, source.teacher, (frame.iloc[i : i + rows] for i in range(0, len(frame), rows))
+    path = Path(source)
+    if not path.is_file():
+        raise TableError(f"{path}: no such window-softmax table")
+    described = _described(path)
+    classes = tuple(described["classes"])
+    expected = [*WINDOW_KEYS, *probability_columns(classes), "p_max"]
+    parquet = pq.ParquetFile(path)
+    missing = [column for column in expected if column not in parquet.schema_arrow.names]
+    if missing:
+        raise TableError(f"{path}: lacks the columns {missing}")
+
+    def batches() -> Iterator[pd.DataFrame]:
+        last = None
+        for batch in parquet.iter_batches(batch_size=rows):
+            frame = batch.to_pandas()
+            if not _in_window_order(frame, last):
+                raise TableError(f"{path}: rows out of window order, or a window twice: run its stage again")
+            if len(frame):
+                last = (str(frame["segment"].iloc[-1]), int(frame["window"].iloc[-1]))
+            yield frame
+
+    return classes, described["teacher"], batches()
 
 
 def _described(path: Path) -> dict:

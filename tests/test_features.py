@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -53,6 +55,10 @@ def test_store_round_trip_and_bad_file_reported(tmp_path):
     expected = LogMel(FeatureParams())(load_audio(paths[0], 16000))
     np.testing.assert_allclose(store["a"], expected)
     assert "broken" not in store
+    # written an utterance at a time, the file is what np.save writes for the whole array
+    whole = io.BytesIO()
+    np.save(whole, np.load(tmp_path / "features" / "logmel.npy"))
+    assert (tmp_path / "features" / "logmel.npy").read_bytes() == whole.getvalue()
 
 
 @pytest.mark.parametrize("rate, channels", [(16000, 1), (48000, 2), (22050, 1)])

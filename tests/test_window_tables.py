@@ -11,10 +11,13 @@ import pytest
 from liser.window_tables import (
     FORMAT,
     METADATA_KEY,
+    Softmaxes,
+    SoftmaxWriter,
     TableError,
     earlier_probabilities,
     read_softmaxes,
     read_window_table,
+    softmax_batches,
     softmax_frame,
     write_softmaxes,
     write_window_table,
@@ -79,9 +82,16 @@ def test_columns_must_match_the_classes_and_windows_appear_once(tmp_path):
     with pytest.raises(ValueError, match="not a window-softmax table"):
         write_softmaxes(tmp_path / "t.parquet", table.drop(columns="p_max"), CLASSES, "abc")
     twice = pd.concat([table, table.iloc[:1]], ignore_index=True)
-    write_softmaxes(tmp_path / "t.parquet", twice, CLASSES, "abc")
+    with pytest.raises(ValueError, match="a window twice"):
+        write_softmaxes(tmp_path / "t.parquet", twice, CLASSES, "abc")
+    # a file with a window twice, written some other way, is refused by both readers
+    write_softmaxes(tmp_path / "t.parquet", table, CLASSES, "abc")
+    arrow = pq.read_table(tmp_path / "t.parquet")
+    pq.write_table(pa.concat_tables([arrow, arrow.slice(0, 1)]), tmp_path / "t.parquet")
     with pytest.raises(TableError, match="a window appears twice"):
         read_softmaxes(tmp_path / "t.parquet")
+    with pytest.raises(TableError, match="a window twice"):
+        list(softmax_batches(tmp_path / "t.parquet")[2])
     with pytest.raises(ValueError, match="distinct"):
         softmax_frame(windows(), probabilities(4), ("a", "a", "b"))
 
@@ -117,3 +127,19 @@ def test_the_window_table_round_trips_and_is_checked(tmp_path):
     table.drop(columns="speaker").to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(TableError, match=r"bad\.parquet: a window table lacks the columns \['speaker'\]"):
         read_window_table(tmp_path / "bad.parquet")
+
+
+def test_a_table_is_written_and_read_a_batch_at_a_time_in_window_order(tmp_path):
+    table = softmax_frame(windows(("A", "B", "C")), probabilities(6), CLASSES, face_fraction=np.linspace(0, 1, 6))
+    with SoftmaxWriter(tmp_path / "t.parquet", CLASSES, "abc", face_fraction=True) as writer:
+        writer.write(table.iloc[:3])
+        writer.write(table.iloc[3:])
+        with pytest.raises(ValueError, match="out of window order"):
+            writer.write(table.iloc[:1])
+    classes, teacher, batches = softmax_batches(tmp_path / "t.parquet", rows=4)
+    parts = list(batches)
+    assert (classes, teacher, [len(part) for part in parts]) == (CLASSES, "abc", [4, 2])
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), table)
+    pd.testing.assert_frame_equal(read_softmaxes(tmp_path / "t.parquet").frame, table)
+    shuffled = Softmaxes(table.iloc[::-1], CLASSES, "abc")  # a table in memory is sorted first
+    pd.testing.assert_frame_equal(pd.concat(list(softmax_batches(shuffled, rows=5)[2]), ignore_index=True), table)

@@ -29,7 +29,6 @@ from liser.students.evaluate import utterance_logits, windowing
 from liser.students.objective import Objective
 from liser.students.population import Member, MemberResult, train_population
 from liser.tracking import TrainingCurves
-from liser.window_tables import read_softmaxes
 
 __all__ = [
     "StudentSettings",
@@ -114,11 +113,11 @@ def fold_unlabeled_set(
     if speech_wanted:
         if inputs.speech_softmaxes is None:
             raise ValueError(f"{configuration.name} needs the speech teacher's window softmaxes")
-        speech = read_softmaxes(inputs.speech_softmaxes / f"fold{fold}.parquet")
+        speech = inputs.speech_softmaxes / f"fold{fold}.parquet"  # read a part at a time by unlabeled_set
     if video_wanted:
         if inputs.video_softmaxes is None:
             raise ValueError(f"{configuration.name} needs the video teacher's window softmaxes")
-        video = read_softmaxes(inputs.video_softmaxes)
+        video = inputs.video_softmaxes
     return unlabeled_set(FeatureStore(inputs.unlabeled_features), hop_s, speech, video, min_face_fraction)
 
 

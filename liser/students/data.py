@@ -10,15 +10,19 @@ found in fewer than ``windows.min_face_fraction`` of its frames gives no video t
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from liser.features import FeatureStore
-from liser.window_tables import WINDOW_KEYS, Softmaxes, probability_columns
+from liser.window_tables import WINDOW_KEYS, Softmaxes, probability_columns, softmax_batches
 
-__all__ = ["LabeledSet", "UnlabeledSet", "unlabeled_set"]
+__all__ = ["LabeledSet", "Ragged", "UnlabeledSet", "unlabeled_set"]
 
 log = logging.getLogger(__name__)
 
@@ -60,59 +64,199 @@ class UnlabeledSet:
         return len(self.segments)
 
 
+class Ragged(Sequence):
+    """Item i is ``values[offsets[i]:offsets[i + 1]]``: many variable-length arrays in one (memory-mapped) array."""
+
+    def __init__(self, values: np.ndarray, offsets: np.ndarray):
+        self.values, self.offsets = values, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, item: int) -> np.ndarray:
+        if not -len(self) <= item < len(self):
+            raise IndexError(item)
+        item %= len(self)
+        return np.asarray(self.values[self.offsets[item] : self.offsets[item + 1]])
+
+
+class _Names(Ragged):
+    """Segment names, stored as their UTF-8 bytes."""
+
+    def __getitem__(self, item: int) -> str:
+        return super().__getitem__(item).tobytes().decode()
+
+
+class _StoreRows(Sequence):
+    """The log-Mels of some of a store's utterances, read from the store's file as they are used."""
+
+    def __init__(self, store: FeatureStore, offsets: np.ndarray, frames: np.ndarray):
+        self.store, self.offsets, self.frames = store, offsets, frames
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, item: int) -> np.ndarray:
+        if not -len(self) <= item < len(self):
+            raise IndexError(item)
+        return self.store.frames(int(self.offsets[item]), int(self.frames[item]))
+
+
+class _Scratch:
+    """Arrays written a part at a time to files of a private temporary folder, then memory-mapped: the folder is
+    removed at once (the open mappings keep the data until they are dropped), so nothing is left behind."""
+
+    def __init__(self):
+        self.folder = Path(tempfile.mkdtemp(prefix="liser-unlabeled-"))
+        self.files: dict[str, tuple] = {}
+
+    def append(self, name: str, array: np.ndarray) -> None:
+        array = np.ascontiguousarray(array)
+        if name not in self.files:
+            self.files[name] = (open(self.folder / name, "wb"), array.dtype, array.shape[1:], [0])
+        handle, _, _, count = self.files[name]
+        handle.write(array.tobytes())
+        count[0] += len(array)
+
+    def mapped(self) -> dict[str, np.ndarray]:
+        arrays = {}
+        for name, (handle, dtype, shape, count) in self.files.items():
+            handle.close()
+            arrays[name] = (
+                np.memmap(self.folder / name, dtype=dtype, mode="r", shape=(count[0], *shape))
+                if count[0]
+                else np.zeros((0, *shape), dtype)
+            )
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return arrays
+
+
+def _checked_order(batches: Iterator[pd.DataFrame], what: str) -> Iterator[pd.DataFrame]:
+    last = None
+    for batch in batches:
+        segments = batch["segment"].to_numpy(dtype=object)
+        if len(segments) and ((segments[1:] < segments[:-1]).any() or (last is not None and segments[0] < last)):
+            raise ValueError(f"{what}: not in segment order")
+        if len(segments):
+            last = segments[-1]
+        yield batch
+
+
+def _aligned(streams: list[Iterator[pd.DataFrame]], rows: int) -> Iterator[list[pd.DataFrame]]:
+    """Parts of several tables sorted by segment, each part holding the same whole segments of every table."""
+    buffers = [pd.DataFrame() for _ in streams]
+    ended = [False] * len(streams)
+    while True:
+        for i, stream in enumerate(streams):
+            while not ended[i] and (
+                len(buffers[i]) < rows or buffers[i]["segment"].iloc[0] == buffers[i]["segment"].iloc[-1]
+            ):
+                batch = next(stream, None)
+                if batch is None:
+                    ended[i] = True
+                else:
+                    buffers[i] = batch if buffers[i].empty else pd.concat([buffers[i], batch], ignore_index=True)
+        if all(ended):
+            yield buffers
+            return
+        bound = min(buffer["segment"].iloc[-1] for buffer, done in zip(buffers, ended) if not done)
+        parts = [buffer if buffer.empty else buffer[buffer["segment"] < bound] for buffer in buffers]
+        buffers = [
+            buffer if buffer.empty else buffer[buffer["segment"] >= bound].reset_index(drop=True) for buffer in buffers
+        ]
+        yield parts
+
+
 def unlabeled_set(
     store: FeatureStore,
     hop_s: float,
-    speech: Softmaxes | None = None,
-    video: Softmaxes | None = None,
+    speech: Softmaxes | str | Path | None = None,
+    video: Softmaxes | str | Path | None = None,
     min_face_fraction: float = 0.0,
+    rows: int = 65_536,
 ) -> UnlabeledSet:
     """The segments that have features and every given teacher's window softmaxes.
 
-    ``speech`` and ``video`` are window-softmax tables (:mod:`liser.window_tables`; the video teacher's with
-    ``face_fraction``); a window counts only when every given teacher scored it.  Video windows with a
-    ``face_fraction`` under ``min_face_fraction`` are kept for their place but marked as giving no target.
+    ``speech`` and ``video`` are window-softmax tables (:mod:`liser.window_tables`, read or a file's path; the
+    video teacher's with ``face_fraction``); a window counts only when every given teacher scored it.  Video
+    windows with a ``face_fraction`` under ``min_face_fraction`` are kept for their place but marked as giving no
+    target.  The tables and the store's index are read ``rows`` at a time and joined as they come; the set's
+    arrays are memory-mapped from a private temporary file and its log-Mels from the store's, so building it
+    takes the same memory for a thousand segments or a million.
     """
-    tables = {name: t for name, t in (("speech", speech), ("video", video)) if t is not None}
-    if not tables:
+    given = {name: table for name, table in (("speech", speech), ("video", video)) if table is not None}
+    if not given:
         raise ValueError("an unlabeled set needs the window softmaxes of at least one teacher")
     keys = list(WINDOW_KEYS)
-    windows = None
-    for name, table in tables.items():
-        extra = []
+    streams, columns = [], {}
+    for name, table in given.items():
+        classes, _, batches = softmax_batches(table, rows)
+        probabilities = probability_columns(classes)
+        wanted = keys + probabilities
         if name == "video" and min_face_fraction > 0:
-            if "face_fraction" not in table.frame.columns:
-                raise ValueError(
-                    "the video teacher's window softmaxes have no face_fraction column: run stage video_softmaxes "
-                    "again, or set windows.min_face_fraction: 0"
-                )
-            extra = ["face_fraction"]
-        probabilities = probability_columns(table.classes)
-        columns = {c: f"{name}:{c}" for c in probabilities}
-        renamed = table.frame[keys + probabilities + extra].rename(columns=columns)
-        windows = renamed if windows is None else windows.merge(renamed, on=keys, how="inner")
-    windows = windows[windows["segment"].isin(set(store.index["utterance"]))].sort_values(["segment", "window"])
-    if windows.empty:
+            wanted.append("face_fraction")
+        columns[name] = [f"{name}:{c}" for c in probabilities]
+
+        def renamed(batches=batches, wanted=wanted, name=name, probabilities=probabilities):
+            for batch in batches:
+                if "face_fraction" in wanted and "face_fraction" not in batch.columns:
+                    raise ValueError(
+                        "the video teacher's window softmaxes have no face_fraction column: run stage "
+                        "video_softmaxes again, or set windows.min_face_fraction: 0"
+                    )
+                yield batch[wanted].rename(columns={c: f"{name}:{c}" for c in probabilities})
+
+        streams.append(renamed())
+    index = store.index_batches(rows)
+    streams.append(_checked_order((b.rename(columns={"utterance": "segment"}) for b in index), str(store.folder)))
+
+    scratch = _Scratch()
+    counts = {"segments": 0, "windows": 0, "valid": 0}
+    for *parts, index_part in _aligned(streams, rows):
+        if any(part.empty for part in (*parts, index_part)):
+            continue  # a segment missing from one of them has no window
+        windows = parts[0]
+        for part in parts[1:]:
+            windows = windows.merge(part, on=keys, how="inner", sort=False)
+        windows = windows.merge(index_part[["segment", "offset", "frames"]], on="segment", how="inner")
+        if windows.empty:
+            continue
+        windows = windows.sort_values(["segment", "window"], kind="stable", ignore_index=True)
+        first = np.flatnonzero(windows["segment"].to_numpy(dtype=object)[1:] != windows["segment"].to_numpy()[:-1])
+        starts = np.concatenate([[0], first + 1])
+        lengths = np.diff(np.concatenate([starts, [len(windows)]]))
+        names = [str(name).encode() for name in windows["segment"].to_numpy()[starts]]
+        scratch.append("name_bytes", np.frombuffer(b"".join(names), dtype=np.uint8))
+        scratch.append("name_lengths", np.array([len(name) for name in names], dtype=np.int64))
+        scratch.append("window_counts", lengths.astype(np.int64))
+        scratch.append("feature_offsets", windows["offset"].to_numpy()[starts].astype(np.int64))
+        scratch.append("feature_frames", windows["frames"].to_numpy()[starts].astype(np.int64))
+        scratch.append("midpoints", ((windows["start_s"] + windows["end_s"]).to_numpy() / 2 / hop_s).astype(np.float64))
+        for name in given:
+            scratch.append(name, windows[columns[name]].to_numpy(dtype=np.float32))
+        if "face_fraction" in windows.columns:
+            valid = windows["face_fraction"].to_numpy() >= min_face_fraction
+            scratch.append("video_valid", valid)
+            counts["valid"] += int(valid.sum())
+        counts["segments"] += len(starts)
+        counts["windows"] += len(windows)
+    if counts["segments"] == 0:
         raise ValueError("no window has both features and teacher softmaxes")
-    segments, features, midpoints, valid = [], [], [], []
-    per_teacher: dict[str, list[np.ndarray]] = {name: [] for name in tables}
-    for segment, members in windows.groupby("segment", sort=True):
-        segments.append(segment)
-        features.append(store[segment])
-        midpoints.append(((members["start_s"] + members["end_s"]).to_numpy() / 2 / hop_s).astype(np.float64))
-        for name in tables:
-            columns = [c for c in members.columns if c.startswith(f"{name}:")]
-            per_teacher[name].append(members[columns].to_numpy(dtype=np.float32))
-        if "face_fraction" in members.columns:
-            valid.append(members["face_fraction"].to_numpy() >= min_face_fraction)
-    if valid:
-        kept = sum(int(v.sum()) for v in valid)
+    arrays = scratch.mapped()
+    segment_offsets = np.concatenate([[0], np.cumsum(arrays["window_counts"])])
+    name_offsets = np.concatenate([[0], np.cumsum(arrays["name_lengths"])])
+    if "video_valid" in arrays:
         log.info(
             "%d of %d video windows have a face in at least %.0f%% of their frames and give video targets",
-            kept,
-            sum(len(v) for v in valid),
+            counts["valid"],
+            counts["windows"],
             100 * min_face_fraction,
         )
     return UnlabeledSet(
-        segments, features, midpoints, per_teacher.get("speech"), per_teacher.get("video"), valid or None
+        _Names(arrays["name_bytes"], name_offsets),
+        _StoreRows(store, arrays["feature_offsets"], arrays["feature_frames"]),
+        Ragged(arrays["midpoints"], segment_offsets),
+        Ragged(arrays["speech"], segment_offsets) if "speech" in arrays else None,
+        Ragged(arrays["video"], segment_offsets) if "video" in arrays else None,
+        Ragged(arrays["video_valid"], segment_offsets) if "video_valid" in arrays else None,
     )
