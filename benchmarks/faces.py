@@ -29,7 +29,7 @@ from skimage import data
 
 from liser.ffmpeg import write_video
 from liser.files import write_json
-from liser.unlabeled.faces import CropOptions, box_iou, crop_segment, track_faces
+from liser.unlabeled.faces import CropJob, CropOptions, box_iou, crop_job, track_faces
 
 RESULTS = Path(__file__).parent / "results" / "faces.json"
 EVERY = (1, 3, 5, 10)
@@ -77,7 +77,9 @@ def main() -> None:
         for every in EVERY:
             options = CropOptions(detector=args.detector, detect_every=every, max_gap=max(15, every - 1))
             track, track_s = timed(lambda: track_faces(clip, options.detector, options.detect_every, options.max_gap))
-            coverage, crop_s = timed(lambda: crop_segment(clip, Path(folder) / f"crops_k{every}.mp4", options))
+            job = CropJob(clip.stem, str(clip), str(clip), options)
+            result, crop_s = timed(lambda: crop_job(job))
+            coverage = result.coverage
             reference = track if reference is None else reference
             both = reference.has_face & track.has_face
             overlap = box_iou(reference.boxes[both], track.boxes[both])

@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import array
 import logging
+import os
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import librosa
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from liser.files import atomic_directory, write_csv, write_parquet
+from liser.files import atomic_directory, parquet_batches, write_csv, write_parquet
 from liser.logs import UserError
 from liser.params import FeatureParams
 
-__all__ = ["LogMel", "FeatureStore", "load_audio", "audio_blocks", "extract_corpus_features"]
+__all__ = ["LogMel", "FeatureStore", "RowFile", "load_audio", "audio_blocks", "extract_corpus_features"]
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +104,50 @@ class LogMel:
         return np.concatenate(columns, axis=1) if columns else np.zeros((self.params.n_mels, 0), np.float32)
 
 
+class RowFile:
+    """A file of equal rows (an ``.npy`` array, or raw rows from ``offset``) read with ``pread`` where asked: nothing
+    is mapped into the process, so reading many items at random places costs the items, not the pages around
+    them (a memory map's resident pages count in the process's memory)."""
+
+    def __init__(self, path: str | Path, dtype: np.dtype | None = None, row_shape: tuple[int, ...] = ()):
+        self.path = Path(path)
+        self._fd = os.open(self.path, os.O_RDONLY)
+        self._closer = weakref.finalize(self, os.close, self._fd)
+        if dtype is None:  # an .npy file: its header says
+            with open(self.path, "rb") as handle:
+                major, _ = np.lib.format.read_magic(handle)
+                header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = header(handle)
+                if fortran:
+                    raise ValueError(f"{self.path}: a Fortran-ordered array")
+                self.offset, self.length, row_shape = handle.tell(), shape[0], tuple(shape[1:])
+        else:
+            self.offset = 0
+            row_bytes = int(np.dtype(dtype).itemsize * np.prod(row_shape, dtype=np.int64))
+            self.length = os.fstat(self._fd).st_size // max(row_bytes, 1)
+        self.dtype, self.row_shape = np.dtype(dtype), tuple(row_shape)
+        self.row_bytes = int(self.dtype.itemsize * np.prod(self.row_shape, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return self.length
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start`` to ``stop`` (exclusive), read now."""
+        count = max(0, min(stop, self.length) - start)
+        data = os.pread(self._fd, count * self.row_bytes, self.offset + start * self.row_bytes)
+        return np.frombuffer(data, dtype=self.dtype).reshape(count, *self.row_shape)
+
+
 class FeatureStore:
     """Read side of a corpus's features: ``store[utterance]`` is an (n_mels, frames) array.
 
-    The frames stay on disk (memory-mapped) and the index is read when first needed, so opening a store of a
-    million segments costs nothing; :meth:`index_batches` reads the index a part at a time.
+    The frames stay on disk and are read where asked (:class:`RowFile`), and the index is read when first needed, so
+    opening a store of a million segments costs nothing; :meth:`index_batches` reads the index a part at a time.
     """
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.data = np.load(self.folder / "logmel.npy", mmap_mode="r")
+        self.data = RowFile(self.folder / "logmel.npy")
         self._index: pd.DataFrame | None = None
         self._rows: dict[str, tuple[int, int]] | None = None
 
@@ -125,8 +160,7 @@ class FeatureStore:
 
     def index_batches(self, rows: int = 65_536) -> Iterator[pd.DataFrame]:
         """The index ``rows`` utterances at a time, without holding it whole."""
-        for batch in pq.ParquetFile(self.folder / "index.parquet").iter_batches(batch_size=rows):
-            yield batch.to_pandas()
+        yield from parquet_batches(self.folder / "index.parquet", rows)
 
     def _where(self) -> dict[str, tuple[int, int]]:
         if self._rows is None:
@@ -141,8 +175,8 @@ class FeatureStore:
         return self.frames(*self._where()[utterance])
 
     def frames(self, offset: int, frames: int) -> np.ndarray:
-        """(n_mels, frames) from ``offset``: a view of the file, read as it is used."""
-        return np.asarray(self.data[offset : offset + frames]).T
+        """(n_mels, frames) from frame ``offset`` of the file, read when asked for."""
+        return self.data.rows(offset, offset + frames).T
 
 
 def _npy_header(rows: int, columns: int) -> bytes:

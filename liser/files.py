@@ -31,6 +31,7 @@ __all__ = [
     "atomic_directory",
     "PLACEHOLDER",
     "folder_manifest",
+    "parquet_batches",
     "parquet_described",
     "write_placeholders",
     "read_json",
@@ -177,6 +178,18 @@ def write_parquet(target: str | Path, table: pd.DataFrame, described: dict[bytes
         arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **extra})
     with atomic_path(target) as tmp:
         pq.write_table(arrow, tmp)
+
+
+def parquet_batches(source: str | Path, rows: int = 65_536, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """A Parquet file ``rows`` rows at a time (fewer at the end of each row group), one row group in memory at a
+    time.  (pyarrow's own ``iter_batches`` kept every row group it had read in its memory pool: 175 MB after 4 M
+    rows of a 9-column table, pyarrow 26.)"""
+    parquet = pq.ParquetFile(source)
+    for group in range(parquet.num_row_groups):
+        table = parquet.read_row_group(group, columns=columns)
+        for start in range(0, table.num_rows, rows):
+            yield table.slice(start, rows).to_pandas()
+        del table
 
 
 def parquet_described(source: str | Path, key: bytes) -> Any:

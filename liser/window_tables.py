@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from liser.files import atomic_path, parquet_described
+from liser.files import atomic_path, parquet_batches, parquet_described
 from liser.logs import UserError
 
 __all__ = [
@@ -227,8 +227,7 @@ def softmax_batches(
 
     def batches() -> Iterator[pd.DataFrame]:
         last = None
-        for batch in parquet.iter_batches(batch_size=rows):
-            frame = batch.to_pandas()
+        for frame in parquet_batches(path, rows):
             if not _in_window_order(frame, last):
                 raise TableError(f"{path}: rows out of window order, or a window twice: run its stage again")
             if len(frame):

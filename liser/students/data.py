@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from liser.features import FeatureStore
+from liser.features import FeatureStore, RowFile
 from liser.window_tables import WINDOW_KEYS, Softmaxes, probability_columns, softmax_batches
 
 __all__ = ["LabeledSet", "Ragged", "UnlabeledSet", "unlabeled_set"]
@@ -65,9 +65,10 @@ class UnlabeledSet:
 
 
 class Ragged(Sequence):
-    """Item i is ``values[offsets[i]:offsets[i + 1]]``: many variable-length arrays in one (memory-mapped) array."""
+    """Item i is ``values[offsets[i]:offsets[i + 1]]``: many variable-length arrays in one array, or in one
+    :class:`liser.features.RowFile` read where asked."""
 
-    def __init__(self, values: np.ndarray, offsets: np.ndarray):
+    def __init__(self, values: np.ndarray | RowFile, offsets: np.ndarray):
         self.values, self.offsets = values, offsets
 
     def __len__(self) -> int:
@@ -77,7 +78,8 @@ class Ragged(Sequence):
         if not -len(self) <= item < len(self):
             raise IndexError(item)
         item %= len(self)
-        return np.asarray(self.values[self.offsets[item] : self.offsets[item + 1]])
+        start, stop = int(self.offsets[item]), int(self.offsets[item + 1])
+        return self.values.rows(start, stop) if isinstance(self.values, RowFile) else self.values[start:stop]
 
 
 class _Names(Ragged):
@@ -103,8 +105,9 @@ class _StoreRows(Sequence):
 
 
 class _Scratch:
-    """Arrays written a part at a time to files of a private temporary folder, then memory-mapped: the folder is
-    removed at once (the open mappings keep the data until they are dropped), so nothing is left behind."""
+    """Arrays written a part at a time to files of a private temporary folder, then opened as
+    :class:`liser.features.RowFile` s (the per-segment ones read into memory): the folder is removed at once (the
+    open files keep the data until they are closed), so nothing is left behind."""
 
     def __init__(self):
         self.folder = Path(tempfile.mkdtemp(prefix="liser-unlabeled-"))
@@ -113,21 +116,18 @@ class _Scratch:
     def append(self, name: str, array: np.ndarray) -> None:
         array = np.ascontiguousarray(array)
         if name not in self.files:
-            self.files[name] = (open(self.folder / name, "wb"), array.dtype, array.shape[1:], [0])
-        handle, _, _, count = self.files[name]
-        handle.write(array.tobytes())
-        count[0] += len(array)
+            self.files[name] = (open(self.folder / name, "wb"), array.dtype, array.shape[1:])
+        self.files[name][0].write(array.tobytes())
 
-    def mapped(self) -> dict[str, np.ndarray]:
-        arrays = {}
-        for name, (handle, dtype, shape, count) in self.files.items():
-            handle.close()
-            arrays[name] = (
-                np.memmap(self.folder / name, dtype=dtype, mode="r", shape=(count[0], *shape))
-                if count[0]
-                else np.zeros((0, *shape), dtype)
-            )
-        shutil.rmtree(self.folder, ignore_errors=True)
+    def opened(self, in_memory: set[str]) -> dict[str, np.ndarray | RowFile]:
+        arrays: dict[str, np.ndarray | RowFile] = {}
+        try:
+            for name, (handle, dtype, shape) in self.files.items():
+                handle.close()
+                rows = RowFile(self.folder / name, dtype, shape)
+                arrays[name] = rows.rows(0, len(rows)) if name in in_memory else rows
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
         return arrays
 
 
@@ -181,8 +181,8 @@ def unlabeled_set(
     video teacher's with ``face_fraction``); a window counts only when every given teacher scored it.  Video
     windows with a ``face_fraction`` under ``min_face_fraction`` are kept for their place but marked as giving no
     target.  The tables and the store's index are read ``rows`` at a time and joined as they come; the set's
-    arrays are memory-mapped from a private temporary file and its log-Mels from the store's, so building it
-    takes the same memory for a thousand segments or a million.
+    per-window arrays stay in private temporary files and its log-Mels in the store's, each item read when it is
+    asked for, so building and drawing from it take about the same memory for a thousand segments or a million.
     """
     given = {name: table for name, table in (("speech", speech), ("video", video)) if table is not None}
     if not given:
@@ -242,7 +242,8 @@ def unlabeled_set(
         counts["windows"] += len(windows)
     if counts["segments"] == 0:
         raise ValueError("no window has both features and teacher softmaxes")
-    arrays = scratch.mapped()
+    # per segment (a few numbers each) in memory; per window, and the names, read where asked
+    arrays = scratch.opened({"window_counts", "name_lengths", "feature_offsets", "feature_frames"})
     segment_offsets = np.concatenate([[0], np.cumsum(arrays["window_counts"])])
     name_offsets = np.concatenate([[0], np.cumsum(arrays["name_lengths"])])
     if "video_valid" in arrays:

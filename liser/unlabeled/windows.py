@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from liser.files import atomic_path
+from liser.files import atomic_path, parquet_batches
 from liser.logs import UserError
 from liser.window_tables import WINDOW_COLUMNS, WindowTableWriter
 
@@ -112,13 +112,11 @@ def cut_windows(face_masks: str | Path, frames: int, fps: float, windows_out: st
     duration, audio_file) and the manifest (utterance, path, speaker, gender, duration) of those with windows, a
     batch of segments at a time; return the summary.  Stops with :class:`NoWindows` when no segment has one."""
     face_masks = Path(face_masks)
-    source = pq.ParquetFile(face_masks)
     windows = segments = face_total = 0
     speakers: set[str] = set()
     with WindowTableWriter(windows_out) as table, atomic_path(manifest_out) as manifest_tmp:
         with pq.ParquetWriter(manifest_tmp, MANIFEST_SCHEMA) as manifest:
-            for record_batch in source.iter_batches(batch_size=BATCH_SEGMENTS):
-                batch = record_batch.to_pandas()
+            for batch in parquet_batches(face_masks, BATCH_SEGMENTS):
                 rows = _batch_windows(batch, frames, fps)
                 table.write(rows)
                 with_windows = batch[batch["frames"].to_numpy() >= frames]

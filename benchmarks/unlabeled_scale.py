@@ -1,0 +1,306 @@
+"""The unlabeled corpus at VoxCeleb2's size: memory and time of the steps that see every window, and what a second
+Ray worker brings to the steps that see every frame.
+
+1. On synthetic metadata of 1 k, 10 k, 100 k and 1 M segments (3.4 to 11.7 s each, 15 windows on average, as
+   VoxCeleb2's 1.09 M clips give 16.5 M windows), each step runs in a process of its own and its peak RSS and wall
+   time are taken:
+   - ``windows``: stage windows' work (the window table and the audio manifest from faces' face masks);
+   - ``softmaxes``: both teachers' window-softmax tables written a part at a time (probabilities drawn at random:
+     the table's cost, not the teachers') and read back whole, a batch at a time;
+   - ``loader``: the students' unlabeled set built from a feature store of that many segments (its log-Mel file
+     sparse: only the pages read take disk) and both tables, then 2,000 items drawn at random.
+   Peak RSS should stay within 1.5x from 10 k up and time should grow linearly (seconds per million windows).
+2. Faces (detect every 5th frame, crops kept) on a Ray cluster of this machine with 1 and then 2 worker CPUs, the
+   same segments: the speed-up, and the disk each segment's outputs take per hour of video, with and without its
+   crops.
+3. The video teacher's window scoring through Ray Data (small S2D, CPU actors), with 1 and then 2 actors.
+
+    python benchmarks/unlabeled_scale.py [--sizes 1000 10000 100000 1000000] [--skip-ray]
+
+Figures go to benchmarks/results/unlabeled_scale.json with the machine they were measured on.
+"""
+
+import os
+
+for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from liser.files import parquet_batches
+
+RESULTS = Path(__file__).parent / "results" / "unlabeled_scale.json"
+FPS, FRAMES, HOP_S, MELS = 30, 16, 0.032, 64
+SPEECH = ("angry", "disgust", "fear", "happy", "neutral", "sad")
+VIDEO = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
+BATCH = 50_000
+
+
+# --- synthetic inputs ---------------------------------------------------------------------------------------------
+
+
+def make_face_masks(folder: Path, segments: int, seed: int = 0) -> None:
+    """face_masks.parquet of ``segments`` kept segments: 102 to 351 frames (3.4 to 11.7 s), faces in most frames."""
+    from liser.unlabeled.face_crops import FACE_MASK_BATCH
+    from liser.unlabeled.windows import FACE_MASK_SCHEMA
+
+    rng = np.random.default_rng(seed)
+    with pq.ParquetWriter(folder / "face_masks.parquet", FACE_MASK_SCHEMA) as writer:
+        for start in range(0, segments, FACE_MASK_BATCH):  # row groups as stage faces writes them
+            count = min(FACE_MASK_BATCH, segments - start)
+            frames = rng.integers(102, 352, count)
+            names = [f"id{(start + k) // 180:05d}_{start + k:011d}_00001" for k in range(count)]
+            found = np.where(rng.random(int(frames.sum())) < 0.9, ord("1"), ord("0")).astype(np.uint8).tobytes()
+            ends = np.cumsum(frames)
+            masks = [found[end - n : end].decode("ascii") for end, n in zip(ends, frames)]
+            columns = {
+                "segment": names,
+                "frames": frames,
+                "face": masks,
+                "speaker": [name[:7] for name in names],
+                "gender": ["female"] * count,
+                "duration": frames / FPS,
+                "audio_file": [f"data/acquired/segments/{name}.wav" for name in names],
+            }
+            writer.write_table(pa.table(columns, schema=FACE_MASK_SCHEMA))
+
+
+def make_store(folder: Path) -> None:
+    """A feature store for the manifest's segments: index.parquet, and a sparse logmel.npy of the right size."""
+    from liser.features import _npy_header
+
+    store = folder / "store"
+    store.mkdir(exist_ok=True)
+    offset = 0
+    schema = pa.schema([("utterance", pa.string()), ("offset", pa.int64()), ("frames", pa.int64())])
+    with pq.ParquetWriter(store / "index.parquet", schema) as writer:
+        for batch in parquet_batches(folder / "manifest.parquet", BATCH):
+            frames = (batch["duration"].to_numpy() / HOP_S).astype(np.int64) + 1
+            offsets = offset + np.concatenate([[0], np.cumsum(frames)[:-1]])
+            offset += int(frames.sum())
+            writer.write_table(pa.table({"utterance": batch["utterance"], "offset": offsets, "frames": frames}, schema))
+    with open(store / "logmel.npy", "wb") as handle:
+        handle.write(_npy_header(offset, MELS))
+        handle.truncate(128 + offset * MELS * 4)
+
+
+# --- the steps, each in its own process -------------------------------------------------------------------------
+
+
+def step_windows(folder: Path) -> dict:
+    from liser.unlabeled.windows import cut_windows
+
+    return cut_windows(
+        folder / "face_masks.parquet", FRAMES, FPS, folder / "windows.parquet", folder / "manifest.parquet"
+    )
+
+
+def step_softmaxes(folder: Path) -> dict:
+    from liser.window_tables import SoftmaxWriter, softmax_batches, softmax_frame
+
+    rng = np.random.default_rng(1)
+    with (
+        SoftmaxWriter(folder / "speech.parquet", SPEECH, "speech", face_fraction=False) as speech,
+        SoftmaxWriter(folder / "video.parquet", VIDEO, "video", face_fraction=True) as video,
+    ):
+        for windows in parquet_batches(folder / "windows.parquet", BATCH):
+            for writer, classes in ((speech, SPEECH), (video, VIDEO)):
+                raw = rng.random((len(windows), len(classes)), dtype=np.float32)
+                probabilities = raw / raw.sum(axis=1, keepdims=True)
+                fraction = windows["face_fraction"].to_numpy() if writer is video else None
+                writer.write(softmax_frame(windows, probabilities, classes, fraction))
+    read = {}
+    for name in ("speech", "video"):
+        _, _, batches = softmax_batches(folder / f"{name}.parquet")
+        rows = p_max = 0
+        for frame in batches:
+            rows, p_max = rows + len(frame), p_max + float(frame["p_max"].sum())
+        read[name] = {"windows": rows, "mean_p_max": p_max / rows}
+    return read
+
+
+def step_loader(folder: Path) -> dict:
+    from liser.features import FeatureStore
+    from liser.students.data import unlabeled_set
+
+    unlabeled = unlabeled_set(
+        FeatureStore(folder / "store"),
+        HOP_S,
+        folder / "speech.parquet",
+        folder / "video.parquet",
+        min_face_fraction=0.5,
+    )
+    rng = np.random.default_rng(2)
+    checksum = 0.0
+    for item in rng.integers(0, len(unlabeled), 2000):
+        start = rng.integers(0, max(1, unlabeled.features[item].shape[1] - 94))
+        checksum += float(unlabeled.features[item][:, start : start + 94].sum())
+        checksum += float(unlabeled.video[item].mean() + unlabeled.speech[item].mean())
+        checksum += float(unlabeled.window_midpoints[item][0]) + len(unlabeled.segments[item])
+    return {"segments": len(unlabeled), "draws": 2000, "checksum": checksum}
+
+
+STEPS = {"windows": step_windows, "softmaxes": step_softmaxes, "loader": step_loader}
+
+
+def measured(step: str, folder: Path) -> dict:
+    """Run one step in a child process: its wall time (start-up included), its peak RSS (VmHWM, taken by the child
+    itself) and what it returned."""
+    command = [sys.executable, __file__, "--step", step, "--folder", str(folder)]
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, env={**os.environ, "LISER_LOG_LEVEL": "WARNING"}
+    )
+    output = child.stdout.read()
+    if child.wait() != 0:
+        raise RuntimeError(f"step {step} failed ({child.returncode})")
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, **json.loads(output.splitlines()[-1])}
+
+
+def scale(sizes: list[int], work: Path) -> dict:
+    rows = {}
+    for size in sizes:
+        folder = work / f"n{size}"
+        folder.mkdir(parents=True)
+        make_face_masks(folder, size)
+        row = {"windows_step": measured("windows", folder)}
+        windows = row["windows_step"]["result"]["windows"]
+        row["softmaxes_step"] = measured("softmaxes", folder)
+        make_store(folder)
+        row["loader_step"] = measured("loader", folder)
+        row["windows"] = windows
+        for step in ("windows_step", "softmaxes_step", "loader_step"):
+            row[step]["seconds_per_million_windows"] = row[step]["seconds"] / windows * 1e6
+        rows[size] = row
+        print(
+            f"{size:>9} segments {windows:>10} windows | "
+            + " | ".join(
+                f"{step[:-5]} {row[step]['seconds']:7.1f} s {row[step]['peak_rss_mb']:6.0f} MB"
+                for step in ("windows_step", "softmaxes_step", "loader_step")
+            ),
+            flush=True,
+        )
+        shutil.rmtree(folder)
+    base = min((size for size in rows if size >= 10_000), default=None)
+    if base is not None:
+        for row in rows.values():
+            for step in ("windows_step", "softmaxes_step", "loader_step"):
+                row[step]["rss_over_10k"] = row[step]["peak_rss_mb"] / rows[base][step]["peak_rss_mb"]
+    return {str(size): row for size, row in rows.items()}
+
+
+# --- faces and the video teacher on 1 and 2 Ray workers ---------------------------------------------------------
+
+
+def moving_face(path: Path, frames: int) -> None:
+    from skimage import data
+
+    from liser.ffmpeg import write_video
+
+    photo = data.astronaut()
+    write_video(path, [photo[t // 3 : t // 3 + 256, 60 + t : 60 + t + 256] for t in range(frames)], FPS, crf=18)
+
+
+def ray_workers(cpus: int, work) -> float:
+    """Wall time of ``work(runtime)`` on a one-node Ray cluster of this machine with ``cpus`` worker CPUs."""
+    from liser.cluster import LOOPBACK_ONLY
+    from liser.params import RuntimeParams
+
+    os.environ.update(LOOPBACK_ONLY)
+    import ray
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": cpus, "include_dashboard": False})
+    ray.init(address=nodes.address, logging_level="WARNING", log_to_driver=False)
+    try:
+        runtime = RuntimeParams(cluster="ray", ray_address=nodes.address)
+        work(runtime)  # warm-up: workers started, libraries imported, models built
+        start = time.perf_counter()
+        work(runtime)
+        return time.perf_counter() - start
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
+
+
+def faces_on_ray(work_dir: Path, segments: int = 8, frames: int = 150) -> dict:
+    from liser.unlabeled.face_crops import crop_segments
+    from liser.unlabeled.faces import CropOptions
+
+    videos = work_dir / "videos"
+    videos.mkdir()
+    moving_face(videos / "seg_000.mp4", frames)
+    for k in range(1, segments):
+        shutil.copyfile(videos / "seg_000.mp4", videos / f"seg_{k:03d}.mp4")
+    table = pd.DataFrame({"segment": [f"seg_{k:03d}" for k in range(segments)], "speaker": "s"})
+    table["video_file"] = [str(videos / f"{name}.mp4") for name in table["segment"]]
+    options = CropOptions(detect_every=5)
+
+    def run(runtime):
+        out = work_dir / "faces"
+        shutil.rmtree(out, ignore_errors=True)
+        crop_segments(table, out, options, runtime=runtime)
+
+    times = {cpus: ray_workers(cpus, run) for cpus in (1, 2)}
+    out = work_dir / "faces"
+    hours = segments * frames / FPS / 3600
+    crops = sum(path.stat().st_size for path in out.glob("*.mp4"))
+    tracks = sum(path.stat().st_size for path in (out / "tracks").glob("*.npz"))
+    return {
+        "segments": segments,
+        "seconds_of_video": segments * frames / FPS,
+        "wall_s": {str(cpus): t for cpus, t in times.items()},
+        "speedup_2_over_1": times[1] / times[2],
+        "frames_per_s": {str(cpus): segments * frames / t for cpus, t in times.items()},
+        "disk_mb_per_hour": {
+            "keep_crops_true": (crops + tracks) / hours / 1e6,
+            "keep_crops_false": tracks / hours / 1e6,
+            "crops_alone": crops / hours / 1e6,
+            "tracks_alone": tracks / hours / 1e6,
+        },
+        "video": f"{segments} copies of a 256 x 256, {FPS} fps, {frames}-frame H.264 clip of a moving face",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
+    parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        result = STEPS[args.step](args.folder)
+        peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+        print(json.dumps({"result": result, "peak_rss_mb": peak_kb / 1024}))
+        return
+
+    from liser.files import write_json
+    from liser.runtime import describe_machine
+
+    figures = {"machine": describe_machine(), "synthetic": __doc__.split("\n\n")[1]}
+    with tempfile.TemporaryDirectory(prefix="liser-scale-") as work:
+        figures["scale"] = scale(args.sizes, Path(work))
+        if not args.skip_ray:
+            figures["faces_on_ray"] = faces_on_ray(Path(work))
+            print(json.dumps(figures["faces_on_ray"], indent=1))
+    write_json(RESULTS, figures)
+    print(f"saved to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
