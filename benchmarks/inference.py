@@ -108,8 +108,10 @@ def stride_effect(params, n_files: int, scratch: Path) -> dict:
         if not (folder / "student.safetensors").is_file():
             continue
         onnx_path = scratch / f"{corpus}.onnx"
-        export_student(folder / "student.safetensors", onnx_path, params)
-        by_stride = {s: Predictor.load(onnx_path, params, stride_s=s, threads=1) for s in STRIDES_S}
+        export_student(folder / "student.safetensors", onnx_path, params.features, params.evaluate)
+        by_stride = {
+            s: Predictor.load(onnx_path, params.features, params.evaluate, stride_s=s, threads=1) for s in STRIDES_S
+        }
         paths = []
         for i, waveform in enumerate(concatenated_test_files(corpus, folder, n_files, rng)):
             paths.append(scratch / f"{corpus}-{i}.wav")
@@ -186,11 +188,12 @@ def main() -> None:
         if args.memory_only:
             write_json(RESULTS.with_name("inference_memory.json"), {"machine": describe_machine(), "peak": memory})
             return
-        export_student(checkpoint, scratch / "student.onnx", params)
+        export_student(checkpoint, scratch / "student.onnx", params.features, params.evaluate)
         predictors = {
-            "torch": {s: Predictor.load(checkpoint, params, stride_s=s) for s in STRIDES_S},
+            "torch": {s: Predictor.load(checkpoint, params.features, params.evaluate, stride_s=s) for s in STRIDES_S},
             "onnxruntime": {
-                s: Predictor.load(scratch / "student.onnx", params, stride_s=s, threads=1) for s in STRIDES_S
+                s: Predictor.load(scratch / "student.onnx", params.features, params.evaluate, stride_s=s, threads=1)
+                for s in STRIDES_S
             },
         }
         student = predictors["torch"][0.1].students[0]

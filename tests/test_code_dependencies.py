@@ -49,9 +49,9 @@ def test_code_dependencies_exist(stages):
     assert not stale, "dependencies on code that is not there:\n" + "\n".join(stale)
 
 
-# --- layers: foundations < unlabeled < teachers < students < applications (predict, export, cli) and demo --
+# --- layers: foundations < unlabeled < teachers < students < applications (predict, export, deploy, cli), demo --
 
-LAYERS = {"unlabeled": 1, "teachers": 2, "students": 3, "demo": 4, "predict": 4, "export": 4, "cli": 4}
+LAYERS = {"unlabeled": 1, "teachers": 2, "students": 3, "demo": 4, "predict": 4, "export": 4, "deploy": 4, "cli": 4}
 
 
 def _layer(module: Path) -> int:
