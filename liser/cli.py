@@ -312,7 +312,7 @@ def _stream(args: argparse.Namespace) -> int:
         if from_stdin:
             blocks = pcm_blocks(sys.stdin.buffer, features.sample_rate, min(args.hop, 0.1))
         else:
-            blocks, warnings = file_blocks(Path(args.source), features.sample_rate, args.hop)
+            blocks, warnings = file_blocks(Path(args.source), features.sample_rate)
             for warning in warnings:
                 print(f"liser stream: {source}: {warning}", file=sys.stderr)
         if not args.jsonl:

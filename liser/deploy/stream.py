@@ -4,8 +4,8 @@ Samples go through the features stage's front end frame by frame (``IncrementalL
 samples it spans have arrived), and a 3 s window is scored as soon as its last frame exists.  Windows start every
 ``hop_s`` (rounded to frames, as ``crops.window_starts`` rounds the evaluation stride), so the first distribution
 comes once one window of audio has arrived (3.04 s: the last frame is centred 1024 samples before the end it
-needs), then one per hop.  Only the frames of the next window, one block of samples and the running sums of the
-logits are held, whatever the length of the stream.
+needs), then one per hop.  Only one window's frames (and a hop's), the samples of one block and the running sums of
+the logits are held, whatever the length of the stream.
 
 When the stream ends, a last window flush with the end is added (as ``window_starts`` adds it) and the whole
 stream's distribution is the softmax of the logits averaged over every window: what ``liser predict --stride
@@ -206,9 +206,10 @@ def pcm_blocks(source: BinaryIO, sample_rate: int, block_s: float) -> Iterator[n
             yield np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / PCM_FULL_SCALE
 
 
-def file_blocks(path: Path, sample_rate: int, block_s: float) -> tuple[Iterator[np.ndarray], tuple[str, ...]]:
-    """A file's samples at ``sample_rate`` mono in blocks of ``block_s``, and warnings as ``liser predict`` gives
-    them; raises :class:`UnusableAudio` for a file that cannot be read."""
+def file_blocks(path: Path, sample_rate: int) -> tuple[Iterator[np.ndarray], tuple[str, ...]]:
+    """A file's samples at ``sample_rate`` mono, block by block as ``liser predict`` reads them, and the warnings it
+    gives; raises :class:`UnusableAudio` for a file that cannot be read.  The blocks are predict's (60 s): libsndfile
+    decodes an mp3 read in short blocks differently from one read in long ones."""
     info = check_audio(path)
     warnings = []
     if info.sample_rate < sample_rate:
@@ -218,7 +219,7 @@ def file_blocks(path: Path, sample_rate: int, block_s: float) -> tuple[Iterator[
         )
     if info.channels > 1:
         warnings.append(f"{info.channels} channels averaged to mono")
-    return audio_blocks(path, sample_rate, block_s=block_s), tuple(warnings)
+    return audio_blocks(path, sample_rate), tuple(warnings)
 
 
 def stream_emotions(stream: EmotionStream, blocks: Iterable[np.ndarray]) -> Iterator[Window | StreamResult]:
