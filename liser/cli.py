@@ -266,7 +266,7 @@ def _export(args: argparse.Namespace) -> int:
         f"{len(card['classes'])} classes ({', '.join(card['classes'])}), {card['parameters']['exported']:,} "
         f"parameters; ONNX Runtime vs PyTorch max |diff| {export['parity_max_abs_diff']:.1e}"
         + (
-            f", waveform graph vs LogMel + utterance_logits {export['waveform_parity_max_abs_diff']:.1e}"
+            f", waveform graph vs {export['waveform_parity_reference']} {export['waveform_parity_max_abs_diff']:.1e}"
             if "waveform_parity_max_abs_diff" in export
             else ""
         )

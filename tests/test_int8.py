@@ -25,6 +25,9 @@ from .test_export import random_student
 
 CLASSES = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 PARAMS_FILE = str(REPO / "params.yaml")
+# float32 front ends differ by ~1e-6, which can move an int8 activation by a quantisation step: probabilities then
+# move by up to about 1e-3 (4e-4 on the demo's students), where float32 graphs agree within 1e-6
+QUANTISATION_STEP = 1e-2
 SPEAKERS = [f"Actor_{i:02d}" for i in range(1, 7)]
 # speaker folds as the folds stage writes them (one test and one validation speaker each, the rest train)
 HELD_OUT = {0: {"Actor_01": "test", "Actor_02": "validation"}, 1: {"Actor_04": "test", "Actor_03": "validation"}}
@@ -140,13 +143,14 @@ def test_the_same_inputs_give_the_same_bytes(project, quantized):
     assert (folder / "again.onnx").read_bytes() == int8.read_bytes()
 
 
-def test_an_int8_waveform_graph_matches_its_int8_student(project, repo_params):
+def test_an_int8_waveform_graph_is_its_int8_student_behind_the_front_end(project, repo_params):
     folder, checkpoint = project
     out = folder / "int8-waveform.onnx"
     assert export(folder, checkpoint, out, "--waveform") == 0
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["kind"] == "waveform" and card["precision"] == "int8"
-    assert card["export"]["waveform_parity_max_abs_diff"] <= PARITY_TOLERANCE
+    assert card["export"]["waveform_parity_max_abs_diff"] <= PARITY_TOLERANCE  # the composition is exact
+    assert card["export"]["waveform_vs_logmel_int8_max_abs_diff"] <= QUANTISATION_STEP
     int8_student = OnnxStudent(folder / "int8.onnx", threads=1)
     session = onnxruntime.InferenceSession(str(out))
     t = np.arange(4 * 16000) / 16000
@@ -155,7 +159,7 @@ def test_an_int8_waveform_graph_matches_its_int8_student(project, repo_params):
     windows = windowing(repo_params.features, repo_params.evaluate)
     logits = utterance_logits(int8_student, [LogMel(repo_params.features)(samples)], windows)[0]
     expected = torch.softmax(torch.from_numpy(logits), dim=0).numpy()
-    np.testing.assert_allclose(got["probabilities"], expected, atol=PARITY_TOLERANCE, rtol=0)
+    np.testing.assert_allclose(got["probabilities"], expected, atol=QUANTISATION_STEP, rtol=0)
 
 
 def test_what_int8_needs_is_asked_for_in_one_line(project, tmp_path, capsys):

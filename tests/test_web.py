@@ -30,7 +30,7 @@ from liser.students.checkpoints import save_student
 from .audio_cases import demo_like, demo_like_files
 from .helpers import REPO
 from .test_export import random_student
-from .test_int8 import write_corpus
+from .test_int8 import QUANTISATION_STEP, write_corpus
 
 CHROMIUM = Path("/usr/bin/chromium")
 DRIVER = REPO / "web" / "drive_page.mjs"
@@ -148,8 +148,9 @@ def test_the_int8_page_runs_its_model_as_onnx_runtime_does(served, tmp_path, rep
         samples = np.concatenate(list(audio_blocks(path, 16000)))
         expected = dict(zip(WAVEFORM_OUTPUTS, session.run(list(WAVEFORM_OUTPUTS), {"waveform": samples})))
         shown = report["results"][path.name]
-        assert np.abs(np.array(shown["probabilities"]) - expected["probabilities"]).max() <= TOLERANCE
-        assert np.abs(np.array(shown["windowProbabilities"]) - expected["window_probabilities"]).max() <= TOLERANCE
+        assert np.abs(np.array(shown["probabilities"]) - expected["probabilities"]).max() <= QUANTISATION_STEP
+        difference = np.abs(np.array(shown["windowProbabilities"]) - expected["window_probabilities"]).max()
+        assert difference <= QUANTISATION_STEP
 
 
 def test_a_missing_onnxruntime_web_is_one_line_and_nothing_is_written(student, tmp_path, capsys):

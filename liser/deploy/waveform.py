@@ -28,6 +28,7 @@ from liser.features import LogMel
 from liser.params import EvaluateParams, FeatureParams
 
 __all__ = [
+    "FRONT_END_OUTPUT",
     "WAVEFORM_INPUT",
     "WAVEFORM_OUTPUTS",
     "front_end_model",
@@ -37,7 +38,7 @@ __all__ = [
 
 WAVEFORM_INPUT = "waveform"
 WAVEFORM_OUTPUTS = ("probabilities", "logits", "window_probabilities", "window_start_s")
-_WINDOWS = "windows"  # the front end's output: (windows, 1, n_mels, crop_frames)
+FRONT_END_OUTPUT = "windows"  # the front end's output: (windows, 1, n_mels, crop_frames)
 _STUDENT_PREFIX = "student/"
 
 
@@ -187,7 +188,7 @@ def _front_end_graph(g: _Graph, features: FeatureParams, evaluate: EvaluateParam
     )
     windows = g.op("Gather", [logmel, index], "windows_tf", axis=0)  # (windows, frames, n_mels)
     windows = g.op("Transpose", [windows], "windows_ft", perm=[0, 2, 1])
-    g.op("Unsqueeze", [windows, g.const("channel_axis", [1], i64)], _WINDOWS)
+    g.op("Unsqueeze", [windows, g.const("channel_axis", [1], i64)], FRONT_END_OUTPUT)
     g.op(
         "Mul",
         [g.op("Cast", [starts], "starts_f32", to=TensorProto.FLOAT), g.const("hop_s", features.hop_s, np.float32)],
@@ -219,7 +220,7 @@ def front_end_model(features: FeatureParams, evaluate: EvaluateParams, like: onn
         "liser_front_end",
         [_tensor(WAVEFORM_INPUT, TensorProto.FLOAT, ["samples"])],
         [
-            _tensor(_WINDOWS, TensorProto.FLOAT, ["windows", 1, features.n_mels, features.crop_frames]),
+            _tensor(FRONT_END_OUTPUT, TensorProto.FLOAT, ["windows", 1, features.n_mels, features.crop_frames]),
             _tensor("window_start_s", TensorProto.FLOAT, ["windows"]),
         ],
     )
@@ -244,7 +245,7 @@ def waveform_model(student: onnx.ModelProto, features: FeatureParams, evaluate: 
     body = onnx.compose.merge_models(
         front,
         student,
-        io_map=[(_WINDOWS, student_input.name)],
+        io_map=[(FRONT_END_OUTPUT, student_input.name)],
         prefix2=_STUDENT_PREFIX,
         outputs=["window_start_s", window_logits],
     )
