@@ -1,6 +1,7 @@
 """`liser export --waveform`: 16 kHz samples in, the utterance's probabilities out, equal to `liser predict`."""
 
 import json
+import resource
 
 import librosa
 import numpy as np
@@ -105,10 +106,30 @@ def test_the_card_says_what_goes_in_and_out_and_how_large_it_is(exported):
     assert out.stat().st_size < export["graph_bytes"] + 10_000
     graph = onnx.load(str(out)).graph
     assert [i.name for i in graph.input] == ["waveform"] and [o.name for o in graph.output] == list(WAVEFORM_OUTPUTS)
-    assert {node.op_type for node in graph.node} >= {"STFT", "HannWindow", "MatMul", "Log", "LSTM"}
+    (loop,) = [node for node in graph.node if node.op_type == "Loop"]  # the student, a batch of windows at a time
+    operators = {node.op_type for node in (*graph.node, *loop.attribute[0].g.node)}
+    assert operators >= {"STFT", "HannWindow", "MatMul", "Log", "Conv", "LSTM"}
     assert "/work/" not in out.read_bytes().decode("latin-1")  # no machine paths from the exporter
     markdown = out.with_suffix(".md").read_text()
     assert "waveform input, float32" in markdown and "`window_probabilities`" in markdown
+
+
+def test_memory_does_not_grow_with_the_recording(exported):
+    """The student runs on a batch of windows at a time: ten times the audio, about the same extra memory."""
+    _, out = exported
+    options = onnxruntime.SessionOptions()
+    options.enable_cpu_mem_arena = False  # what the session holds is then what it needs
+    session = onnxruntime.InferenceSession(str(out), options)
+    rng = np.random.default_rng(0)
+    peaks = {}
+    for seconds in (12, 120):
+        samples = rng.normal(0, 0.1, seconds * 16000).astype(np.float32)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        (probabilities,) = session.run(["probabilities"], {"waveform": samples})
+        peaks[seconds] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        assert probabilities.shape == (len(CLASSES),)
+    # 120 s at a 0.1 s stride is 1,171 windows: about 3 GB of activations at once, 28 MB of windows in batches of 64
+    assert peaks[120] < 300 * 1024, peaks  # kB
 
 
 def test_predict_and_stream_refuse_a_waveform_model_in_one_line(exported, tmp_path, capsys):
