@@ -5,7 +5,7 @@ The float32 graph is prepared by ONNX Runtime's ``quant_pre_process`` (constant 
 initializers), then ``quantize_static`` writes QDQ int8: per-channel int8 weights for the convolutions, the LSTM and
 the supervised head, uint8 activations with MinMax ranges from the calibration crops.  The head's output (the
 logits) stays float: quantised to 256 levels over the calibration range, it flipped the label of utterances whose
-two best classes are close (6 of 48 on a demo fold, against none with float logits).
+two best classes are close (4 of 48 on a demo fold, against none with float logits).
 
 The calibration crops are what training draws: a random 3 s crop of each training utterance of the fold (at most
 ``CALIBRATION_CROPS`` utterances, a seeded choice), from the corpus's features as the features stage wrote them.
