@@ -130,7 +130,6 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--data",
         type=Path,
-        default=Path("data"),
         help="with --int8: the pipeline's data folder, holding manifests/, folds/ and features/ (default: data)",
     )
     export.add_argument(
@@ -244,7 +243,9 @@ def _export(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     if args.onnxruntime_web and not args.web:
         raise ValueError("--onnxruntime-web goes with --web")
-    options = {"metrics": args.metrics, "int8": args.int8, "data": args.data}
+    if args.data and not args.int8:
+        raise ValueError("--data goes with --int8 (the training crops it calibrates on)")
+    options = {"metrics": args.metrics, "int8": args.int8, "data": args.data or Path("data")}
     if args.web:
         card, version = export_web(
             args.student,

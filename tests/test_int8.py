@@ -173,4 +173,7 @@ def test_what_int8_needs_is_asked_for_in_one_line(project, tmp_path, capsys):
     assert export(folder, anonymous, tmp_path / "m.onnx") == 2
     err = capsys.readouterr().err
     assert "names no corpus and fold" in err and len(err.strip().splitlines()) == 1
+    float32 = ["export", "--student", str(checkpoint), "--out", str(tmp_path / "m.onnx"), "--params", PARAMS_FILE]
+    assert main([*float32, "--data", str(folder / "data")]) == 2
+    assert "--data goes with --int8" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["anonymous.safetensors"]

@@ -167,6 +167,13 @@ def test_json_lines_and_a_file(student, tmp_path, capsys, repo_params):
     np.testing.assert_allclose(list(whole["probabilities"].values()), predicted.probabilities, atol=1e-5)
 
 
+def test_help_says_what_standard_input_takes(capsys):
+    with pytest.raises(SystemExit):
+        main(["stream", "--help"])
+    shown = capsys.readouterr().out
+    assert "s16le" in shown and "16 kHz" in shown and "mono" in shown and "--hop" in shown
+
+
 def test_pcm_blocks_hand_on_whole_samples_whatever_the_reads(tmp_path):
     samples = np.arange(-300, 300, dtype="<i2")
     path = tmp_path / "raw.pcm"
