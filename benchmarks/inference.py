@@ -285,7 +285,7 @@ def main() -> None:
         "peak_memory_mb": memory,
         "streaming": streaming,
     }
-    print(f"{figures['machine']}; torch {figures['torch']}, onnxruntime {figures['onnxruntime']}")
+    print(f"{figures['machine']}; onnxruntime {figures['onnxruntime']}")
     print("\nms per 3 s window          torch   onnxruntime")
     for batch, ms in latency.items():
         print(f"  {batch:24s} {ms['torch']:6.2f}   {ms['onnxruntime']:6.2f}")
