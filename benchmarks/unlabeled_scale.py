@@ -16,6 +16,7 @@ Ray worker brings to the steps that see every frame.
 3. The video teacher's window scoring through Ray Data (small S2D, CPU actors), with 1 and then 2 actors.
 
     python benchmarks/unlabeled_scale.py [--sizes 1000 10000 100000 1000000] [--skip-ray]
+    python benchmarks/unlabeled_scale.py --sizes          # the Ray parts only
 
 Figures go to benchmarks/results/unlabeled_scale.json with the machine they were measured on.
 """
@@ -276,10 +277,74 @@ def faces_on_ray(work_dir: Path, segments: int = 8, frames: int = 150) -> dict:
     }
 
 
+def vox_like_clip(path: Path, seconds: float = 10.0, fps: int = 25) -> tuple[int, Path]:
+    """A VoxCeleb2-like clip (224 x 224, 25 fps, the face filling much of it, moving) and its listed face boxes."""
+    import math
+
+    import cv2
+    from skimage import data
+
+    from liser.ffmpeg import write_video
+
+    photo = cv2.resize(data.astronaut()[:300, 80:380], (300, 300))
+    count = int(seconds * fps)
+    frames, boxes = [], []
+    for i in range(count):
+        dx, dy = 30 + 20 * math.sin(i / 20), 30 + 10 * math.cos(i / 15)
+        frames.append(photo[int(dy) : int(dy) + 224, int(dx) : int(dx) + 224])
+        boxes.append((0.25, 0.15, 0.45, 0.55))
+    write_video(path, frames, fps, crf=23)
+    table = path.with_suffix(".txt")
+    rows = "".join(f"{k:06d} \t{x} \t{y} \t{w} \t{h} \n" for k, (x, y, w, h) in enumerate(boxes))
+    table.write_text(f"Identity  : \tid00001\nReference : \taaaaaaaaaaa\n\nFRAME \tX \tY \tW \tH \n{rows}")
+    return count, table
+
+
+def faces_cost(work_dir: Path, seconds: float = 10.0) -> dict:
+    """CPU seconds per second of a VoxCeleb2-like clip for the faces stage's per-segment work, on one core: detect
+    on every frame, on every 5th, or none (listed boxes); crops kept or not (the encoder, a child, counted)."""
+    import resource
+
+    import cv2
+
+    from liser.corpora.voxceleb2 import read_face_boxes
+    from liser.unlabeled.faces import CropJob, CropOptions, crop_job
+
+    cv2.setNumThreads(1)
+    clip = work_dir / "vox_like.mp4"
+    _, boxes = vox_like_clip(clip, seconds)
+    listed = read_face_boxes(boxes)
+    crop_job(CropJob("warm", str(clip), str(clip), CropOptions(detect_every=25), keep_crops=False))  # detector built
+    rows = {}
+    for name, options, keep in (
+        ("detect_every_1", CropOptions(detect_every=1), True),
+        ("detect_every_5", CropOptions(detect_every=5), True),
+        ("listed_boxes", CropOptions(boxes="listed"), True),
+        ("listed_boxes_no_crops", CropOptions(boxes="listed"), False),
+        ("detect_every_5_no_crops", CropOptions(detect_every=5), False),
+    ):
+        before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        result = crop_job(CropJob("clip", str(clip), str(clip), options, keep_crops=keep, listed_boxes=listed))
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = sum(a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(after, before))
+        rows[name] = {
+            "cpu_s_per_video_s": cpu / seconds,
+            "wall_s_per_video_s": wall / seconds,
+            "kept": result.coverage.kept,
+            "crops_kb_per_video_s": (len(result.clip) if result.clip else 0) / seconds / 1e3,
+            "track_kb_per_video_s": len(result.track) / seconds / 1e3,
+        }
+        print(name, json.dumps(rows[name]), flush=True)
+    return {"clip": f"224 x 224, 25 fps, {seconds:g} s, a moving face (VoxCeleb2-like)", "modes": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000, 1_000_000])
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--skip-cost", action="store_true", help="skip the faces' CPU cost per second of video")
     parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -292,11 +357,16 @@ def main() -> None:
     from liser.files import write_json
     from liser.runtime import describe_machine
 
-    figures = {"machine": describe_machine(), "synthetic": __doc__.split("\n\n")[1]}
+    # parts not run this time keep their earlier figures
+    figures = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    figures["synthetic"] = __doc__.split("\n\n")[1]
     with tempfile.TemporaryDirectory(prefix="liser-scale-") as work:
-        figures["scale"] = scale(args.sizes, Path(work))
+        if args.sizes:
+            figures["scale"] = {"machine": describe_machine(), "sizes": scale(args.sizes, Path(work))}
+        if not args.skip_cost:
+            figures["faces_cost"] = {"machine": describe_machine(), **faces_cost(Path(work))}
         if not args.skip_ray:
-            figures["faces_on_ray"] = faces_on_ray(Path(work))
+            figures["faces_on_ray"] = {"machine": describe_machine(), **faces_on_ray(Path(work))}
             print(json.dumps(figures["faces_on_ray"], indent=1))
     write_json(RESULTS, figures)
     print(f"saved to {RESULTS}")
