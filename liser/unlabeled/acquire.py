@@ -106,8 +106,8 @@ OBTAINED_COLUMNS = (
     "face_y",
     "boxes",
 )
-# What one task takes on a Ray node (a download and its cuts, or one file's check and sound): ffmpeg and yt-dlp
-# at one core; memory as measured for the stage's process on the demo (README, "Scaling out").
+# What one task takes on a Ray node (a download and its cuts, or one file's check and sound): ffmpeg and yt-dlp at
+# one core, and memory with room to spare (the whole stage, two videos at a time, peaked at 211 MB on the demo).
 VIDEO_TASK = Resources(cpus=1, memory_mb=512)
 
 

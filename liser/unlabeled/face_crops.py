@@ -67,9 +67,9 @@ COVERAGE_JSON = "coverage.json"
 COVERAGE_CSV = "coverage.csv"
 TRACKS = "tracks"
 COVERAGE_COLUMNS = ["segment", "frames", "face_frames", "kept", "reason"]
-# One segment on a Ray node: one core (detection, alignment and the encoder at one thread each), and the memory of a
-# face worker process, measured on the demo (README, "Scaling out").
-FACE_TASK = Resources(cpus=1, memory_mb=1024)
+# One segment on a Ray node: one core (detection, alignment and the encoder at one thread each), and memory with room
+# to spare (a 10 s 720p segment's face work peaked at 177 MB, its encoder apart; README, "Scaling out").
+FACE_TASK = Resources(cpus=1, memory_mb=512)
 
 
 class NoFaces(UserError, RuntimeError):
