@@ -1,6 +1,6 @@
-"""Stage `speech_base`: the speech teacher's start point in one folder: hubert-base-ls960 (or another checkpoint)
-fetched at a pinned revision, or, in the demo, a small HuBERT pretrained here on unlabeled speech of its own
-speakers."""
+"""Stage `speech_base`: the speech teacher's start point in one folder with its record (fetched.json):
+hubert-base-ls960 (or another checkpoint) fetched at a pinned revision, or, in the demo (`source: pretrain`), a small
+HuBERT pretrained here on unlabeled speech of its own speakers."""
 
 import argparse
 from pathlib import Path
@@ -8,8 +8,9 @@ from pathlib import Path
 from liser.demo.speech_base import pretrain_demo_base
 from liser.files import write_json, write_placeholders
 from liser.logs import configure_logging, errors_as_messages
-from liser.params import load_params
-from liser.teachers.weights import WeightsUnavailable, provide_speech_base
+from liser.params import ParamsError, load_params
+from liser.teachers.fetching import WeightsUnavailable
+from liser.teachers.speech_base import provide_speech_base
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--pool", type=Path, required=True, help="where the demo's unlabeled pretraining speech goes")
@@ -17,11 +18,11 @@ parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--metrics", type=Path, required=True)
 args = parser.parse_args()
 configure_logging()
-base = load_params().speech_base
-with errors_as_messages(WeightsUnavailable):
+with errors_as_messages(ParamsError, WeightsUnavailable):
+    base = load_params().speech_base
     if base.source == "pretrain":
         figures = pretrain_demo_base(base, args.pool, args.out)
     else:
         write_placeholders(args.pool, f"speech_base.source is {base.source}: nothing is pretrained here")
-        figures = provide_speech_base(base.source, base.revision, args.out)
+        figures = provide_speech_base(base, args.out)
 write_json(args.metrics, figures)

@@ -4,9 +4,11 @@ import argparse
 from pathlib import Path
 
 from liser.files import write_json
-from liser.logs import configure_logging
-from liser.params import load_params
-from liser.teachers.speech_runs import speech_window_softmaxes
+from liser.logs import configure_logging, errors_as_messages
+from liser.params import ParamsError, load_params
+from liser.teachers.fetching import UnsafeWeights
+from liser.teachers.speech_model import SpeechTeacherUnavailable
+from liser.teachers.speech_windows import speech_window_softmaxes
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--teachers", type=Path, required=True, help="folder with fold<k>/ teachers")
@@ -18,17 +20,16 @@ parser.add_argument("--metrics", type=Path, required=True)
 parser.add_argument("--reuse-from", type=Path, help="earlier softmaxes, taken over where the same teacher wrote them")
 args = parser.parse_args()
 configure_logging()
-params = load_params()
-teacher = params.speech_teacher
-counts = speech_window_softmaxes(
-    args.teachers,
-    params.cv.folds,
-    args.manifest,
-    args.windows,
-    args.out,
-    base=args.base,
-    batch_size=teacher.eval_batch_size,
-    threads=teacher.threads,
-    reuse_from=args.reuse_from,
-)
+with errors_as_messages(ParamsError, SpeechTeacherUnavailable, UnsafeWeights):
+    params = load_params()
+    counts = speech_window_softmaxes(
+        params.speech_teacher,
+        args.teachers,
+        params.cv.folds,
+        args.base,
+        args.manifest,
+        args.windows,
+        args.out,
+        reuse_from=args.reuse_from,
+    )
 write_json(args.metrics, counts)

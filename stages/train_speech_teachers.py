@@ -5,8 +5,10 @@ import argparse
 from pathlib import Path
 
 from liser.corpora import corpus_classes
-from liser.logs import configure_logging
-from liser.params import load_params
+from liser.logs import configure_logging, errors_as_messages
+from liser.params import ParamsError, load_params
+from liser.teachers.fetching import UnsafeWeights, WeightsUnavailable
+from liser.teachers.speech_model import SpeechTeacherUnavailable
 from liser.teachers.speech_runs import share_teacher_runs, speech_teacher_runs
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -21,20 +23,22 @@ parser.add_argument("--labeled-percent", type=int, help="Figure 2: the teachers 
 parser.add_argument("--full-teachers", type=Path, help="with --labeled-percent: the full run's teachers")
 args = parser.parse_args()
 configure_logging()
-params = load_params()
-classes = corpus_classes(params.corpora, args.corpus)
-where = dict(base=args.base, manifest=args.manifest, folds=args.folds, out=args.out, metrics=args.metrics)
-if args.labeled_percent is None:
-    speech_teacher_runs(args.corpus, params.cv.folds, params.speech_teacher, classes, **where, live=args.live)
-else:
-    share_teacher_runs(
-        args.corpus,
-        params.cv.folds,
-        params.speech_teacher,
-        params.label_efficiency,
-        args.labeled_percent,
-        args.full_teachers,
-        classes,
-        **where,
-        live=args.live,
-    )
+with errors_as_messages(ParamsError, WeightsUnavailable, SpeechTeacherUnavailable, UnsafeWeights):
+    params = load_params()
+    classes = corpus_classes(params.corpora, args.corpus)
+    teachers = (params.speech_teacher, params.speech_base)
+    where = dict(base=args.base, manifest=args.manifest, folds=args.folds, out=args.out, metrics=args.metrics)
+    if args.labeled_percent is None:
+        speech_teacher_runs(args.corpus, params.cv.folds, *teachers, classes, **where, live=args.live)
+    else:
+        share_teacher_runs(
+            args.corpus,
+            params.cv.folds,
+            *teachers,
+            params.label_efficiency,
+            args.labeled_percent,
+            args.full_teachers,
+            classes,
+            **where,
+            live=args.live,
+        )

@@ -4,9 +4,9 @@ import argparse
 from pathlib import Path
 
 from liser.logs import configure_logging, errors_as_messages
-from liser.params import load_params
+from liser.params import ParamsError, load_params
+from liser.teachers.fetching import WeightsUnavailable
 from liser.teachers.video_runs import video_teacher_run
-from liser.teachers.weights import WeightsUnavailable
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--weights", type=Path, required=True, help="S2D's published files, when it starts from them")
@@ -15,5 +15,6 @@ parser.add_argument("--metrics", type=Path, required=True)
 parser.add_argument("--live", type=Path, help="DVCLive folder of the training curves, written as they train")
 args = parser.parse_args()
 configure_logging()
-with errors_as_messages(WeightsUnavailable):
-    video_teacher_run(load_params().video_teacher, args.weights, args.out, args.metrics, args.live)
+with errors_as_messages(ParamsError, WeightsUnavailable):
+    params = load_params()
+    video_teacher_run(params.video_teacher, params.video_weights, args.weights, args.out, args.metrics, args.live)

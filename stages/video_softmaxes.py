@@ -4,9 +4,9 @@ import argparse
 from pathlib import Path
 
 from liser.files import write_json
-from liser.logs import configure_logging
-from liser.params import load_params
-from liser.teachers.video_runs import video_window_softmaxes
+from liser.logs import configure_logging, errors_as_messages
+from liser.params import ParamsError, load_params
+from liser.teachers.video_windows import video_window_softmaxes
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--teacher", type=Path, required=True)
@@ -16,8 +16,7 @@ parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--metrics", type=Path, required=True)
 args = parser.parse_args()
 configure_logging()
-teacher = load_params().video_teacher
-counts = video_window_softmaxes(
-    args.teacher, args.windows, args.faces, args.out, teacher.eval_batch_size, teacher.threads
-)
+with errors_as_messages(ParamsError):
+    teacher = load_params().video_teacher
+counts = video_window_softmaxes(teacher, args.teacher, args.windows, args.faces, args.out)
 write_json(args.metrics, counts)

@@ -11,7 +11,7 @@ from liser.features import FeatureStore
 from liser.files import write_json, write_npy, write_parquet
 from liser.folds import fold_utterances, labeled_share, speaker_folds
 from liser.models.student import Student
-from liser.params import LabelEfficiencyParams, SpeechTeacherParams, TrainParams, load_params
+from liser.params import LabelEfficiencyParams, TrainParams, load_params
 from liser.students.batching import BatchOrder, WindowTargets
 from liser.students.configurations import configuration
 from liser.students.crossval import distilled_batches_per_epoch
@@ -21,6 +21,7 @@ from liser.teachers import speech_runs
 from liser.training import shuffled_batches
 from liser.window_tables import Softmaxes
 from tests.helpers import REPO
+from tests.teacher_fixtures import section
 from tests.test_distill import known_answer, teacher_knows
 from tests.test_population import CONFIG, with_video
 from tests.test_speech_teacher import speakers_table
@@ -40,7 +41,7 @@ def corpus():
 @pytest.mark.parametrize("percent", [25, 50, 100])
 def test_a_share_teacher_never_sees_a_label_outside_the_share(corpus, split, percent):
     utterances, folds = corpus
-    params = SpeechTeacherParams(split=split)
+    params = section("speech_teacher", split=split)
     fold = 2
     share = labeled_share(fold_utterances(utterances, folds, fold, "train"), percent, 7 + fold)  # the students'
     validation = fold_utterances(utterances, folds, fold, "validation")
@@ -74,7 +75,8 @@ def test_teacher_all_copies_the_full_runs_teachers_without_training(tmp_path):
     summary = speech_runs.share_teacher_runs(
         "ravdess",
         [0, 1],
-        SpeechTeacherParams(),
+        section("speech_teacher"),
+        section("speech_base"),
         LabelEfficiencyParams(teacher="all"),
         50,
         full,
