@@ -1,6 +1,7 @@
 """Stage `speech_base`: the speech teacher's start point in one folder with its record (fetched.json):
 hubert-base-ls960 (or another checkpoint) fetched at a pinned revision, or, in the demo (`source: pretrain`), a small
-HuBERT pretrained here on unlabeled speech of its own speakers."""
+HuBERT pretrained here on unlabeled speech of its own speakers.  On a CPU with the same `speech_base.threads`, the
+same bytes on every run and in any checkout (tests/test_teacher_reproducibility.py)."""
 
 import argparse
 from pathlib import Path

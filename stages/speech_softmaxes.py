@@ -1,4 +1,6 @@
-"""Stage `speech_softmaxes`: each fold's speech teacher scores the audio of every window of the window table."""
+"""Stage `speech_softmaxes`: each fold's speech teacher scores the audio of every window of the window table.  On a
+CPU with the same `speech_teacher.threads`, the same bytes on every run and in any checkout
+(tests/test_teacher_reproducibility.py); on a GPU (float16 autocast) the last bits may differ."""
 
 import argparse
 from pathlib import Path

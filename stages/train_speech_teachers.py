@@ -1,5 +1,7 @@
 """Stages `speech_teacher` and `speech_teacher_labeled`: HuBERT + LoRA for each fold of a corpus (for Figure 2 on
-a share of its labeled training utterances), scored on the fold's test speakers."""
+a share of its labeled training utterances), scored on the fold's test speakers.  On a CPU with the same
+`speech_teacher.threads`, the same bytes on every run and in any checkout (tests/test_teacher_reproducibility.py); on a
+GPU, whose training and float16 kernels are not all deterministic, the teachers may differ in the last bits."""
 
 import argparse
 from pathlib import Path

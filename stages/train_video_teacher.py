@@ -1,4 +1,6 @@
-"""Stage `video_teacher`: S2D from the published checkpoint, or trained on a FERV39k-layout corpus; its test scores."""
+"""Stage `video_teacher`: S2D from the published checkpoint, or trained on a FERV39k-layout corpus; its test scores.
+On a CPU with the same `video_teacher.threads`, the same bytes on every run and in any checkout
+(tests/test_teacher_reproducibility.py); on a GPU the last bits of a trained teacher may differ."""
 
 import argparse
 from pathlib import Path

@@ -1,4 +1,6 @@
-"""Stage `video_softmaxes`: the video teacher's seven class probabilities for every window of the window table."""
+"""Stage `video_softmaxes`: the video teacher's seven class probabilities for every window of the window table.  On a
+CPU with the same `video_teacher.threads`, the same bytes on every run and in any checkout
+(tests/test_teacher_reproducibility.py); on a GPU (float16 autocast) the last bits may differ."""
 
 import argparse
 from pathlib import Path
