@@ -11,7 +11,7 @@ from liser.logs import configure_logging, errors_as_messages
 from liser.params import ParamsError, load_params
 from liser.teachers.fetching import UnsafeWeights, WeightsUnavailable
 from liser.teachers.speech_model import SpeechTeacherUnavailable
-from liser.teachers.speech_runs import share_teacher_runs, speech_teacher_runs
+from liser.teachers.speech_runs import TeacherStage, share_teacher_runs, speech_teacher_runs
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--corpus", required=True)
@@ -27,20 +27,20 @@ args = parser.parse_args()
 configure_logging()
 with errors_as_messages(ParamsError, WeightsUnavailable, SpeechTeacherUnavailable, UnsafeWeights):
     params = load_params()
-    classes = corpus_classes(params.corpora, args.corpus)
+    stage = TeacherStage(
+        args.corpus,
+        corpus_classes(params.corpora, args.corpus),
+        args.base,
+        args.manifest,
+        args.folds,
+        args.out,
+        args.metrics,
+        args.live,
+    )
     teachers = (params.speech_teacher, params.speech_base)
-    where = dict(base=args.base, manifest=args.manifest, folds=args.folds, out=args.out, metrics=args.metrics)
     if args.labeled_percent is None:
-        speech_teacher_runs(args.corpus, params.cv.folds, *teachers, classes, **where, live=args.live)
+        speech_teacher_runs(stage, params.cv.folds, *teachers)
     else:
         share_teacher_runs(
-            args.corpus,
-            params.cv.folds,
-            *teachers,
-            params.label_efficiency,
-            args.labeled_percent,
-            args.full_teachers,
-            classes,
-            **where,
-            live=args.live,
+            stage, params.cv.folds, *teachers, params.label_efficiency, args.labeled_percent, args.full_teachers
         )

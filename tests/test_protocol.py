@@ -72,20 +72,18 @@ def test_teacher_all_copies_the_full_runs_teachers_without_training(tmp_path):
         (full / f"fold{fold}").mkdir(parents=True)
         (full / f"fold{fold}" / "adapter_model.safetensors").write_bytes(b"weights of fold %d" % fold)
         write_json(full / f"fold{fold}" / "teacher.json", {"info": {"uar": 0.4 + fold / 10, "war": 0.5}})
+    nowhere = tmp_path / "not-needed"
+    stage = speech_runs.TeacherStage(
+        "ravdess", ["a", "b"], nowhere, nowhere, nowhere, tmp_path / "share", tmp_path / "metrics.json"
+    )
     summary = speech_runs.share_teacher_runs(
-        "ravdess",
+        stage,
         [0, 1],
         section("speech_teacher"),
         section("speech_base"),
         LabelEfficiencyParams(teacher="all"),
         50,
         full,
-        ["a", "b"],
-        base=tmp_path / "no-base-needed",
-        manifest=tmp_path / "no-manifest-needed",
-        folds=tmp_path / "no-folds-needed",
-        out=tmp_path / "share",
-        metrics=tmp_path / "metrics.json",
     )
     assert (tmp_path / "share" / "fold1" / "adapter_model.safetensors").read_bytes() == b"weights of fold 1"
     assert summary["teacher"] == "all" and summary["test"]["uar"] == pytest.approx(0.45)

@@ -1,13 +1,16 @@
-"""Same inputs, same bytes: every teacher stage's function, run twice into two project folders on the same inputs
+"""Same inputs, same bytes: every teacher stage's function, run in two project folders on the same inputs
 (generated alike in each), writes byte-identical outputs, none of which names the folder it ran in.
 
-The runs share this process, so a stage that drew from a global generator (NumPy's, torch's) without seeding it
-would draw differently the second time; and each run has its own folder, as another checkout would.
+One run is in this process, after whatever other tests drew from the global generators (NumPy's, torch's); the other
+in a fresh process with another string-hash seed (``PYTHONHASHSEED``), as another ``dvc repro`` would be: a stage that
+drew from a global generator without seeding it, or wrote a set in its iteration order, would differ.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -24,7 +27,7 @@ from liser.folds import speaker_folds
 from liser.params import parse_params
 from liser.teachers.fetching import git_blob_of, sha256_of
 from liser.teachers.speech_base import provide_speech_base
-from liser.teachers.speech_runs import speech_teacher_runs
+from liser.teachers.speech_runs import TeacherStage, speech_teacher_runs
 from liser.teachers.speech_windows import speech_window_softmaxes
 from liser.teachers.video_runs import video_teacher_run
 from liser.teachers.video_weights import MOBILEFACENET_FILE, S2D_FILE, fetch_video_weights
@@ -38,65 +41,13 @@ from .teacher_fixtures import RATE, SMALL, section, tiny_base
 SEGMENTS = {"MSP-FACE_0001_0001": 40, "MSP-FACE_0002_0001": 32}  # frames at 30 fps
 
 
-def files_of(*roots: Path) -> dict[str, bytes]:
-    """Every file under ``roots`` (folders or files), by path relative to the folder holding the first."""
-    project = roots[0].parent
-    found = {}
-    for root in roots:
-        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for path in paths:
-            found[str(path.relative_to(project))] = path.read_bytes()
-    return found
-
-
-def assert_same_bytes(first: dict[str, bytes], second: dict[str, bytes], *folders: Path) -> None:
-    assert first.keys() == second.keys()
-    assert first, "nothing was written"
-    differing = [name for name in first if first[name] != second[name]]
-    assert not differing, f"different bytes on the second run: {differing}"
-    for name, content in first.items():
-        for folder in folders:
-            assert str(folder).encode() not in content, f"{name} names the folder it was written in"
-
-
 def tone(seconds: float, pitch: float, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(int(seconds * RATE)) / RATE
     voiced = sum(np.sin(2 * np.pi * k * pitch * t) / k for k in (1, 2, 3))
     return (0.2 * voiced + 0.03 * rng.normal(size=t.size)).astype(np.float32)
 
 
-# --- speech ----------------------------------------------------------------------------------------------------
-
-
-def test_the_demo_speech_base_is_the_same_bytes_on_every_run(tmp_path):
-    params = section(
-        "speech_base",
-        pool_utterances=12,
-        pool_speakers=4,
-        clusters=8,
-        epochs=2,
-        batch_size=4,
-        crop_seconds=0.6,
-        check_utterances=4,
-    )
-    runs = []
-    for name in ("a", "b"):
-        project = tmp_path / name / "project"
-        metrics = pretrain_demo_base(params, project / "data" / "pool", project / "data" / "base")
-        write_json(project / "metrics.json", metrics)
-        runs.append(files_of(project / "data", project / "metrics.json"))
-    assert "data/base/pretraining.json" in runs[0] and "data/base/fetched.json" in runs[0]
-    assert_same_bytes(*runs, tmp_path / "a", tmp_path / "b")
-
-
-def test_a_provided_speech_base_is_the_same_bytes_on_every_run(tmp_path):
-    source = tiny_base(tmp_path / "published", "wav2vec2", {"do_normalize": True, "return_attention_mask": False})
-    params = section("speech_base", source=str(source), revision=None)
-    runs = []
-    for name in ("a", "b"):
-        provide_speech_base(params, tmp_path / name / "base")
-        runs.append(files_of(tmp_path / name / "base"))
-    assert_same_bytes(*runs, tmp_path / "a", tmp_path / "b")
+# --- inputs, made alike in each project ------------------------------------------------------------------------
 
 
 def labeled_corpus(project: Path) -> tuple[Path, Path]:
@@ -131,33 +82,6 @@ def unlabeled_windows(project: Path) -> tuple[Path, Path]:
     return project / "segments.parquet", project / "windows.parquet"
 
 
-def test_speech_teachers_and_their_window_softmaxes_are_the_same_bytes_on_every_run(tmp_path):
-    source = tiny_base(tmp_path / "published", "hubert", shape=SMALL)
-    base_params = section("speech_base", source=str(source), revision=None)
-    params = section("speech_teacher", epochs=2, batch_size=4, max_seconds=0.5, lora_rank=2, threads=2)
-    teachers, softmaxes = [], []
-    for name in ("a", "b"):
-        project = tmp_path / name
-        base = project / "base"
-        provide_speech_base(base_params, base)
-        manifest, folds = labeled_corpus(project)
-        where = {"base": base, "manifest": manifest, "folds": folds, "out": project / "teachers"}
-        speech_teacher_runs(
-            "tones", [0], params, base_params, ["low", "middle", "high"], **where,
-            metrics=project / "teacher.json", live=project / "live",
-        )  # fmt: skip
-        teachers.append(files_of(project / "teachers", project / "teacher.json", project / "live"))
-        segments, windows = unlabeled_windows(project)
-        speech_window_softmaxes(params, project / "teachers", [0], base, segments, windows, project / "softmaxes")
-        softmaxes.append(files_of(project / "softmaxes"))
-    assert {"teachers/fold0/adapter_model.safetensors", "teachers/fold0/teacher.json"} <= teachers[0].keys()
-    assert_same_bytes(*teachers, tmp_path / "a", tmp_path / "b")
-    assert_same_bytes(*softmaxes, tmp_path / "a", tmp_path / "b")
-
-
-# --- video -----------------------------------------------------------------------------------------------------
-
-
 def face_clips(project: Path) -> Path:
     rng = np.random.default_rng(2)
     folder = project / "faces"
@@ -166,47 +90,162 @@ def face_clips(project: Path) -> Path:
         base = rng.integers(0, 256, (28, 28, 3)).astype(np.float32)
         writer = cv2.VideoWriter(str(folder / f"{segment}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (224, 224))
         for frame in range(frames):
-            image = np.clip(base + 3 * frame, 0, 255).astype(np.uint8)
-            writer.write(cv2.resize(image, (224, 224)))
+            writer.write(cv2.resize(np.clip(base + 3 * frame, 0, 255).astype(np.uint8), (224, 224)))
         writer.release()
     return folder
 
 
-def test_a_trained_video_teacher_and_its_window_softmaxes_are_the_same_bytes_on_every_run(tmp_path):
-    write_ferv39k_demo(tmp_path / "ferv39k", seed=1, clips_per_class=4, n_identities=2, frames=(16, 16), size=64)
-    teachers, softmaxes = [], []
-    for name in ("a", "b"):
-        project = tmp_path / name
-        shutil.copytree(tmp_path / "ferv39k", project / "ferv39k")
-        params = section("video_teacher", corpus=project / "ferv39k", epochs=1, batch_size=4, threads=2)
-        weights = section("video_weights")
-        video_teacher_run(
-            params, weights, project / "weights", project / "teacher", project / "m.json", project / "live"
-        )
-        teachers.append(files_of(project / "teacher", project / "m.json", project / "live"))
-        _, windows = unlabeled_windows(project)
-        video_window_softmaxes(params, project / "teacher", windows, face_clips(project), project / "video.parquet")
-        softmaxes.append(files_of(project / "video.parquet"))
-    assert "teacher/teacher.safetensors" in teachers[0]
-    assert_same_bytes(*teachers, tmp_path / "a", tmp_path / "b")
-    assert_same_bytes(*softmaxes, tmp_path / "a", tmp_path / "b")
+def shared_inputs(folder: Path) -> Path:
+    """What both runs read from one place, as a pipeline reads a published base or a corpus from its params: a
+    tiny speech encoder (its path is a param value, so it is recorded) and a FERV39k-layout corpus."""
+    tiny_base(folder / "published", "hubert", shape=SMALL)
+    write_ferv39k_demo(folder / "ferv39k", seed=1, clips_per_class=4, n_identities=2, frames=(16, 16), size=64)
+    return folder
 
 
-@pytest.mark.parametrize("profile", ["demo", "paper"])
-def test_the_video_weights_record_is_the_same_bytes_on_every_run(profile, tmp_path):
-    """Paper: the files in place (stand-ins, pinned), checked and recorded; demo: a record that nothing is used."""
+# --- the stages, each writing into a project folder and naming what to compare ---------------------------------
+
+
+def demo_speech_base(project: Path, shared: Path) -> list[Path]:
+    params = section(
+        "speech_base",
+        pool_utterances=12,
+        pool_speakers=4,
+        clusters=8,
+        epochs=2,
+        batch_size=4,
+        crop_seconds=0.6,
+        check_utterances=4,
+    )
+    write_json(project / "metrics.json", pretrain_demo_base(params, project / "pool", project / "base"))
+    return [project / "pool", project / "base", project / "metrics.json"]
+
+
+def provided_speech_base(project: Path, shared: Path) -> list[Path]:
+    provide_speech_base(section("speech_base", source=str(shared / "published"), revision=None), project / "base")
+    return [project / "base"]
+
+
+def speech_teachers_and_softmaxes(project: Path, shared: Path) -> list[Path]:
+    base_params = section("speech_base", source=str(shared / "published"), revision=None)
+    params = section("speech_teacher", epochs=2, batch_size=4, max_seconds=0.5, lora_rank=2, threads=2)
+    provide_speech_base(base_params, project / "base")
+    manifest, folds = labeled_corpus(project)
+    stage = TeacherStage(
+        "tones", ["low", "middle", "high"], project / "base", manifest, folds, project / "teachers",
+        project / "teachers.json", project / "live",
+    )  # fmt: skip
+    speech_teacher_runs(stage, [0], params, base_params)
+    segments, windows = unlabeled_windows(project)
+    speech_window_softmaxes(params, project / "teachers", [0], project / "base", segments, windows, project / "scores")
+    return [project / "teachers", project / "teachers.json", project / "live", project / "scores"]
+
+
+def video_teacher_and_softmaxes(project: Path, shared: Path) -> list[Path]:
+    params = section("video_teacher", corpus=shared / "ferv39k", epochs=1, batch_size=4, threads=2)
+    teacher = project / "teacher"
+    video_teacher_run(
+        params, section("video_weights"), project / "weights", teacher, project / "m.json", project / "live"
+    )
+    _, windows = unlabeled_windows(project)
+    video_window_softmaxes(params, teacher, windows, face_clips(project), project / "video.parquet")
+    return [teacher, project / "m.json", project / "live", project / "video.parquet"]
+
+
+def video_weights_record(project: Path, shared: Path, profile: str) -> list[Path]:
+    """Paper: stand-in files in place, pinned, checked and recorded; demo: a record that nothing is used."""
     raw = {**yaml.safe_load((REPO / "params.yaml").read_text()), "profile": profile}
-    s2d, landmark = b"S2D stand-in", b"MobileFaceNet stand-in"
-    runs = []
-    for name in ("a", "b"):
-        weights = tmp_path / name / "s2d"
-        if profile == "paper":
-            weights.mkdir(parents=True)
-            (weights / S2D_FILE).write_bytes(s2d)
-            (weights / MOBILEFACENET_FILE).write_bytes(landmark)
-            raw["video_weights"]["s2d"]["sha256"] = sha256_of(weights / S2D_FILE)
-            raw["video_weights"]["mobilefacenet"]["git_blob"] = git_blob_of(weights / MOBILEFACENET_FILE)
-        params = parse_params(raw)
-        fetch_video_weights(params.video_weights, params.video_teacher, weights)
-        runs.append(files_of(weights))
-    assert_same_bytes(*runs, tmp_path / "a", tmp_path / "b")
+    weights = project / "s2d"
+    weights.mkdir(parents=True)
+    if profile == "paper":
+        (weights / S2D_FILE).write_bytes(b"S2D stand-in")
+        (weights / MOBILEFACENET_FILE).write_bytes(b"MobileFaceNet stand-in")
+        raw["video_weights"]["s2d"]["sha256"] = sha256_of(weights / S2D_FILE)
+        raw["video_weights"]["mobilefacenet"]["git_blob"] = git_blob_of(weights / MOBILEFACENET_FILE)
+    params = parse_params(raw)
+    fetch_video_weights(params.video_weights, params.video_teacher, weights)
+    return [weights]
+
+
+# among the files compared: what the pipeline keeps of each stage
+KEPT = {
+    "demo_speech_base": {
+        "base/model.safetensors",
+        "base/pretraining.json",
+        "base/fetched.json",
+        "pool/manifest.parquet",
+    },
+    "provided_speech_base": {"base/model.safetensors", "base/fetched.json"},
+    "speech_teachers_and_softmaxes": {
+        "teachers/fold0/adapter_model.safetensors",
+        "teachers/fold0/adapter_config.json",
+        "teachers/fold0/teacher.json",
+        "teachers.json",
+        "live/metrics.json",
+        "scores/fold0.parquet",
+    },
+    "video_teacher_and_softmaxes": {"teacher/teacher.safetensors", "m.json", "live/metrics.json", "video.parquet"},
+    "video_weights_demo": {"s2d/fetched.json"},
+    "video_weights_paper": {"s2d/fetched.json"},
+}
+STAGES = {
+    "demo_speech_base": demo_speech_base,
+    "provided_speech_base": provided_speech_base,
+    "speech_teachers_and_softmaxes": speech_teachers_and_softmaxes,
+    "video_teacher_and_softmaxes": video_teacher_and_softmaxes,
+    "video_weights_demo": lambda project, shared: video_weights_record(project, shared, "demo"),
+    "video_weights_paper": lambda project, shared: video_weights_record(project, shared, "paper"),
+}
+
+
+def run_all(root: Path, shared: Path) -> None:
+    """Every stage into ``root/<stage>/`` (the other process's run)."""
+    for name, stage in STAGES.items():
+        stage(root / name, shared)
+
+
+# --- the comparison --------------------------------------------------------------------------------------------
+
+
+def files_of(project: Path, outputs: list[Path]) -> dict[str, bytes]:
+    """Every file of ``outputs`` (folders or files), by path relative to ``project``."""
+    found = {}
+    for output in outputs:
+        for path in [output] if output.is_file() else sorted(p for p in output.rglob("*") if p.is_file()):
+            found[str(path.relative_to(project))] = path.read_bytes()
+    return found
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> Path:
+    return shared_inputs(tmp_path_factory.mktemp("shared"))
+
+
+@pytest.fixture(scope="module")
+def elsewhere(tmp_path_factory, shared) -> Path:
+    """Every stage run once in another Python process, with another string-hash seed."""
+    root = tmp_path_factory.mktemp("elsewhere")
+    seed = "11" if os.environ.get("PYTHONHASHSEED") != "11" else "12"
+    code = "import sys; from pathlib import Path; from tests.test_teacher_reproducibility import run_all; "
+    code += "run_all(Path(sys.argv[1]), Path(sys.argv[2]))"
+    env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(root), str(shared)], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return root
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_a_teacher_stage_writes_the_same_bytes_in_another_run_and_folder(name, shared, elsewhere, tmp_path):
+    here = tmp_path / name
+    outputs = STAGES[name](here, shared)
+    there = elsewhere / name
+    first, second = files_of(here, outputs), files_of(there, [there / p.relative_to(here) for p in outputs])
+    assert KEPT[name] <= first.keys()
+    assert first.keys() == second.keys()
+    differing = [path for path in first if first[path] != second[path]]
+    assert not differing, f"different bytes in the other run: {differing}"
+    for path, content in first.items():
+        for folder in (tmp_path, elsewhere):
+            assert str(folder).encode() not in content, f"{path} names the folder it was written in"

@@ -226,9 +226,11 @@ def save_speech_teacher(directory: str | Path, model: PeftModel, classes: Sequen
     with atomic_directory(directory) as staging:
         model.save_pretrained(str(staging), safe_serialization=True)
         (staging / "README.md").unlink(missing_ok=True)  # peft's blank model card
-        # the base is given where the teacher is loaded: its path (another in every checkout) is not saved
+        # the base is given where the teacher is loaded: its path (another in every checkout) is not saved; peft
+        # keeps the targets as a set, written in an order that changes with Python's string hashing
         adapter = read_json(staging / ADAPTER_CONFIG)
-        write_json(staging / ADAPTER_CONFIG, {**adapter, "base_model_name_or_path": None})
+        adapter.update(base_model_name_or_path=None, target_modules=sorted(adapter["target_modules"]))
+        write_json(staging / ADAPTER_CONFIG, adapter)
         write_json(staging / TEACHER_FILE, described)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,24 @@ from liser.teachers.speech_model import TEACHER_FILE, build_speech_teacher, fold
 from liser.teachers.speech_training import teacher_split, train_speech_teacher
 from liser.tracking import TrainingCurves
 
-__all__ = ["teacher_utterances", "speech_teacher_runs", "share_teacher_runs"]
+__all__ = ["TeacherStage", "teacher_utterances", "speech_teacher_runs", "share_teacher_runs"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TeacherStage:
+    """What a speech-teacher stage works on: a labeled corpus (its name, class names in label order, utterance table
+    and speaker folds), the base folder, and where the teachers, metrics and DVCLive curves go."""
+
+    corpus: str
+    classes: Sequence[str]  # liser.corpora.corpus_classes
+    base: Path
+    manifest: Path
+    folds: Path
+    out: Path
+    metrics: Path
+    live: Path | None = None
 
 
 def _mean_and_spread(per_fold: dict[int, dict]) -> dict:
@@ -76,30 +92,24 @@ def teacher_utterances(
 
 
 def speech_teacher_runs(
-    corpus: str,
+    stage: TeacherStage,
     folds_to_run: list[int],
     params: SpeechTeacherParams,
     base_params: SpeechBaseParams,
-    classes: Sequence[str],
-    base: str | Path,
-    manifest: str | Path,
-    folds: str | Path,
-    out: str | Path,
-    metrics: str | Path,
-    live: str | Path | None = None,
     labeled_percent: int = 100,
     share_seed: int = 0,
 ) -> dict:
-    """One teacher per fold in ``out/fold<k>/``, LoRA on the pretrained model in ``base`` (checked to be the one
-    ``base_params`` name), on the utterances of :func:`teacher_utterances`; metrics per fold and their mean and
-    spread; each fold's training curves in the DVCLive folder ``live`` as it trains (:mod:`liser.tracking`)."""
-    check_speech_base(base, base_params)
-    curves = TrainingCurves(live)
+    """One teacher per fold in ``stage.out/fold<k>/``, LoRA on the pretrained model in ``stage.base`` (checked to be
+    the one ``base_params`` name), on the utterances of :func:`teacher_utterances`; metrics per fold and their mean
+    and spread in ``stage.metrics``; each fold's training curves in the DVCLive folder ``stage.live`` as it trains
+    (:mod:`liser.tracking`)."""
+    check_speech_base(stage.base, base_params)
+    curves = TrainingCurves(stage.live)
     keep_freed_buffers()
     torch.set_num_threads(params.threads)
-    utterances = pd.read_parquet(manifest)
-    speaker_roles = pd.read_csv(folds, dtype={"speaker": str})
-    classes = list(classes)  # the corpus's class names in label order (liser.corpora.corpus_classes)
+    utterances = pd.read_parquet(stage.manifest)
+    speaker_roles = pd.read_csv(stage.folds, dtype={"speaker": str})
+    classes, corpus = list(stage.classes), stage.corpus
     per_fold: dict[int, dict] = {}
     for fold in folds_to_run:
         train, selection = teacher_utterances(utterances, speaker_roles, fold, params, labeled_percent, share_seed)
@@ -112,7 +122,7 @@ def speech_teacher_runs(
             len(selection),
             len(test),
         )
-        model = build_speech_teacher(base, len(classes), params, seed=params.seed + fold)
+        model = build_speech_teacher(stage.base, len(classes), params, seed=params.seed + fold)
         result = train_speech_teacher(
             load_items(train),
             load_items(selection),
@@ -130,63 +140,42 @@ def speech_teacher_runs(
             "split": params.split,
             "labeled_percent": labeled_percent,
         }
-        folder = fold_folder(out, fold)
+        folder = fold_folder(stage.out, fold)
         save_speech_teacher(folder, result.model, classes, corpus=corpus, fold=fold, **per_fold[fold]["test"])
         write_parquet(folder / "history.parquet", result.history)
         log.info("%s fold %d: speech teacher test UAR %.3f", corpus, fold, scores.uar)
     curves.finish()
     summary = {"test": _mean_and_spread(per_fold), "folds": {str(k): v for k, v in per_fold.items()}}
-    write_json(metrics, summary)
+    write_json(stage.metrics, summary)
     return summary
 
 
 def share_teacher_runs(
-    corpus: str,
+    stage: TeacherStage,
     folds_to_run: list[int],
     params: SpeechTeacherParams,
     base_params: SpeechBaseParams,
     label_efficiency: LabelEfficiencyParams,
     labeled_percent: int,
     full_teachers: str | Path,
-    classes: Sequence[str],
-    base: str | Path,
-    manifest: str | Path,
-    folds: str | Path,
-    out: str | Path,
-    metrics: str | Path,
-    live: str | Path | None = None,
 ) -> dict:
     """Figure 2's speech teachers for ``labeled_percent`` %: with ``label_efficiency.teacher: share`` trained on that
     share (:func:`speech_teacher_runs`); with ``all`` the full run's teachers in ``full_teachers``, copied."""
     if label_efficiency.teacher == "share":
-        return speech_teacher_runs(
-            corpus,
-            folds_to_run,
-            params,
-            base_params,
-            classes,
-            base,
-            manifest,
-            folds,
-            out,
-            metrics,
-            live,
-            labeled_percent=labeled_percent,
-            share_seed=label_efficiency.seed,
-        )
+        return speech_teacher_runs(stage, folds_to_run, params, base_params, labeled_percent, label_efficiency.seed)
     per_fold = {}
     for fold in folds_to_run:
-        source, target = fold_folder(full_teachers, fold), fold_folder(out, fold)
+        source, target = fold_folder(full_teachers, fold), fold_folder(stage.out, fold)
         with atomic_directory(target) as staging:
             shutil.copytree(source, staging, dirs_exist_ok=True)
         info = read_json(target / TEACHER_FILE)["info"]
         per_fold[fold] = {"test": {"uar": info["uar"], "war": info["war"]}, "labeled_percent": 100}
-    log.info("%s: the full run's speech teachers copied for the %d %% students", corpus, labeled_percent)
-    TrainingCurves(live).finish()  # the declared DVCLive folder, without curves: nothing trained here
+    log.info("%s: the full run's speech teachers copied for the %d %% students", stage.corpus, labeled_percent)
+    TrainingCurves(stage.live).finish()  # the declared DVCLive folder, without curves: nothing trained here
     summary = {
         "test": _mean_and_spread(per_fold),
         "teacher": "all",
         "folds": {str(k): v for k, v in per_fold.items()},
     }
-    write_json(metrics, summary)
+    write_json(stage.metrics, summary)
     return summary
