@@ -5,9 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForAudioClassification, BertConfig, BertModel
 
 from liser.files import read_json, write_json
+from liser.params import ParamsError, parse_params
 from liser.teachers.fetching import RECORD_FILE, WeightsUnavailable
 from liser.teachers.speech_base import provide_speech_base
 from liser.teachers.speech_evaluation import teacher_logits
@@ -25,7 +27,7 @@ from liser.teachers.speech_model import (
 from liser.teachers.speech_training import train_speech_teacher
 from liser.teachers.speech_windows import window_softmaxes
 from liser.unlabeled.windows import segment_windows
-from tests.helpers import write_tone
+from tests.helpers import REPO, write_tone
 from tests.teacher_fixtures import RATE, encoder_config, section, tiny_base
 
 torch.set_num_threads(1)
@@ -217,3 +219,14 @@ def test_normalize_is_an_explicit_choice_recorded_with_the_teacher(normalize, wi
         assert abs(fed.mean()) < 1e-4 and abs(fed.std() - 1) < 1e-3
     else:
         np.testing.assert_array_equal(fed, waveform)
+
+
+def test_normalize_takes_true_false_or_checkpoint_and_nothing_else():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert parse_params(raw).speech_teacher.normalize is False
+    for value in (True, "checkpoint"):
+        raw["speech_teacher"]["normalize"] = value
+        assert parse_params(raw).speech_teacher.normalize == value
+    raw["speech_teacher"]["normalize"] = "per_utterance"
+    with pytest.raises(ParamsError, match="speech_teacher.normalize"):
+        parse_params(raw)

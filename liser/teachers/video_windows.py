@@ -22,13 +22,17 @@ from liser.runtime import keep_freed_buffers, resolve_device
 from liser.teachers.video_model import VIDEO_CLASSES, VIDEO_TEACHER_FILE, check_classes, load_video_teacher, logits
 from liser.teachers.window_scores import teacher_fingerprint
 from liser.unlabeled.faces import read_face_clip
-from liser.window_tables import WINDOW_KEYS, earlier_probabilities, read_window_table, softmax_frame, write_softmaxes
+from liser.window_tables import (
+    WINDOW_COLUMNS,
+    earlier_probabilities,
+    read_window_table,
+    softmax_frame,
+    write_softmaxes,
+)
 
 __all__ = ["window_softmaxes", "video_window_softmaxes"]
 
 log = logging.getLogger(__name__)
-
-_WINDOW_NEEDS = (*WINDOW_KEYS, "first_frame", "last_frame", "face_fraction")
 
 
 def _window_clips(
@@ -71,7 +75,7 @@ def window_softmaxes(
     and not scored again, and the table is written there.  Each window's frames ``first_frame..last_frame`` come
     from ``<faces_dir>/<segment>.mp4`` (a window running past the clip's end repeats its last frame).
     """
-    missing = [column for column in _WINDOW_NEEDS if column not in windows.columns]
+    missing = [column for column in WINDOW_COLUMNS if column not in windows.columns]
     if missing:
         raise ValueError(f"the window table lacks the columns {missing}")
     check_classes(model)
