@@ -1,8 +1,7 @@
 """Student training at the paper's scale, on synthetic data of the paper's sizes (no corpus needed): training
 crops per second, per core and per device, for
 
-- today's loop (``train_student``: crops and targets built item by item in Python, one student),
-- the batched-data engine with one student (a population of 1),
+- the engine with one student (a population of 1, the Student module itself),
 - populations of 5, 25 and 125 students trained as one batched model,
 
 each in float32 and with ``precision: auto``; then the projected wall time of the paper's whole protocol (Table 2,
@@ -26,10 +25,10 @@ from liser.files import write_json
 from liser.models.student import StudentConfig
 from liser.params import TrainParams
 from liser.runtime import describe_machine, resolve_device, resolve_precision
-from liser.students.distill import Objective, UnlabeledSet
+from liser.students.data import LabeledSet, UnlabeledSet
 from liser.students.evaluate import Windowing
+from liser.students.objective import Objective
 from liser.students.population import Member, train_population
-from liser.students.train import LabeledSet, train_student
 
 RESULTS = Path(__file__).resolve().parent / "results" / "paper_scale.json"
 WINDOWING = Windowing(window_frames=94, stride_frames=3.125, pad_value=-13.8, batch_size=64)
@@ -64,16 +63,6 @@ def crops_per_second(run, crops: int) -> float:
     start = time.perf_counter()
     run()
     return crops / (time.perf_counter() - start)
-
-
-def todays_loop(labeled, unlabeled, params) -> float:
-    """One student, one epoch of ``labeled`` + ``unlabeled`` items, validation on 2 utterances (negligible)."""
-    validation = LabeledSet(labeled.utterances[:2], labeled.features[:2], labeled.labels[:2])
-    objective = Objective(lambda_sd=1.0, lambda_vd=1.0)
-    return crops_per_second(
-        lambda: train_student(labeled, validation, CONFIG, params, WINDOWING, unlabeled=unlabeled, objective=objective),
-        len(labeled.labels) + len(unlabeled),
-    )
 
 
 def population(size, labeled, unlabeled, params) -> float:
@@ -187,8 +176,7 @@ def main() -> None:
                 )
             )
         )
-        todays_loop(small_labeled, small, params)  # warm-up: one-time kernel and allocator set-up
-        rows = [("today's loop", 1, max(todays_loop(labeled, unlabeled, params) for _ in range(args.repeats)))]
+        rows = []
         for size in args.sizes:
             needed = size * BATCH * 64 * 64 * 94 * 4 * 6  # the first block's activations, kept for backward
             if needed > 0.6 * memory:
@@ -197,7 +185,7 @@ def main() -> None:
             population(size, small_labeled, small, params)  # warm-up
             rows.append(
                 (
-                    f"population of {size}" if size > 1 else "batched data, one student",
+                    f"population of {size}" if size > 1 else "one student",
                     size,
                     population(size, labeled, unlabeled, params),
                 )
@@ -225,19 +213,12 @@ def main() -> None:
     protocol = protocol_crops()
     best = max(figures["rows"], key=lambda r: r["crops_per_s"])
     work = protocol["training_crops"] + FORWARD_SHARE * protocol["validation_windows"]
-    baseline = next(r for r in figures["rows"] if r["engine"] == "today's loop" and r["precision"] == "float32")
-    figures["protocol"] = {
-        **protocol,
-        "best": best,
-        "projected_hours": work / best["crops_per_s"] / 3600,
-        "projected_hours_todays_loop": work / baseline["crops_per_s"] / 3600,
-    }
+    figures["protocol"] = {**protocol, "best": best, "projected_hours": work / best["crops_per_s"] / 3600}
     print(
         f"paper protocol: {protocol['students']:,} students, {protocol['training_crops'] / 1e9:.2f} billion training "
         f"crops, {protocol['validation_windows'] / 1e9:.2f} billion validation windows\n"
         f"projected on this machine: {figures['protocol']['projected_hours']:,.0f} h with {best['engine']} "
-        f"({best['precision']}), {figures['protocol']['projected_hours_todays_loop']:,.0f} h with today's loop "
-        f"(float32); {math.ceil(figures['protocol']['projected_hours'] / 24):,} days"
+        f"({best['precision']}); {math.ceil(figures['protocol']['projected_hours'] / 24):,} days"
     )
     write_json(RESULTS, figures)
     print(f"saved to {RESULTS} ({figures['machine']})")

@@ -25,11 +25,12 @@ import torch
 from liser.features import FeatureStore
 from liser.files import write_json
 from liser.folds import fold_utterances
+from liser.manifests import read_manifest
 from liser.params import load_params
 from liser.students.configurations import configuration, lambda_candidates
 from liser.students.crossval import StudentInputs, fold_unlabeled_set, labeled_set, student_config
 from liser.students.evaluate import windowing
-from liser.students.train import train_student
+from liser.students.population import Member, train_population
 
 RESULTS = Path(__file__).parent / "results" / "student_training.json"
 DATA = Path("data")
@@ -59,18 +60,12 @@ def train_once(corpus: str, name: str, fold: int, epochs: int, threads: int, pre
     train, validation = (
         labeled_set(fold_utterances(utterances, roles, fold, r), store) for r in ("train", "validation")
     )
-    objective = run.objective(params.loss, *lambda_candidates(run, params.loss)[0])
+    objective = run.objective(*lambda_candidates(run, params.loss)[0], params.loss.class_reduction)
     unlabeled = fold_unlabeled_set(where, fold, run, params.features.hop_s) if objective.distils else None
+    member = Member(f"{name} fold{fold}", train, validation, objective, unlabeled, seed=params.train.seed)
+    config = student_config(read_manifest(where.manifest).classes, params.student, params.features)
     start = time.perf_counter()
-    train_student(
-        train,
-        validation,
-        student_config(corpus, params),
-        params.train,
-        windowing(params.features, params.evaluate),
-        unlabeled=unlabeled,
-        objective=objective,
-    )
+    train_population([member], config, params.train, windowing(params.features, params.evaluate))
     return time.perf_counter() - start, len(train.labels) + (0 if unlabeled is None else len(unlabeled))
 
 

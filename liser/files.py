@@ -17,12 +17,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 __all__ = [
     "atomic_path",
     "atomic_directory",
     "PLACEHOLDER",
     "folder_manifest",
+    "parquet_described",
     "write_placeholders",
     "read_json",
     "write_csv",
@@ -117,9 +120,22 @@ def read_json(source: str | Path) -> Any:
     return json.loads(Path(source).read_text())
 
 
-def write_parquet(target: str | Path, table: pd.DataFrame) -> None:
+def write_parquet(target: str | Path, table: pd.DataFrame, described: dict[bytes, Any] | None = None) -> None:
+    """``table`` without its index; ``described``: values stored as JSON under their keys in the file's metadata
+    (what a table is, for its reader to check)."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if described:
+        extra = {key: json.dumps(value, sort_keys=True).encode() for key, value in described.items()}
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **extra})
     with atomic_path(target) as tmp:
-        table.to_parquet(tmp, index=False)
+        pq.write_table(arrow, tmp)
+
+
+def parquet_described(source: str | Path, key: bytes) -> Any:
+    """The value :func:`write_parquet` stored under ``key`` (None when there is none); ``OSError`` or
+    ``pyarrow.ArrowException`` when ``source`` is not a readable Parquet file."""
+    metadata = pq.read_schema(source).metadata or {}
+    return json.loads(metadata[key]) if key in metadata else None
 
 
 def write_npy(target: str | Path, array: np.ndarray) -> None:

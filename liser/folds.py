@@ -17,9 +17,16 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["ROLES", "speaker_folds", "fold_utterances", "check_folds", "labeled_share"]
+from liser.logs import UserError
+
+__all__ = ["ROLES", "FoldsError", "speaker_folds", "fold_utterances", "check_folds", "labeled_share"]
 
 ROLES = ("train", "validation", "test")
+
+
+class FoldsError(UserError, ValueError):
+    """Folds that cannot be made from a corpus (too few speakers, sessions that do not match cv.folds) or a folds
+    file that does not fit the fold asked for."""
 
 
 def _speaker_groups(speakers: pd.DataFrame, n_folds: int, seed: int) -> list[list[str]]:
@@ -38,13 +45,13 @@ def _session_groups(utterances: pd.DataFrame, n_folds: int) -> list[list[str]]:
     sessions_of = utterances.groupby("speaker")["session"].unique()
     several = [f"{speaker} ({', '.join(s)})" for speaker, s in sessions_of.items() if len(s) > 1]
     if several:
-        raise ValueError(f"folds by session: speakers in more than one session: {'; '.join(several)}")
+        raise FoldsError(f"folds by session: speakers in more than one session: {'; '.join(several)}")
     session = {speaker: s[0] for speaker, s in sessions_of.items()}
     names = sorted(set(session.values()))
     if "" in names:
-        raise ValueError("folds by session: some utterances have no session (folds_by: speaker does not need one)")
+        raise FoldsError("folds by session: some utterances have no session (folds_by: speaker does not need one)")
     if len(names) != n_folds:
-        raise ValueError(
+        raise FoldsError(
             f"folds by session: the corpus has {len(names)} sessions ({', '.join(names)}) but cv.folds has "
             f"{n_folds} folds; set cv.folds to {list(range(len(names)))} or the corpus's folds_by to speaker"
         )
@@ -56,7 +63,7 @@ def speaker_folds(utterances: pd.DataFrame, n_folds: int, seed: int, by_session:
     speakers = utterances[["speaker", "gender"]].drop_duplicates("speaker")
     needed = 4 if n_folds == 2 else n_folds
     if len(speakers) < needed:
-        raise ValueError(
+        raise FoldsError(
             f"{len(speakers)} speakers cannot make {n_folds} speaker-independent folds (need at least {needed})"
         )
     groups = _session_groups(utterances, n_folds) if by_session else _speaker_groups(speakers, n_folds, seed)
@@ -93,7 +100,7 @@ def fold_utterances(utterances: pd.DataFrame, folds: pd.DataFrame, fold: int, ro
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     members = folds.loc[(folds["fold"] == fold) & (folds["role"] == role), "speaker"]
     if members.empty:
-        raise ValueError(f"fold {fold} has no {role} speakers (folds file written for fewer folds?)")
+        raise FoldsError(f"fold {fold} has no {role} speakers (folds file written for fewer folds? dvc repro folds)")
     return utterances[utterances["speaker"].isin(set(members))].reset_index(drop=True)
 
 

@@ -8,7 +8,12 @@ import os
 import sys
 from collections.abc import Iterator
 
-__all__ = ["configure_logging", "errors_as_messages"]
+__all__ = ["UserError", "configure_logging", "errors_as_messages"]
+
+
+class UserError(Exception):
+    """An error the user fixes (a parameter, an input file, a corpus), not a bug: stages and commands report it as
+    one ``error:`` line naming the key or file, with exit status 2 and no traceback."""
 
 
 def configure_logging() -> None:

@@ -8,16 +8,25 @@ parameter change (``dvc exp run -S profile=paper``).  Everything else is a plain
 An invalid value stops with a message naming the key and what is allowed::
 
     params.yaml: train.lr: input should be greater than 0 (got -0.1)
+
+Every section knows its key (``train``, ``corpora.ravdess``), so what a stage reads can be recorded
+(:func:`recorded_reads`) and held against what its entry in ``dvc.yaml`` lists (tests/test_stage_params.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import re
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from liser.logs import UserError
 
 __all__ = [
     "CORPORA",
@@ -28,7 +37,9 @@ __all__ = [
     "Params",
     "ParamsError",
     "load_params",
+    "recorded_reads",
     "resolve_profile",
+    "sections_in",
 ]
 
 PROFILES = ("demo", "paper")
@@ -37,13 +48,24 @@ READERS = ("ravdess", "crema_d", "manifest", "emobox", "iemocap")
 CORPUS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")  # used in file and stage names: data/manifests/<name>.parquet
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """A parameter file that cannot be used, with the offending key in the message."""
+
+
+_READS: ContextVar[set[str] | None] = ContextVar("liser_params_reads", default=None)
 
 
 class _Section(BaseModel):
     # no infinities or NaN (`lr: .inf`), and no true/false where a number is meant (`epochs: true` is not 1)
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    _key: str = PrivateAttr("")  # where the section sits in params.yaml: "train", "corpora.ravdess"
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        reads = _READS.get()
+        if reads is not None and name in type(self).model_fields and not isinstance(value, _Section):
+            reads.add(_join(self._key, name))
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -182,6 +204,9 @@ class CorporaParams(_Section):
         if name not in defined:
             raise KeyError(f"corpora.{name}: not defined in params.yaml (defined: {', '.join(defined)})")
         return defined[name]
+
+    def sections(self) -> dict[str, _Section]:
+        return dict(self.model_extra or {})
 
     def root(self, corpus: str) -> Path | None:
         return self.corpus(corpus).root
@@ -508,6 +533,46 @@ class Params(_Section):
     label_efficiency: LabelEfficiencyParams
 
 
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _name_sections(section: _Section, key: str = "") -> None:
+    section._key = key
+    children = {name: getattr(section, name) for name in type(section).model_fields}
+    if isinstance(section, CorporaParams):
+        children.update(section.sections())
+    for name, child in children.items():
+        if isinstance(child, _Section):
+            _name_sections(child, _join(key, name))
+
+
+@contextlib.contextmanager
+def recorded_reads() -> Iterator[set[str]]:
+    """Record the keys read from any section while the block runs (``train.lr``, ``corpora.ravdess.emotions``);
+    a section handed on whole is not a read until one of its values is."""
+    reads: set[str] = set()
+    token = _READS.set(reads)
+    try:
+        yield reads
+    finally:
+        _READS.reset(token)
+
+
+def sections_in(value: Any) -> set[str]:
+    """Keys of the sections inside ``value`` (a section, or dataclasses, tuples, lists and dicts holding them):
+    what a stage hands on whole to code that may read any of their values."""
+    if isinstance(value, _Section):
+        return {value._key}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = [getattr(value, field.name) for field in dataclasses.fields(value)]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return {key for item in value for key in sections_in(item)}
+    return set()
+
+
 def resolve_profile(raw: Any, profile: str, key: str = "", source: str = "params.yaml") -> Any:
     """Replace every ``{demo: x, paper: y}`` mapping in ``raw`` by the value for ``profile``."""
     if isinstance(raw, dict):
@@ -548,10 +613,12 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
         raise ParamsError(f"{source}: profile: must be one of {', '.join(PROFILES)} (got {profile!r})")
     resolved = resolve_profile(raw, profile, source=source)
     try:
-        return Params.model_validate(resolved)
+        params = Params.model_validate(resolved)
     except ValidationError as exc:
         lines = [f"{source}: {_describe(error)}" for error in exc.errors()]
         raise ParamsError("\n".join(lines)) from None
+    _name_sections(params)
+    return params
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

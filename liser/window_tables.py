@@ -14,16 +14,15 @@ from another version of the format is refused with a message naming the file and
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from liser.files import atomic_path
+from liser.files import parquet_described, write_parquet
+from liser.logs import UserError
 
 __all__ = [
     "FORMAT",
@@ -56,7 +55,7 @@ _WINDOW_DTYPES = {
 }
 
 
-class TableError(ValueError):
+class TableError(UserError, ValueError):
     """A window or window-softmax table that cannot be used, with the file and the problem in the message."""
 
 
@@ -109,24 +108,19 @@ def write_softmaxes(path: str | Path, frame: pd.DataFrame, classes: list[str] | 
     expected = [*WINDOW_KEYS, *probability_columns(classes), "p_max"]
     if list(frame.columns[: len(expected)]) != expected or set(frame.columns[len(expected) :]) - {"face_fraction"}:
         raise ValueError(f"{path}: columns {list(frame.columns)} are not a window-softmax table of {list(classes)}")
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    described = json.dumps({"format": FORMAT, "classes": list(classes), "teacher": teacher}, sort_keys=True)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: described.encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    write_parquet(path, frame, {METADATA_KEY: {"format": FORMAT, "classes": list(classes), "teacher": teacher}})
 
 
 def _described(path: Path) -> dict:
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        described = parquet_described(path, METADATA_KEY)
     except (OSError, pa.ArrowException) as problem:
         raise TableError(f"{path}: not a readable Parquet file ({problem})") from None
-    if METADATA_KEY not in metadata:
+    if described is None:
         raise TableError(
             f"{path}: a window-softmax table without LiSER's format marker (written by an older version): run its "
             "stage again (dvc repro -f video_softmaxes, or speech_softmaxes@<corpus>)"
         )
-    described = json.loads(metadata[METADATA_KEY])
     if described.get("format") != FORMAT:
         raise TableError(
             f"{path}: window-softmax table format {described.get('format')}, this version reads {FORMAT}: run its "
@@ -184,8 +178,7 @@ def write_window_table(path: str | Path, frame: pd.DataFrame) -> None:
     missing = [column for column in WINDOW_COLUMNS if column not in frame.columns]
     if missing:
         raise ValueError(f"{path}: a window table needs the columns {missing}")
-    with atomic_path(path) as tmp:
-        frame[list(WINDOW_COLUMNS)].astype(_WINDOW_DTYPES).to_parquet(tmp, index=False)
+    write_parquet(path, frame[list(WINDOW_COLUMNS)].astype(_WINDOW_DTYPES))
 
 
 def read_window_table(path: str | Path) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from liser.params import load_params
-from liser.students.lambda_search import candidates, choose, write_choice
+from liser.results.lambda_search import candidates, choose, write_choice
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--experiments", help="saved `dvc exp show --json` output; default: run it")

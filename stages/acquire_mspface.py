@@ -4,13 +4,21 @@ import argparse
 from pathlib import Path
 
 from liser.files import write_json
-from liser.logs import configure_logging
-from liser.params import load_params
+from liser.stage import run_stage
 from liser.unlabeled.runs import obtain_segments
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--metrics", required=True)
-args = parser.parse_args()
-configure_logging()
-write_json(args.metrics, obtain_segments(load_params().mspface, args.out))
+
+
+def read_params(params, args):
+    return params.mspface
+
+
+def work(mspface, args):
+    write_json(args.metrics, obtain_segments(mspface, args.out))
+
+
+if __name__ == "__main__":
+    run_stage(parser, read_params, work)

@@ -4,22 +4,22 @@ import argparse
 from pathlib import Path
 
 from liser.files import write_json
-from liser.logs import configure_logging
-from liser.params import load_params
-from liser.processes import exit_on_sigterm
+from liser.stage import run_stage
 from liser.unlabeled.runs import crop_faces
 
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--acquired", type=Path, required=True)
+parser.add_argument("--out", type=Path, required=True)
+parser.add_argument("--metrics", required=True)
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--acquired", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--metrics", required=True)
-    args = parser.parse_args()
-    configure_logging()
-    exit_on_sigterm()
-    write_json(args.metrics, crop_faces(args.acquired, load_params().faces, args.out))
+
+def read_params(params, args):
+    return params.faces
+
+
+def work(faces, args):
+    write_json(args.metrics, crop_faces(args.acquired, faces, args.out))
 
 
 if __name__ == "__main__":  # the face workers are spawned processes, which import this file
-    main()
+    run_stage(parser, read_params, work)

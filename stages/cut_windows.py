@@ -4,8 +4,7 @@ import argparse
 from pathlib import Path
 
 from liser.files import write_json
-from liser.logs import configure_logging
-from liser.params import load_params
+from liser.stage import run_stage
 from liser.unlabeled.runs import cut_windows
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -14,6 +13,16 @@ parser.add_argument("--faces", type=Path, required=True)
 parser.add_argument("--windows", type=Path, required=True)
 parser.add_argument("--manifest", type=Path, required=True)
 parser.add_argument("--metrics", required=True)
-args = parser.parse_args()
-configure_logging()
-write_json(args.metrics, cut_windows(args.acquired, args.faces, load_params().windows, args.windows, args.manifest))
+
+
+def read_params(params, args):
+    return params.windows.frames, params.windows.fps
+
+
+def work(settings, args):
+    frames, fps = settings
+    write_json(args.metrics, cut_windows(args.acquired, args.faces, frames, fps, args.windows, args.manifest))
+
+
+if __name__ == "__main__":
+    run_stage(parser, read_params, work)

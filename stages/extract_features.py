@@ -6,13 +6,21 @@ import pandas as pd
 
 from liser.features import extract_corpus_features
 from liser.files import write_csv
-from liser.logs import configure_logging
-from liser.params import load_params
+from liser.stage import run_stage
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--manifest", required=True)
 parser.add_argument("--out", required=True)
-args = parser.parse_args()
-configure_logging()
-problems = extract_corpus_features(pd.read_parquet(args.manifest), load_params().features, args.out)
-write_csv(f"{args.out}/problems.csv", problems)
+
+
+def read_params(params, args):
+    return params.features
+
+
+def work(features, args):
+    problems = extract_corpus_features(pd.read_parquet(args.manifest), features, args.out)
+    write_csv(f"{args.out}/problems.csv", problems)
+
+
+if __name__ == "__main__":
+    run_stage(parser, read_params, work)

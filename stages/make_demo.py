@@ -5,19 +5,21 @@ import argparse
 import logging
 
 from liser.demo import write_demo, write_demo_placeholders
-from liser.logs import configure_logging
-from liser.params import load_params
-from liser.processes import exit_on_sigterm
+from liser.stage import run_stage
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--out", required=True)
+
+
+def read_params(params, args):
+    return params.profile, params.demo if params.profile == "demo" else None
+
+
+def work(settings, args):
+    profile, demo = settings
+    counts = write_demo(args.out, demo) if demo is not None else write_demo_placeholders(args.out, profile)
+    logging.getLogger("liser").info("demo corpora written to %s: %s", args.out, counts)
+
 
 if __name__ == "__main__":  # the face corpus is rendered in spawned processes, which import this file
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    configure_logging()
-    exit_on_sigterm()
-    params = load_params()
-    if params.profile == "demo":
-        counts = write_demo(args.out, params.demo)
-    else:
-        counts = write_demo_placeholders(args.out, params.profile)
-    logging.getLogger("liser").info("demo corpora written to %s: %s", args.out, counts)
+    run_stage(parser, read_params, work)

@@ -2,17 +2,23 @@
 
 import argparse
 
-from liser.corpora import read_corpus
-from liser.logs import configure_logging
-from liser.params import load_params
+from liser.corpora.labeled import read_corpus
+from liser.stage import run_stage
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--corpus", required=True)
 parser.add_argument("--manifest", required=True)
 parser.add_argument("--rejected", required=True)
 parser.add_argument("--metrics", required=True)
-args = parser.parse_args()
-configure_logging()
-params = load_params()
-table = read_corpus(args.corpus, params.corpora.corpus(args.corpus))
-table.write(args.manifest, args.rejected, args.metrics)
+
+
+def read_params(params, args):
+    return params.corpora.corpus(args.corpus)
+
+
+def work(corpus, args):
+    read_corpus(args.corpus, corpus).write(args.manifest, args.rejected, args.metrics)
+
+
+if __name__ == "__main__":
+    run_stage(parser, read_params, work)

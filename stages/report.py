@@ -3,9 +3,8 @@
 import argparse
 from pathlib import Path
 
-from liser.logs import configure_logging
-from liser.params import load_params
-from liser.students.report import report
+from liser.results.report import report
+from liser.stage import run_stage
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--runs", type=Path, required=True)
@@ -13,16 +12,16 @@ parser.add_argument("--metrics", type=Path, required=True)
 parser.add_argument("--summary", type=Path, required=True)
 parser.add_argument("--plots", type=Path, required=True)
 parser.add_argument("--reports", type=Path, required=True)
-args = parser.parse_args()
-configure_logging()
-params = load_params()
-report(
-    params.corpora.use,
-    params.cv.folds,
-    params.label_efficiency.percents,
-    args.runs,
-    args.metrics,
-    args.summary,
-    args.plots,
-    args.reports,
-)
+
+
+def read_params(params, args):
+    return params.corpora.use, params.cv.folds, params.label_efficiency.percents
+
+
+def work(settings, args):
+    corpora, folds, percents = settings
+    report(corpora, folds, percents, args.runs, args.metrics, args.summary, args.plots, args.reports)
+
+
+if __name__ == "__main__":
+    run_stage(parser, read_params, work)

@@ -8,22 +8,27 @@ from pathlib import Path
 
 from liser.demo.speech_base import pretrain_demo_base
 from liser.files import write_json, write_placeholders
-from liser.logs import configure_logging, errors_as_messages
-from liser.params import ParamsError, load_params
-from liser.teachers.fetching import WeightsUnavailable
+from liser.stage import run_stage
 from liser.teachers.speech_base import provide_speech_base
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--pool", type=Path, required=True, help="where the demo's unlabeled pretraining speech goes")
 parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--metrics", type=Path, required=True)
-args = parser.parse_args()
-configure_logging()
-with errors_as_messages(ParamsError, WeightsUnavailable):
-    base = load_params().speech_base
+
+
+def read_params(params, args):
+    return params.speech_base
+
+
+def work(base, args):
     if base.source == "pretrain":
         figures = pretrain_demo_base(base, args.pool, args.out)
     else:
         write_placeholders(args.pool, f"speech_base.source is {base.source}: nothing is pretrained here")
         figures = provide_speech_base(base, args.out)
-write_json(args.metrics, figures)
+    write_json(args.metrics, figures)
+
+
+if __name__ == "__main__":
+    run_stage(parser, read_params, work)

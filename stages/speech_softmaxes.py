@@ -6,10 +6,7 @@ import argparse
 from pathlib import Path
 
 from liser.files import write_json
-from liser.logs import configure_logging, errors_as_messages
-from liser.params import ParamsError, load_params
-from liser.teachers.fetching import UnsafeWeights
-from liser.teachers.speech_model import SpeechTeacherUnavailable
+from liser.stage import run_stage
 from liser.teachers.speech_windows import speech_window_softmaxes
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -20,18 +17,19 @@ parser.add_argument("--windows", type=Path, required=True)
 parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--metrics", type=Path, required=True)
 parser.add_argument("--reuse-from", type=Path, help="earlier softmaxes, taken over where the same teacher wrote them")
-args = parser.parse_args()
-configure_logging()
-with errors_as_messages(ParamsError, SpeechTeacherUnavailable, UnsafeWeights):
-    params = load_params()
+
+
+def read_params(params, args):
+    return params.cv.folds, params.speech_teacher.eval_batch_size, params.speech_teacher.threads
+
+
+def work(settings, args):
+    folds, batch_size, threads = settings
     counts = speech_window_softmaxes(
-        params.speech_teacher,
-        args.teachers,
-        params.cv.folds,
-        args.base,
-        args.manifest,
-        args.windows,
-        args.out,
-        reuse_from=args.reuse_from,
+        args.teachers, folds, args.base, args.manifest, args.windows, args.out, batch_size, threads, args.reuse_from
     )
-write_json(args.metrics, counts)
+    write_json(args.metrics, counts)
+
+
+if __name__ == "__main__":
+    run_stage(parser, read_params, work)

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from liser.files import write_json
-from liser.logs import configure_logging, errors_as_messages
-from liser.params import ParamsError, load_params
+from liser.stage import run_stage
 from liser.teachers.video_windows import video_window_softmaxes
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -16,9 +15,17 @@ parser.add_argument("--windows", type=Path, required=True)
 parser.add_argument("--faces", type=Path, required=True)
 parser.add_argument("--out", type=Path, required=True)
 parser.add_argument("--metrics", type=Path, required=True)
-args = parser.parse_args()
-configure_logging()
-with errors_as_messages(ParamsError):
-    teacher = load_params().video_teacher
-counts = video_window_softmaxes(teacher, args.teacher, args.windows, args.faces, args.out)
-write_json(args.metrics, counts)
+
+
+def read_params(params, args):
+    return params.video_teacher.eval_batch_size, params.video_teacher.threads
+
+
+def work(settings, args):
+    batch_size, threads = settings
+    counts = video_window_softmaxes(args.teacher, args.windows, args.faces, args.out, batch_size, threads)
+    write_json(args.metrics, counts)
+
+
+if __name__ == "__main__":
+    run_stage(parser, read_params, work)

@@ -81,3 +81,24 @@ def is_inert(path: Path, root: Path = ROOT) -> bool:
 def covered(path: Path, deps: list[str]) -> bool:
     """Whether one of a stage's dependencies is ``path`` or a folder above it."""
     return any(path == Path(dep) or Path(dep) in path.parents for dep in deps)
+
+
+def python_files(folder: Path, root: Path = ROOT) -> set[Path]:
+    return {path.relative_to(root) for path in (root / folder).rglob("*.py")}
+
+
+def code_listing(script: Path, root: Path = ROOT) -> list[str]:
+    """What a stage running ``script`` should list as its code: the script and every module it runs (inert ones,
+    a docstring only, left out), a folder in place of its files where it runs every one of them."""
+    running = {module for module in closure(script, root) if not is_inert(module, root)}
+    listed: set[Path] = set(running)
+    folders = sorted({parent for module in running for parent in module.parents if parent != Path(".")}, key=len_parts)
+    for folder in folders:
+        inside = {f for f in python_files(folder, root) if not is_inert(f, root)}
+        if inside and inside <= running and not any(parent in listed for parent in folder.parents):
+            listed = {path for path in listed if folder not in path.parents} | {folder}
+    return [str(script), *sorted(str(path) for path in listed)]
+
+
+def len_parts(path: Path) -> int:
+    return len(path.parts)

@@ -1,8 +1,10 @@
 import pandas as pd
 import pytest
 
-from liser.corpora import COLUMNS, NothingUsable, read_corpus
 from liser.corpora.audio_check import UnusableAudio, check_audio
+from liser.corpora.labeled import read_corpus
+from liser.corpora.table import NothingUsable
+from liser.manifests import COLUMNS
 
 from .helpers import write_tone
 
@@ -133,3 +135,18 @@ def test_check_audio_on_a_good_file(tmp_path):
     (tmp_path / "b.wav").write_bytes(b"")
     with pytest.raises(UnusableAudio, match="empty"):
         check_audio(tmp_path / "b.wav")
+
+
+def test_a_link_out_of_the_corpus_folder_is_rejected_with_its_reason(ravdess_root, tmp_path):
+    secret = write_tone(tmp_path / "elsewhere" / "03-01-03-01-01-01-01.wav", sample_rate=48000)
+    (ravdess_root / "Actor_01" / "03-01-03-01-01-01-01.wav").symlink_to(secret)  # a file link out
+    folder = write_tone(tmp_path / "another" / "03-01-03-01-01-01-05.wav", sample_rate=48000).parent
+    (ravdess_root / "Actor_05").symlink_to(folder, target_is_directory=True)  # a folder link out
+    inside = ravdess_root / "Actor_01" / "03-01-05-01-01-01-01.wav"
+    inside.symlink_to(ravdess_root / "Actor_12" / "03-01-06-01-02-01-12.wav")  # a link within the corpus is fine
+    table = read_corpus("ravdess", ravdess_root)
+    why = reasons(table)
+    assert why["03-01-03-01-01-01-01.wav"].startswith("a link out of the corpus folder")
+    assert why["03-01-03-01-01-01-05.wav"].startswith("a link out of the corpus folder")
+    assert "03-01-05-01-01-01-01" in set(table.utterances["utterance"])
+    assert not any("elsewhere" in reason or "another" in reason for reason in table.problems.reason)  # no target

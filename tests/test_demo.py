@@ -3,8 +3,8 @@ import shutil
 import numpy as np
 import pytest
 
-from liser.corpora import read_corpus
 from liser.corpora.ferv39k import read_ferv39k
+from liser.corpora.labeled import read_corpus
 from liser.demo import DEMO_FOLDERS, MANIFESTS, write_demo
 from liser.demo.voice import random_speaker, speak
 from liser.files import folder_manifest

@@ -3,7 +3,7 @@
 import pytest
 
 from liser.params import load_params
-from liser.students.lambda_search import candidates, choose, write_choice
+from liser.results.lambda_search import candidates, choose, write_choice
 
 from .helpers import REPO
 

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from liser.corpora import COLUMNS, classes_of, corpus_classes, corpus_title, read_corpus
+from liser.corpora.labeled import classes_of, corpus_classes, read_corpus
 from liser.folds import speaker_folds
+from liser.manifests import COLUMNS
 from liser.params import CorpusParams, parse_params
+from liser.results.report import corpus_title
 
 from .helpers import REPO, copy_project, write_tone
 from .test_params import error_for
@@ -43,7 +45,9 @@ def manifest_folder(tmp_path):
         (str(tmp_path / "outside.wav"), "sad", "ben", "m"),
         ("anna/sad.wav", "bored", "anna", "F"),
         ("anna/angry.wav", "angry", "", "F"),
+        ("ben/linked.wav", "sad", "ben", "m"),  # a link to a file outside the table's folder
     ]
+    (folder / "ben" / "linked.wav").symlink_to(write_tone(tmp_path / "elsewhere.wav"))
     lines = ["path,emotion,speaker,gender,notes"] + [",".join(row) + ",x" for row in rows]
     (folder / "table.csv").write_text("\n".join(lines) + "\n")
     return folder
@@ -60,7 +64,8 @@ def test_manifest_csv_reads_its_rows_and_rejects_each_bad_one_with_its_reason(ma
     assert (rows.loc["ben/sad", "gender"], rows.loc["anna/sad", "gender"]) == ("male", "female")
     assert set(rows["corpus"]) == {"mine"} and rows.loc["anna/sad", "duration"] == pytest.approx(1.0)
     why = list(table.problems.reason)
-    assert len(why) == 8  # every row that is not an utterance is there, with its reason
+    assert len(why) == 9  # every row that is not an utterance is there, with its reason
+    assert reasons(table)["linked.wav"].startswith("a link out of the corpus folder")
     assert any("gender 'male' in an earlier row" in r for r in why)
     assert reasons(table)["gone.wav"] == "listed file not found"
     assert reasons(table)["blip.wav"].startswith("too short: 0.20 s")

@@ -11,21 +11,22 @@ from liser.features import FeatureStore
 from liser.files import write_json, write_npy, write_parquet
 from liser.folds import fold_utterances, labeled_share, speaker_folds
 from liser.models.student import Student
-from liser.params import LabelEfficiencyParams, TrainParams, load_params
+from liser.params import TrainParams, load_params
 from liser.students.batching import BatchOrder, WindowTargets
 from liser.students.configurations import configuration
 from liser.students.crossval import distilled_batches_per_epoch
-from liser.students.distill import Objective, UnlabeledSet, crop_targets, unlabeled_set
+from liser.students.data import UnlabeledSet, unlabeled_set
+from liser.students.objective import Objective
 from liser.students.population import Member, train_population
 from liser.teachers import speech_runs
+from liser.teachers.speech_base import SpeechBaseChoice
 from liser.training import shuffled_batches
 from liser.window_tables import Softmaxes
 from tests.helpers import REPO
+from tests.reference_student import crop_targets
+from tests.student_data import CONFIG, WINDOWING, known_answer, teacher_knows, train_params, with_video
 from tests.teacher_fixtures import section
-from tests.test_distill import known_answer, teacher_knows
-from tests.test_population import CONFIG, with_video
 from tests.test_speech_teacher import speakers_table
-from tests.test_train import WINDOWING
 
 # --- a share's speech teacher sees only what the share's students see ------------------------------------------
 
@@ -80,8 +81,9 @@ def test_teacher_all_copies_the_full_runs_teachers_without_training(tmp_path):
         stage,
         [0, 1],
         section("speech_teacher"),
-        section("speech_base"),
-        LabelEfficiencyParams(teacher="all"),
+        SpeechBaseChoice("pretrain", None),
+        "all",
+        0,
         50,
         full,
     )
@@ -139,11 +141,9 @@ def test_fixed_needs_room_for_unlabeled_items():
         TrainParams(batch_composition="fixed", batch_size=5, labeled_per_batch=5)
 
 
-def test_the_matched_steps_control_takes_the_distilled_runs_steps(repo_params):
+def test_the_matched_steps_control_takes_the_distilled_runs_steps():
     assert configuration("no-dstl-matched-steps").matched_steps and not configuration("no-dstl").matched_steps
-    params = repo_params.model_copy(
-        update={"train": repo_params.train.model_copy(update={"epochs": 2, "batch_size": 4, "threads": 1})}
-    )
+    params = train_params(epochs=2, batch_size=4)
     labeled, validation = known_answer(6, 0), known_answer(4, 1)
     unlabeled = teacher_knows(known_answer(14, 2))
     batches = distilled_batches_per_epoch(len(labeled.labels), len(unlabeled), params)
@@ -153,11 +153,10 @@ def test_the_matched_steps_control_takes_the_distilled_runs_steps(repo_params):
         Member("no-dstl-matched-steps", labeled, validation, batches_per_epoch=batches),
         Member("no-dstl", labeled, validation),
     ]
-    steps = [r.steps for r in train_population(members, CONFIG, params.train, WINDOWING)]
+    steps = [r.steps for r in train_population(members, CONFIG, params, WINDOWING)]
     assert steps == [10, 10, 4]
-    fixed = params.train.model_copy(update={"batch_composition": "fixed", "labeled_per_batch": 2})
-    fixed_params = params.model_copy(update={"train": fixed})
-    assert distilled_batches_per_epoch(len(labeled.labels), len(unlabeled), fixed_params) == 3  # ceil(6 / 2)
+    fixed = params.model_copy(update={"batch_composition": "fixed", "labeled_per_batch": 2})
+    assert distilled_batches_per_epoch(len(labeled.labels), len(unlabeled), fixed) == 3  # ceil(6 / 2)
     assert [r.steps for r in train_population(members[::2], CONFIG, fixed, WINDOWING)] == [6, 6]
 
 
@@ -192,7 +191,7 @@ def test_the_face_threshold_marks_video_windows_from_the_softmax_table(tmp_path)
 
 
 def test_without_any_face_window_the_video_head_does_not_learn():
-    params = TrainParams(lr=3e-3, epochs=1, batch_size=6, seed=0, threads=1, precision="float32")
+    params = train_params(epochs=1, batch_size=6)
     unlabeled = with_video(teacher_knows(known_answer(8, 2)), 4)
     faceless = UnlabeledSet(
         unlabeled.segments,

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from liser.files import read_json, write_json, write_parquet
+from liser.results.report import report
 from liser.students.configurations import CONTROLS, FIGURE_2, TABLE_2, TABLE_3
-from liser.students.report import report
 
 PERCENTS = [25, 50]
 RUNS = sorted(

@@ -16,7 +16,7 @@ from liser.demo.speech_base import (
 )
 from liser.files import read_json
 from liser.teachers.fetching import WeightsUnavailable
-from liser.teachers.speech_base import check_speech_base
+from liser.teachers.speech_base import SpeechBaseChoice, check_speech_base
 from liser.teachers.speech_model import ATTENTION_PROJECTIONS, build_speech_teacher, lora_module_names
 
 from .teacher_fixtures import section
@@ -88,7 +88,9 @@ def test_the_saved_base_loads_through_the_teachers_code_path(pretrained, monkeyp
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
     assert read_json(out / PRETRAINING_FILE) == figures
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
-    record = check_speech_base(out, section("speech_base"))  # made for source: pretrain, as params.yaml's demo says
+    record = check_speech_base(
+        out, SpeechBaseChoice.of(section("speech_base"))
+    )  # made for source: pretrain, as params.yaml's demo says
     assert record["source"] == "pretrain" and record["model_type"] == "hubert"
     assert set(record["files"]) == {"config.json", "model.safetensors", PRETRAINING_FILE}
     teacher = build_speech_teacher(out, 3, section("speech_teacher", lora_rank=2, lora_alpha=4), seed=0)
@@ -137,9 +139,7 @@ def test_span_masks_cover_about_mask_prob_of_the_frames_in_spans():
 
 def test_a_base_made_for_other_params_is_refused_naming_both(pretrained):
     out, _ = pretrained
-    paper = section(
-        "speech_base", source="facebook/hubert-base-ls960", revision="dba3bb02fda4248b6e082697eee756de8fe8aa8a"
-    )
+    paper = SpeechBaseChoice("facebook/hubert-base-ls960", "dba3bb02fda4248b6e082697eee756de8fe8aa8a")
     with pytest.raises(WeightsUnavailable) as refused:
         check_speech_base(out, paper)
     message = str(refused.value)

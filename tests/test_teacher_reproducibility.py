@@ -26,7 +26,7 @@ from liser.files import write_json
 from liser.folds import speaker_folds
 from liser.params import parse_params
 from liser.teachers.fetching import git_blob_of, sha256_of
-from liser.teachers.speech_base import provide_speech_base
+from liser.teachers.speech_base import SpeechBaseChoice, provide_speech_base
 from liser.teachers.speech_runs import TeacherStage, speech_teacher_runs
 from liser.teachers.speech_windows import speech_window_softmaxes
 from liser.teachers.video_runs import video_teacher_run
@@ -135,9 +135,12 @@ def speech_teachers_and_softmaxes(project: Path, shared: Path) -> list[Path]:
         "tones", ["low", "middle", "high"], project / "base", manifest, folds, project / "teachers",
         project / "teachers.json", project / "live",
     )  # fmt: skip
-    speech_teacher_runs(stage, [0], params, base_params)
+    speech_teacher_runs(stage, [0], params, SpeechBaseChoice.of(base_params))
     segments, windows = unlabeled_windows(project)
-    speech_window_softmaxes(params, project / "teachers", [0], project / "base", segments, windows, project / "scores")
+    batch, threads = params.eval_batch_size, params.threads
+    speech_window_softmaxes(
+        project / "teachers", [0], project / "base", segments, windows, project / "scores", batch, threads
+    )
     return [project / "teachers", project / "teachers.json", project / "live", project / "scores"]
 
 
@@ -148,7 +151,8 @@ def video_teacher_and_softmaxes(project: Path, shared: Path) -> list[Path]:
         params, section("video_weights"), project / "weights", teacher, project / "m.json", project / "live"
     )
     _, windows = unlabeled_windows(project)
-    video_window_softmaxes(params, teacher, windows, face_clips(project), project / "video.parquet")
+    faces, batch, threads = face_clips(project), params.eval_batch_size, params.threads
+    video_window_softmaxes(teacher, windows, faces, project / "video.parquet", batch, threads)
     return [teacher, project / "m.json", project / "live", project / "video.parquet"]
 
 
@@ -163,7 +167,7 @@ def video_weights_record(project: Path, shared: Path, profile: str) -> list[Path
         raw["video_weights"]["s2d"]["sha256"] = sha256_of(weights / S2D_FILE)
         raw["video_weights"]["mobilefacenet"]["git_blob"] = git_blob_of(weights / MOBILEFACENET_FILE)
     params = parse_params(raw)
-    fetch_video_weights(params.video_weights, params.video_teacher, weights)
+    fetch_video_weights(params.video_weights, params.video_teacher.source == "published", weights)
     return [weights]
 
 

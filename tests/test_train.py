@@ -1,35 +1,17 @@
+"""Training one student through the engine: it learns, keeps its best epoch, repeats exactly, saves and loads."""
+
 import numpy as np
 import pytest
 import torch
 
-from liser.models.student import StudentConfig
-from liser.params import TrainParams
 from liser.students.checkpoints import load_student, save_student
 from liser.students.evaluate import Windowing, score, utterance_logits
-from liser.students.train import LabeledSet, train_student
-
-WINDOWING = Windowing(window_frames=94, stride_frames=3.125, pad_value=-13.8, batch_size=32)
-
-
-def band_set(n: int, seed: int) -> LabeledSet:
-    """Class 0 has its energy in low mel bands, class 1 in high ones; lengths vary around 3 s."""
-    rng = np.random.default_rng(seed)
-    features, labels = [], []
-    for i in range(n):
-        label = i % 2
-        frames = int(rng.integers(60, 140))
-        logmel = rng.normal(-8, 1, (64, frames)).astype(np.float32)
-        bands = slice(5, 20) if label == 0 else slice(40, 55)
-        logmel[bands] += 4
-        features.append(logmel)
-        labels.append(label)
-    return LabeledSet([f"u{i}" for i in range(n)], features, np.array(labels))
+from tests.student_data import WINDOWING, band_set, train_one, train_params
 
 
 def small_run(epochs=3, seed=0, precision="float32", **options):
-    params = TrainParams(lr=3e-3, epochs=epochs, batch_size=8, seed=seed, threads=1, precision=precision)
-    return train_student(
-        band_set(32, 1), band_set(16, 2), StudentConfig(speech_classes=2), params, WINDOWING, **options
+    return train_one(
+        band_set(32, 1), band_set(16, 2), train_params(epochs=epochs, seed=seed, precision=precision), **options
     )
 
 
@@ -39,6 +21,7 @@ def test_learns_a_separable_problem():
     assert score(test.labels, utterance_logits(result.model, test.features, WINDOWING)).uar >= 0.9
     assert list(result.history["epoch"]) == [1, 2, 3, 4]
     assert result.history["validation_uar"].max() == result.history.loc[result.best_epoch - 1, "validation_uar"]
+    assert result.steps == 4 * 4  # 32 items in batches of 8, 4 epochs
 
 
 def test_bfloat16_training_learns_and_keeps_float32_weights():
@@ -53,15 +36,15 @@ def test_bfloat16_training_learns_and_keeps_float32_weights():
 
 
 def test_validation_uses_its_own_stride(monkeypatch):
-    import liser.students.train
+    import liser.students.population
 
-    strides, scored = [], liser.students.train.utterance_logits
+    strides, scored = [], liser.students.population.utterance_logits
 
     def recording(model, features, windowing):
         strides.append(windowing.stride_frames)
         return scored(model, features, windowing)
 
-    monkeypatch.setattr(liser.students.train, "utterance_logits", recording)
+    monkeypatch.setattr(liser.students.population, "utterance_logits", recording)
     coarse = Windowing(window_frames=94, stride_frames=15.625, pad_value=-13.8, batch_size=32)
     small_run(epochs=2, validation_windowing=coarse)
     small_run(epochs=1)
@@ -72,6 +55,8 @@ def test_same_seed_same_model():
     a, b = small_run(epochs=2, seed=5), small_run(epochs=2, seed=5)
     for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(x, y), name
+    c = small_run(epochs=2, seed=6)
+    assert not torch.equal(a.model.state_dict()["conv.0.0.weight"], c.model.state_dict()["conv.0.0.weight"])
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -104,3 +89,23 @@ def test_utterance_logits_average_the_windows():
     np.testing.assert_allclose(
         utterance_logits(result.model, [long], WINDOWING)[0], expected.numpy(), rtol=1e-5, atol=1e-5
     )
+
+
+def test_a_checkpoint_whose_class_names_repeat_is_refused(tmp_path):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    model = small_run(epochs=1).model
+    with pytest.raises(ValueError, match="distinct"):
+        save_student(tmp_path / "s.safetensors", model, ["low", "low"])
+    save_student(tmp_path / "s.safetensors", model, ["low", "high"])
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "s.safetensors"), framework="pt") as handle:
+        described = json.loads(handle.metadata()["liser_student"])
+    described["classes"] = ["neutral", "neutral"]
+    tensors = load_file(str(tmp_path / "s.safetensors"))
+    save_file(tensors, str(tmp_path / "tampered.safetensors"), metadata={"liser_student": json.dumps(described)})
+    with pytest.raises(ValueError, match=r"tampered\.safetensors: its class names repeat \(neutral\)"):
+        load_student(tmp_path / "tampered.safetensors")

@@ -306,16 +306,16 @@ def test_the_video_teacher_refuses_files_fetched_for_other_params(tmp_path):
     (weights / S2D_FILE).write_bytes(S2D_BYTES)
     (weights / MOBILEFACENET_FILE).write_bytes(MOBILEFACENET_BYTES)
     with pytest.raises(ChecksumMismatch):  # the stand-in is not the pinned landmark file
-        fetch_video_weights(paper.video_weights, paper.video_teacher, weights)
+        fetch_video_weights(paper.video_weights, True, weights)
     landmark = paper.video_weights.mobilefacenet.model_copy(update={"git_blob": git_blob(MOBILEFACENET_BYTES)})
     fetched_for = paper.video_weights.model_copy(update={"mobilefacenet": landmark})
-    fetch_video_weights(fetched_for, paper.video_teacher, weights)
+    fetch_video_weights(fetched_for, True, weights)
     assert published_files(weights, fetched_for)["published"]
     with pytest.raises(WeightsUnavailable) as refused:
         published_files(weights, paper.video_weights)
     assert git_blob(MOBILEFACENET_BYTES) in str(refused.value) and "3f7d78be085b" in str(refused.value)
     demo = load_params(REPO / "params.yaml")
-    fetch_video_weights(demo.video_weights, demo.video_teacher, tmp_path / "demo")
+    fetch_video_weights(demo.video_weights, False, tmp_path / "demo")
     with pytest.raises(WeightsUnavailable, match="says none were"):
         published_files(tmp_path / "demo", demo.video_weights)
 
@@ -323,7 +323,7 @@ def test_the_video_teacher_refuses_files_fetched_for_other_params(tmp_path):
 def test_the_demo_fetches_nothing_and_records_it(tmp_path):
     params = load_params(REPO / "params.yaml")
     assert params.video_teacher.source == "train"
-    record = fetch_video_weights(params.video_weights, params.video_teacher, tmp_path / "s2d")
+    record = fetch_video_weights(params.video_weights, False, tmp_path / "s2d")
     assert record == {"published": False, "params": None}
     assert [p.name for p in (tmp_path / "s2d").iterdir()] == [RECORD_FILE]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from liser.corpora.table import CorpusTable, build_table
+from liser.corpora.table import CorpusError, CorpusTable, build_table
 from liser.params import CorpusParams
 
 __all__ = ["EMOTIONS", "read", "parse_name", "read_genders"]
@@ -28,7 +28,7 @@ def read_genders(csv_path: Path) -> dict[str, str]:
     demographics = pd.read_csv(csv_path, dtype=str)
     missing = {"ActorID", "Sex"} - set(demographics.columns)
     if missing:
-        raise ValueError(f"{csv_path}: missing column(s) {', '.join(sorted(missing))}")
+        raise CorpusError(f"{csv_path}: missing column(s) {', '.join(sorted(missing))}")
     return {row.ActorID.strip(): row.Sex.strip().lower() for row in demographics.itertuples()}
 
 

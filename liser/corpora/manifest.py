@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from liser.corpora.table import CorpusTable, build_table
+from liser.corpora.table import CorpusError, CorpusTable, build_table
 from liser.params import CorpusParams
 
 __all__ = ["REQUIRED", "classes", "read", "read_rows", "inside", "listed_file", "listed_emotions"]
@@ -56,7 +56,7 @@ def read_rows(table: Path) -> Iterator[tuple[int, dict | str]]:
             yield number, {str(k): "" if v is None else str(v).strip() for k, v in row.items()}
         return
     if table.suffix.lower() not in (".csv", ".tsv"):
-        raise ValueError(f"{table}: a corpus table is .csv, .tsv or JSON lines (.jsonl)")
+        raise CorpusError(f"{table}: a corpus table is .csv, .tsv or JSON lines (.jsonl)")
     frame = pd.read_csv(table, sep="\t" if table.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False)
     for number, row in enumerate(frame.to_dict("records"), start=2):  # line 1 is the header
         yield number, {str(k).strip(): str(v).strip() for k, v in row.items()}
@@ -75,13 +75,13 @@ def inside(folder: Path, listed: str) -> Path | str:
 
 
 def _checked_columns(table: Path) -> set[str]:
-    """The table's columns; raise ValueError when a required one is missing."""
+    """The table's columns; raise CorpusError when a required one is missing."""
     columns = next((set(row) for _, row in read_rows(table) if isinstance(row, dict)), set())
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise ValueError(f"{table}: missing column(s) {', '.join(missing)}; a manifest has {', '.join(REQUIRED)}")
+        raise CorpusError(f"{table}: missing column(s) {', '.join(missing)}; a manifest has {', '.join(REQUIRED)}")
     if {"session", "split"} <= columns:
-        raise ValueError(f"{table}: give the speakers' groups in one column, session or split, not both")
+        raise CorpusError(f"{table}: give the speakers' groups in one column, session or split, not both")
     return columns
 
 
@@ -96,7 +96,7 @@ def listed_emotions(corpus: CorpusParams, column: str = "emotion") -> tuple[str,
     found = {row.get(column, "") for _, row in read_rows(table) if isinstance(row, dict)}
     found.discard("")
     if not found:
-        raise ValueError(f"{table}: no row names an emotion (column {column!r})")
+        raise CorpusError(f"{table}: no row names an emotion (column {column!r})")
     return tuple(sorted(found))
 
 

@@ -1,4 +1,5 @@
-"""The table every corpus reader produces."""
+"""What every labeled corpus reader produces: the utterance table (:mod:`liser.manifests`), the files it skipped
+and why, and a summary."""
 
 from __future__ import annotations
 
@@ -9,34 +10,33 @@ from pathlib import Path
 import pandas as pd
 
 from liser.corpora.audio_check import UnusableAudio, check_audio
-from liser.files import write_csv, write_json, write_parquet
+from liser.files import write_csv, write_json
+from liser.logs import UserError
+from liser.manifests import COLUMNS, Manifest, write_manifest
 
-__all__ = ["COLUMNS", "CorpusTable", "NothingUsable", "build_table"]
-
-COLUMNS = (
-    "utterance",  # file stem, unique within a corpus
-    "path",  # the audio file as found under the corpus root
-    "corpus",
-    "speaker",
-    "gender",  # "male" | "female" | "unknown" (a manifest or EmoBox list may not say)
-    "emotion",  # the corpus's own class name
-    "label",  # index of emotion in the corpus's classes (liser.corpora.corpus_classes)
-    "statement",  # sentence / statement code
-    "intensity",  # intensity level as the corpus codes it
-    "session",  # recording session (speakers of one session share a fold with folds_by: session); "" if none
-    "duration",  # seconds
-    "sample_rate",
-)
+__all__ = ["CorpusError", "CorpusTable", "NothingUsable", "build_table", "outside"]
 
 
-class NothingUsable(RuntimeError):
+class NothingUsable(UserError, RuntimeError):
     """A corpus folder in which no file could be used."""
+
+
+class CorpusError(UserError, ValueError):
+    """A corpus definition or table that cannot be read, with the file in the message."""
+
+
+def outside(path: Path, root: Path) -> str | None:
+    """Why ``path`` is not inside ``root`` once links are followed (a link out of the corpus folder), or None."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        return f"a link out of the corpus folder {root}: files are read only from inside it"
+    return None
 
 
 @dataclass(frozen=True)
 class CorpusTable:
     utterances: pd.DataFrame
     problems: pd.DataFrame  # path, reason
+    classes: tuple[str, ...]  # label i is classes[i]: what the teachers' and students' heads predict
 
     def summary(self) -> dict:
         utterances = self.utterances
@@ -50,8 +50,9 @@ class CorpusTable:
         }
 
     def write(self, manifest: str | Path, rejected: str | Path, metrics: str | Path) -> None:
-        """The table (Parquet), the rejected files with reasons (CSV) and a summary (JSON metric)."""
-        write_parquet(manifest, self.utterances)
+        """The table (Parquet, with the class list in its metadata, so a class no file has still changes it), the
+        rejected files with reasons (CSV) and a summary (JSON metric)."""
+        write_manifest(manifest, Manifest(self.utterances, self.classes))
         write_csv(rejected, self.problems)
         write_json(metrics, self.summary())
 
@@ -85,7 +86,7 @@ def build_table(
             problems.append({"path": str(path), "reason": fields})
             continue
         fields = {"utterance": path.stem, "session": "", **fields}
-        reason = _rejection(fields, classes, seen, corpus)
+        reason = outside(path, root) or _rejection(fields, classes, seen, corpus)
         if reason is None:
             try:
                 info = check_audio(path)
@@ -114,4 +115,4 @@ def build_table(
             f"check corpora.{corpus} in params.yaml"
         )
     utterances = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("utterance", ignore_index=True)
-    return CorpusTable(utterances, pd.DataFrame(problems, columns=["path", "reason"]))
+    return CorpusTable(utterances, pd.DataFrame(problems, columns=["path", "reason"]), tuple(classes))

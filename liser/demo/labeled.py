@@ -15,21 +15,12 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
+from liser.corpora import ravdess
 from liser.demo.voice import random_speaker, speak
 
 __all__ = ["write_ravdess", "write_crema_d"]
 
 RAVDESS_STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
-RAVDESS_EMOTIONS = {
-    "01": "neutral",
-    "02": "calm",
-    "03": "happy",
-    "04": "sad",
-    "05": "angry",
-    "06": "fearful",
-    "07": "disgust",
-    "08": "surprised",
-}
 CREMA_D_SENTENCES = {
     "IEO": "It's eleven o'clock",
     "TIE": "That is exactly what happened",
@@ -63,7 +54,7 @@ def write_ravdess(root: Path, actors: int, seed: int, broken_files: bool) -> int
     for actor in range(1, actors + 1):
         gender = "male" if actor % 2 else "female"
         speaker = random_speaker(_rng(seed, "ravdess-speaker", actor), gender)
-        for code, emotion in RAVDESS_EMOTIONS.items():
+        for code, emotion in ravdess.EMOTION_CODES.items():
             for statement, text in RAVDESS_STATEMENTS.items():
                 # RAVDESS has no strong neutral; the demo speaks statement 02 strongly for the rest
                 intensity = "02" if statement == "02" and code != "01" else "01"

@@ -3,7 +3,7 @@
 Log-Mels of many utterances (or segments) live in one flat ``(mels, total frames)`` tensor with each item's offset
 and length; the window softmaxes of the unlabeled segments in one padded ``(segments, windows, classes)`` tensor
 with the windows' midpoints.  A batch's random 3 s crops, the silence padding of short items and each teacher's
-target (the mean softmax of the windows a crop covers, :func:`liser.students.distill.crop_targets`) are then a few
+target (the mean softmax of the windows a crop covers, :mod:`liser.students.data`) are then a few
 tensor gathers.
 
 :class:`BatchOrder` decides which items each batch of an epoch holds (``train.batch_composition``): ``pooled``
@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from liser.students.distill import UnlabeledSet
+from liser.students.data import UnlabeledSet
 from liser.training import shuffled_batches
 
 __all__ = ["BatchOrder", "epoch_batches", "FeatureBank", "WindowTargets", "window_targets", "BatchPlan", "plan_batch"]

@@ -23,6 +23,8 @@ METADATA_KEY = "liser_student"
 
 
 def save_student(path: str | Path, model: Student, classes: list[str], **info: object) -> None:
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"{path}: class names must be distinct (got {list(classes)})")
     described = {"config": dataclasses.asdict(model.config), "classes": list(classes), "info": info}
     metadata = {METADATA_KEY: json.dumps(described, sort_keys=True, default=str)}
     tensors = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
@@ -86,6 +88,11 @@ def load_student(path: str | Path) -> tuple[Student, list[str], dict]:
         raise ValueError(
             f"{path}: {len(classes) if isinstance(classes, list) else 'no'} class names for a student with "
             f"{model.config.speech_classes} outputs"
+        )
+    if len(set(classes)) != len(classes):
+        repeated = sorted({name for name in classes if classes.count(name) > 1})
+        raise ValueError(
+            f"{path}: its class names repeat ({', '.join(map(str, repeated))}): predictions would be ambiguous"
         )
     model.load_state_dict(tensors, strict=True)
     model.eval()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from liser.params import LossParams
-from liser.students.distill import Objective
+from liser.students.objective import Objective
 
 __all__ = [
     "Configuration",
@@ -39,14 +39,15 @@ class Configuration:
         """The folder and metrics name: the configuration, plus the labeled share when it is not all."""
         return self.name if self.labeled_percent == 100 else f"{self.name}-labeled{self.labeled_percent}"
 
-    def objective(self, loss: LossParams, lambda_sd: float, lambda_vd: float) -> Objective:
-        """The loss with these weights (a teacher the configuration does not use gets 0)."""
+    def objective(self, lambda_sd: float, lambda_vd: float, class_reduction: str = "mean") -> Objective:
+        """The loss with these weights (a teacher the configuration does not use gets 0) and, for an MAE term,
+        ``class_reduction`` (``loss.class_reduction``)."""
         return Objective(
             lambda_sd=lambda_sd if self.speech else 0.0,
             lambda_vd=lambda_vd if self.video else 0.0,
             confidence=self.confidence,
             distill_loss=self.distill_loss,
-            class_reduction=loss.class_reduction,
+            class_reduction=class_reduction,
         )
 
 
@@ -86,16 +87,15 @@ def configuration(name: str, labeled_percent: int = 100) -> Configuration:
 
 def lambda_candidates(configuration: Configuration, loss: LossParams) -> list[tuple[float, float]]:
     """(λ_sd, λ_vd) pairs to train: each λ the configuration uses is its fixed value, or every value of
-    ``loss.lambda_grid`` when it is ``auto``; one it does not use is 0.  5 pairs for one teacher on auto, 25 for
-    both."""
+    ``loss.lambda_grid`` when it is ``auto``; one it does not use is 0 (and is not read).  5 pairs for one teacher
+    on auto, 25 for both."""
 
-    def values(uses: bool, value: float | str) -> list[float]:
+    def values(uses: bool, key: str) -> list[float]:
         if not uses:
             return [0.0]
+        value = getattr(loss, key)
         return [float(v) for v in loss.lambda_grid] if value == "auto" else [float(value)]
 
     return [
-        (sd, vd)
-        for sd in values(configuration.speech, loss.lambda_sd)
-        for vd in values(configuration.video, loss.lambda_vd)
+        (sd, vd) for sd in values(configuration.speech, "lambda_sd") for vd in values(configuration.video, "lambda_vd")
     ]

@@ -1,8 +1,8 @@
-"""Students per corpus, configuration and fold: trained on the fold's training speakers (and the
-unlabeled segments when the configuration distils), chosen on its validation speakers and scored on
-its unseen test speakers.  A λ set to ``auto`` is chosen per fold the paper's way (section 3.6): every
-candidate of ``loss.lambda_grid`` is trained, and the one with the best validation UAR is kept.  All of a
-stage's students (folds x candidates) go through the population engine (:mod:`liser.students.population`)."""
+"""Students per corpus, configuration and fold: trained on the fold's training speakers (and the unlabeled segments
+when the configuration distils), chosen on its validation speakers and scored on its unseen test speakers.  A λ
+set to ``auto`` is chosen per fold the paper's way (section 3.6): every candidate of ``loss.lambda_grid`` is
+trained, and the one with the best validation UAR is kept.  All of a stage's students (folds x candidates) go
+through the population engine (:mod:`liser.students.population`)."""
 
 from __future__ import annotations
 
@@ -13,33 +13,66 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from liser.corpora import corpus_classes
 from liser.features import FeatureStore
 from liser.files import atomic_directory, write_json, write_parquet
-from liser.folds import fold_utterances, labeled_share
+from liser.folds import FoldsError, fold_utterances, labeled_share
+from liser.manifests import read_manifest
 from liser.metrics import sample_std, score
 from liser.models.student import StudentConfig
-from liser.params import Params
+from liser.params import EvaluateParams, FeatureParams, Params, StudentParams, TrainParams
 from liser.runtime import resolve_device
 from liser.students.batching import epoch_batches
 from liser.students.checkpoints import save_student
 from liser.students.configurations import Configuration, lambda_candidates
-from liser.students.distill import Objective, UnlabeledSet, unlabeled_set
+from liser.students.data import LabeledSet, UnlabeledSet, unlabeled_set
 from liser.students.evaluate import utterance_logits, windowing
+from liser.students.objective import Objective
 from liser.students.population import Member, MemberResult, train_population
-from liser.students.train import LabeledSet
 from liser.tracking import TrainingCurves
 from liser.window_tables import read_softmaxes
 
 __all__ = [
-    "labeled_set",
+    "StudentSettings",
     "StudentInputs",
+    "labeled_set",
     "fold_unlabeled_set",
     "student_config",
+    "distilled_batches_per_epoch",
     "run_configuration",
 ]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudentSettings:
+    """What a student stage reads of ``params.yaml``: exactly the settings its configuration uses."""
+
+    folds: list[int]  # cv.folds
+    features: FeatureParams
+    student: StudentParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    candidates: list[tuple[float, float]]  # (λ_sd, λ_vd) to train per fold: loss.lambda_sd/_vd/_grid as used
+    class_reduction: str = "mean"  # loss.class_reduction, for a configuration with an MAE distillation term
+    min_face_fraction: float = 0.0  # windows.min_face_fraction, for a configuration distilling from the video teacher
+    share_seed: int = 0  # label_efficiency.seed, for a configuration on a share of the labeled utterances
+
+    @classmethod
+    def read(cls, params: Params, configuration: Configuration) -> StudentSettings:
+        """The settings ``configuration`` uses, and only those: a change to any other leaves its stage alone."""
+        distils_with_mae = (configuration.speech or configuration.video) and configuration.distill_loss == "mae"
+        return cls(
+            folds=params.cv.folds,
+            features=params.features,
+            student=params.student,
+            train=params.train,
+            evaluate=params.evaluate,
+            candidates=lambda_candidates(configuration, params.loss),
+            class_reduction=params.loss.class_reduction if distils_with_mae else "mean",
+            min_face_fraction=params.windows.min_face_fraction if configuration.video else 0.0,
+            share_seed=params.label_efficiency.seed if configuration.labeled_percent < 100 else 0,
+        )
 
 
 def labeled_set(utterances: pd.DataFrame, store: FeatureStore) -> LabeledSet:
@@ -62,7 +95,7 @@ class StudentInputs:
     features: Path
     unlabeled_features: Path | None = None  # log-Mels of the unlabeled segments
     speech_softmaxes: Path | None = None  # folder of fold<k>.parquet
-    video_softmaxes: Path | None = None  # one Parquet file
+    video_softmaxes: Path | None = None  # one window-softmax table
 
 
 def fold_unlabeled_set(
@@ -89,15 +122,21 @@ def fold_unlabeled_set(
     return unlabeled_set(FeatureStore(inputs.unlabeled_features), hop_s, speech, video, min_face_fraction)
 
 
-def student_config(corpus: str, params: Params) -> StudentConfig:
+def student_config(classes: tuple[str, ...], student: StudentParams, features: FeatureParams) -> StudentConfig:
+    """Table 1's student for ``classes`` (K_S) with the sizes of ``student`` over ``features.n_mels`` bands."""
     return StudentConfig(
-        speech_classes=len(corpus_classes(params.corpora, corpus)),
-        video_classes=params.student.video_classes,
-        n_mels=params.features.n_mels,
-        conv_channels=params.student.conv_channels,
-        lstm_hidden=params.student.lstm_hidden,
-        distill_hidden=params.student.distill_hidden,
+        speech_classes=len(classes),
+        video_classes=student.video_classes,
+        n_mels=features.n_mels,
+        conv_channels=student.conv_channels,
+        lstm_hidden=student.lstm_hidden,
+        distill_hidden=student.distill_hidden,
     )
+
+
+def distilled_batches_per_epoch(n_labeled: int, n_unlabeled: int, train: TrainParams) -> int:
+    """Batches in an epoch of a run that distils over ``n_unlabeled`` segments, under ``train.batch_composition``."""
+    return epoch_batches(n_labeled, n_unlabeled, train.batch_size, train.batch_composition, train.labeled_per_batch)
 
 
 @dataclass
@@ -111,65 +150,54 @@ class _Fold:
 
 
 def _load_fold(
-    corpus: str,
+    name: str,
     fold: int,
     configuration: Configuration,
-    params: Params,
+    settings: StudentSettings,
     inputs: StudentInputs,
     utterances: pd.DataFrame,
     speaker_roles: pd.DataFrame,
     store: FeatureStore,
 ) -> _Fold:
     if fold not in set(speaker_roles["fold"]):
-        raise ValueError(f"{inputs.folds} has no fold {fold} (cv.folds = {params.cv.folds})")
+        raise FoldsError(f"{inputs.folds} has no fold {fold} (cv.folds = {settings.folds}): dvc repro folds")
     by_role = {role: fold_utterances(utterances, speaker_roles, fold, role) for role in ("train", "validation", "test")}
-    by_role["train"] = labeled_share(
-        by_role["train"], configuration.labeled_percent, params.label_efficiency.seed + fold
-    )
+    by_role["train"] = labeled_share(by_role["train"], configuration.labeled_percent, settings.share_seed + fold)
     sets = {role: labeled_set(rows, store) for role, rows in by_role.items()}
-    min_face_fraction = params.windows.min_face_fraction if configuration.video else 0.0
-    unlabeled = fold_unlabeled_set(inputs, fold, configuration, params.features.hop_s, min_face_fraction)
+    unlabeled = fold_unlabeled_set(inputs, fold, configuration, settings.features.hop_s, settings.min_face_fraction)
     log.info(
-        "%s %s fold %d: %s utterances, %s unlabeled segments",
-        corpus,
-        configuration.run_name,
+        "%s fold %d: %s utterances, %s unlabeled segments",
+        name,
         fold,
         {r: len(s.labels) for r, s in sets.items()},
         0 if unlabeled is None else len(unlabeled),
     )
     if configuration.matched_steps:
-        batches = distilled_batches_per_epoch(len(sets["train"].labels), len(unlabeled), params)
-        log.info("%s %s fold %d: %d batches per epoch, as vid-sp-dstl", corpus, configuration.name, fold, batches)
+        batches = distilled_batches_per_epoch(len(sets["train"].labels), len(unlabeled), settings.train)
+        log.info("%s fold %d: %d batches per epoch, as vid-sp-dstl", name, fold, batches)
         return _Fold(fold, sets, None, batches)
     return _Fold(fold, sets, unlabeled)
 
 
-def distilled_batches_per_epoch(n_labeled: int, n_unlabeled: int, params: Params) -> int:
-    """Batches in an epoch of a run that distils over ``n_unlabeled`` segments, under ``train.batch_composition``."""
-    train = params.train
-    return epoch_batches(n_labeled, n_unlabeled, train.batch_size, train.batch_composition, train.labeled_per_batch)
-
-
-def _train(members: list[Member], config: StudentConfig, params: Params, name: str) -> list[MemberResult]:
+def _train(members: list[Member], config: StudentConfig, settings: StudentSettings, name: str) -> list[MemberResult]:
     """The members in populations of ``train.population`` (auto: all at once on a GPU, one by one on a CPU)."""
-    size = params.train.population
+    train = settings.train
+    size = train.population
     if size == "auto":
-        size = len(members) if resolve_device(params.train.device).type == "cuda" else 1
-    windows, validation_windows = (
-        windowing(params.features, params.evaluate),
-        windowing(params.features, params.evaluate, params.evaluate.validation_stride_s),
-    )
+        size = len(members) if resolve_device(train.device).type == "cuda" else 1
+    windows = windowing(settings.features, settings.evaluate)
+    validation_windows = windowing(settings.features, settings.evaluate, settings.evaluate.validation_stride_s)
     results = []
     for start in range(0, len(members), size):
         chunk = members[start : start + size]
         label = name if len(chunk) == len(members) else f"{name} {start + 1}-{start + len(chunk)}/{len(members)}"
-        results += train_population(chunk, config, params.train, windows, validation_windows, label)
+        results += train_population(chunk, config, train, windows, validation_windows, label)
     return results
 
 
-def _scored(result: MemberResult, fold: _Fold, params: Params) -> dict:
+def _scored(result: MemberResult, fold: _Fold, settings: StudentSettings) -> dict:
     test_logits = utterance_logits(
-        result.model, fold.sets["test"].features, windowing(params.features, params.evaluate)
+        result.model, fold.sets["test"].features, windowing(settings.features, settings.evaluate)
     )
     best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]
     return {
@@ -187,7 +215,7 @@ def _write_fold(
     result: MemberResult,
     scored: dict,
     distillation: pd.DataFrame | None,
-    classes: list[str],
+    classes: tuple[str, ...],
     chosen: tuple[float, float],
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
@@ -195,7 +223,7 @@ def _write_fold(
     save_student(
         out / "student.safetensors",
         result.model,
-        classes,
+        list(classes),
         corpus=corpus,
         fold=fold.fold,
         configuration=configuration.run_name,
@@ -238,36 +266,38 @@ def _fold_summary(per_fold: dict[int, dict]) -> dict:
 def run_configuration(
     corpus: str,
     configuration: Configuration,
-    params: Params,
+    settings: StudentSettings,
     inputs: StudentInputs,
     out: Path,
     metrics: Path,
     live: Path | None = None,
 ) -> dict:
-    """Every fold of ``params.cv.folds`` (times every λ candidate when a λ is ``auto``) trained as populations;
-    per fold the candidate with the best validation UAR (never test) goes to ``out/fold<k>/``.  ``metrics``: mean
-    ± std over folds, and per fold its scores, chosen λ, optimiser steps and every candidate's validation and
-    test UAR.  ``out`` appears whole when every fold is done.  ``live``: the DVCLive folder of the kept students'
-    curves (:mod:`liser.tracking`), logged from their histories once they are chosen."""
-    candidates = lambda_candidates(configuration, params.loss)
-    utterances = pd.read_parquet(inputs.manifest)
+    """Every fold of ``settings.folds`` (times every λ candidate) trained as populations; per fold the candidate
+    with the best validation UAR (never test) goes to ``out/fold<k>/``.  ``metrics``: mean ± std over folds, and per
+    fold its scores, chosen λ, optimiser steps and every candidate's validation and test UAR.  ``out`` appears
+    whole when every fold is done.  ``live``: the DVCLive folder of the kept students' curves
+    (:mod:`liser.tracking`), logged from their histories once they are chosen."""
+    manifest = read_manifest(inputs.manifest)
     speaker_roles = pd.read_csv(inputs.folds, dtype={"speaker": str})
     store = FeatureStore(inputs.features)
+    name = f"{corpus} {configuration.run_name}"
     folds = [
-        _load_fold(corpus, k, configuration, params, inputs, utterances, speaker_roles, store) for k in params.cv.folds
+        _load_fold(name, k, configuration, settings, inputs, manifest.utterances, speaker_roles, store)
+        for k in settings.folds
     ]
-    config = student_config(corpus, params)
+    config = student_config(manifest.classes, settings.student, settings.features)
+    candidates = settings.candidates
     pairs = [(fold, candidate) for fold in folds for candidate in candidates]
-    objectives = [configuration.objective(params.loss, *candidate) for _, candidate in pairs]
+    objectives = [configuration.objective(*candidate, settings.class_reduction) for _, candidate in pairs]
     distillations: list[pd.DataFrame | None] = [None] * len(pairs)
     initial: list[dict | None] = [None] * len(pairs)
-    name = f"{corpus} {configuration.run_name}"
+    seed = settings.train.seed
     if configuration.two_stage:
         first = [
-            Member(f"fold{f.fold} {_label(c)} distillation", None, None, o, f.unlabeled, seed=params.train.seed)
+            Member(f"fold{f.fold} {_label(c)} distillation", None, None, o, f.unlabeled, seed=seed)
             for (f, c), o in zip(pairs, objectives)
         ]
-        stage_one = _train(first, config, params, f"{name} distillation")
+        stage_one = _train(first, config, settings, f"{name} distillation")
         initial = [r.model.state_dict() for r in stage_one]
         distillations = [r.history for r in stage_one]
     members = [
@@ -277,15 +307,14 @@ def run_configuration(
             f.sets["validation"],
             Objective() if configuration.two_stage else o,
             None if configuration.two_stage else f.unlabeled,
-            seed=params.train.seed,
+            seed=seed,
             initial_state=state,
             batches_per_epoch=f.batches_per_epoch,
         )
         for (f, c), o, state in zip(pairs, objectives, initial)
     ]
-    results = _train(members, config, params, name)
-    scored = [_scored(r, f, params) for r, (f, _) in zip(results, pairs)]
-    classes = list(corpus_classes(params.corpora, corpus))
+    results = _train(members, config, settings, name)
+    scored = [_scored(r, f, settings) for r, (f, _) in zip(results, pairs)]
     per_fold = {}
     curves = TrainingCurves(live)
     with atomic_directory(out) as staging:
@@ -301,7 +330,7 @@ def run_configuration(
                 results[chosen],
                 scored[chosen],
                 distillations[chosen],
-                classes,
+                manifest.classes,
                 pairs[chosen][1],
             )
             lambda_sd, lambda_vd = pairs[chosen][1]
@@ -324,12 +353,7 @@ def run_configuration(
                     for i in rows
                 ]
             log.info(
-                "%s %s fold %d: test UAR %.3f (%s)",
-                corpus,
-                configuration.run_name,
-                fold.fold,
-                scored[chosen]["test"].uar,
-                _label(pairs[chosen][1]),
+                "%s fold %d: test UAR %.3f (%s)", name, fold.fold, scored[chosen]["test"].uar, _label(pairs[chosen][1])
             )
     curves.finish()
     summary = {**_fold_summary(per_fold), "folds": {str(k): v for k, v in per_fold.items()}}

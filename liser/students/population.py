@@ -5,8 +5,9 @@ batch of 25 crops leaves a GPU idle, so here the M members are one model: their 
 member axis, the convolutions grouped by member, BatchNorm over member x channel, the LSTM and the heads as
 batched matrix products, and one AdamW over the stacked weights.  Each member keeps its own fold, loss weights
 (λ_sd, λ_vd, confidence, distillation loss), seed and data order, and ends with the weights of its own best
-validation epoch: a member's result is the one :func:`liser.students.train.train_student` gives it alone, within
-float rounding (tested).
+validation epoch: a member's result is the one it gets trained alone by the plain one-student loop the tests keep as
+their oracle (``tests/reference_student.py``), within float rounding.  This is the students' only training path: a
+single student is a population of one, trained as the :class:`liser.models.student.Student` module itself.
 
 Members whose epoch has ended (their folds differ in size) or whose last batch is short are padded; padding takes
 no part in BatchNorm's statistics, the loss or the optimiser step, which is what keeps members independent.
@@ -30,9 +31,9 @@ from liser.models.student import Student, StudentConfig
 from liser.params import TrainParams
 from liser.runtime import resolve_device, resolve_precision
 from liser.students.batching import BatchOrder, FeatureBank, WindowTargets, plan_batch, window_targets
-from liser.students.distill import Objective, UnlabeledSet
+from liser.students.data import LabeledSet, UnlabeledSet
 from liser.students.evaluate import Windowing, utterance_logits
-from liser.students.train import LabeledSet
+from liser.students.objective import Objective, StackedObjectives
 from liser.training import full_state, seed_everything
 
 __all__ = ["Member", "MemberResult", "PopulationStudent", "StackedAdamW", "train_population"]
@@ -199,7 +200,7 @@ class _OneStudent:
         self.optimizer.zero_grad(set_to_none=True)
 
     def step(self, moving: dict[str, torch.Tensor]) -> None:
-        for prefix in ("sd_head", "vd_head"):  # a head outside the loss has no gradient, as in train_student
+        for prefix in ("sd_head", "vd_head"):  # a head outside the loss has no gradient (None), as when alone
             if not bool(moving[f"{prefix}."][0]):
                 for parameter in getattr(self.model, prefix).parameters():
                     parameter.grad = None
@@ -330,32 +331,6 @@ def _initial_state(member: Member, config: StudentConfig) -> dict[str, torch.Ten
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
-def _loss_weights(members: Sequence[Member], device: torch.device) -> dict[str, torch.Tensor]:
-    """Per-member loss settings as (M,) tensors, so that every member's loss is one vectorised expression."""
-    objectives = [m.objective for m in members]
-
-    def column(values, dtype=torch.float32):
-        return torch.tensor(values, dtype=dtype, device=device)
-
-    return {
-        "lambda_sd": column([o.lambda_sd for o in objectives]),
-        "lambda_vd": column([o.lambda_vd for o in objectives]),
-        "confidence": column([o.confidence for o in objectives], torch.bool),
-        "ce": column([o.distill_loss == "ce" for o in objectives], torch.bool),
-        "sum": column([o.class_reduction == "sum" for o in objectives], torch.bool),
-    }
-
-
-def _distillation(logits: torch.Tensor, targets: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(M, B) per-item distillation term: MAE of softmaxes (mean or sum over classes), or soft cross-entropy."""
-    errors = (torch.softmax(logits, dim=-1) - targets).abs().sum(dim=-1)
-    mae = torch.where(weights["sum"][:, None], errors, errors / logits.shape[-1])
-    ce = -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1)
-    term = torch.where(weights["ce"][:, None], ce, mae)
-    confidence = torch.where(weights["confidence"][:, None], targets.max(dim=-1).values, torch.ones_like(term))
-    return term * confidence
-
-
 def _assemble(plans, data, members, labeled_bank, unlabeled_bank, batch, config, frames, pad, device):
     """One step's tensors for every member at once: crops (M, B, mels, frames), labels, each teacher's targets
     (M, B, K), and which positions hold a labeled item, an item with each teacher's target, any item.  Each bank is
@@ -429,9 +404,9 @@ def train_population(
     """Train every member for ``params.epochs`` epochs of its own data, all in one batched model; each keeps the
     epoch with its best validation UAR (ties keep the earlier epoch), or its last epoch without validation.
 
-    Epochs, batches and crops follow :func:`liser.students.train.train_student` member by member: each epoch's
-    batches from :class:`liser.students.batching.BatchOrder` (``params.batch_composition``) over its labeled and,
-    when its objective distils, unlabeled items.
+    Each member's epochs hold the batches of :class:`liser.students.batching.BatchOrder`
+    (``params.batch_composition``) over its labeled and, when its objective distils, unlabeled items, drawn from
+    its own generator (its seed); its loss is :mod:`liser.students.objective`'s.
     """
     if not members:
         raise ValueError("a population needs at least one member")
@@ -477,7 +452,7 @@ def train_population(
         )
         for member, (labeled_rows, unlabeled_rows) in zip(members, member_rows)
     ]
-    weights = _loss_weights(members, device)
+    objectives = StackedObjectives([m.objective for m in members], device)
     frames, pad = windowing.window_frames, windowing.pad_value
     total_steps = max(d.batches_per_epoch for d in data) * params.epochs
     epoch_of = [0] * len(members)
@@ -510,23 +485,19 @@ def train_population(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
                 sup, sd, vd = model.forward(crops.permute(1, 0, 2, 3), present_t)
             sup, sd, vd = sup.float(), sd.float(), vd.float()
-        supervised = F.cross_entropy(sup.flatten(0, 1), labels.flatten(), reduction="none").view_as(labels)
-        total = (supervised * is_labeled).sum(dim=1)
-        distilled = {}  # per head: the batch positions whose loss it enters
-        for head, lam, logits, targets, teacher in (
-            ("sd_head.", "lambda_sd", sd, speech, "speech"),
-            ("vd_head.", "lambda_vd", vd, video, "video"),
-        ):
-            term = _distillation(logits, targets, weights)
-            distilled[head] = has_target[teacher] & (weights[lam][:, None] > 0)
-            total = total + weights[lam] * (term * distilled[head]).sum(dim=1)
-        counts = torch.tensor(sizes, dtype=torch.float32, device=device).clamp(min=1)
-        member_losses = total / counts
+        member_losses, entering = objectives.losses(
+            {"sup_head": sup, "sd_head": sd, "vd_head": vd},
+            labels,
+            is_labeled,
+            {"speech": speech, "video": video},
+            has_target,
+            torch.tensor(sizes, dtype=torch.float32, device=device),
+        )
         optimizer.zero_grad()
         with record_function("population.backward"):
             member_losses.sum().backward()
         with record_function("population.optimizer"):
-            optimizer.step({"": active, **{head: active & rows.any(dim=1) for head, rows in distilled.items()}})
+            optimizer.step({"": active, **{f"{head}.": active & rows.any(dim=1) for head, rows in entering.items()}})
         values = member_losses.detach().cpu().tolist()
         for m, d in enumerate(data):
             if plans[m] is None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from liser.files import atomic_path
+from liser.logs import UserError
 
 __all__ = [
     "RECORD_FILE",
@@ -43,16 +44,16 @@ _CHUNK = 1 << 20
 _URL_TIMEOUT_S = 60.0
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(UserError, RuntimeError):
     """Published weights a stage needs are neither on this machine nor reachable from it, or are not the ones its
     params name."""
 
 
-class ChecksumMismatch(ValueError):
+class ChecksumMismatch(UserError, ValueError):
     """A weights file whose checksum is not the one in params."""
 
 
-class UnsafeWeights(ValueError):
+class UnsafeWeights(UserError, ValueError):
     """A pickle weights file holding objects that a safe load (``torch.load(weights_only=True)``) does not build."""
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -29,7 +30,7 @@ from liser.files import atomic_directory, read_json, write_json
 from liser.params import SpeechBaseParams
 from liser.teachers.fetching import RECORD_FILE, WeightsUnavailable, one_line, sha256_of
 
-__all__ = ["SPEECH_MODEL_TYPES", "provide_speech_base", "record_speech_base", "check_speech_base"]
+__all__ = ["SPEECH_MODEL_TYPES", "SpeechBaseChoice", "provide_speech_base", "record_speech_base", "check_speech_base"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,19 @@ _HUB_WEIGHTS = (["*.safetensors"], ["*.bin"])
 _DEFAULT_REVISION = "main"
 # The self-supervised speech encoders the speech teacher is tested with (transformers' model_type).
 SPEECH_MODEL_TYPES = ("hubert", "wav2vec2", "wavlm", "data2vec-audio")
+
+
+@dataclass(frozen=True)
+class SpeechBaseChoice:
+    """Which base the params name (``speech_base.source`` and ``.revision``): what a teacher stage checks the base
+    folder's record against, without reading the rest of the section."""
+
+    source: str
+    revision: str | None
+
+    @classmethod
+    def of(cls, params: SpeechBaseParams) -> SpeechBaseChoice:
+        return cls(params.source, params.revision)
 
 
 def _cache_folder(repo: str) -> str:
@@ -141,9 +155,8 @@ def provide_speech_base(params: SpeechBaseParams, out: str | Path) -> dict:
     return record
 
 
-def check_speech_base(folder: str | Path, params: SpeechBaseParams) -> dict:
-    """The record of the base in ``folder``, refused unless it was made for ``params.source`` and
-    ``params.revision``."""
+def check_speech_base(folder: str | Path, choice: SpeechBaseChoice) -> dict:
+    """The record of the base in ``folder``, refused unless it was made for ``choice``'s source and revision."""
     folder = Path(folder)
     path = folder / RECORD_FILE
     if not path.is_file():
@@ -152,10 +165,10 @@ def check_speech_base(folder: str | Path, params: SpeechBaseParams) -> dict:
         )
     record = read_json(path)
     made_for = (record.get("source"), record.get("revision"))
-    if made_for != (params.source, params.revision):
+    if made_for != (choice.source, choice.revision):
         raise WeightsUnavailable(
             f"{folder} holds the speech base of speech_base.source {made_for[0]!r}, revision {made_for[1]!r} "
-            f"({path}), but params.yaml says source {params.source!r}, revision {params.revision!r}: run stage "
+            f"({path}), but params.yaml says source {choice.source!r}, revision {choice.revision!r}: run stage "
             f"speech_base first (dvc repro speech_base)"
         )
     return record

@@ -33,6 +33,7 @@ from transformers import (
 )
 
 from liser.files import atomic_directory, read_json, write_json
+from liser.logs import UserError
 from liser.params import SpeechTeacherParams
 from liser.teachers.fetching import RECORD_FILE, UnsafeWeights
 from liser.teachers.speech_input import WaveformInput, input_convention, set_waveform_input, waveform_input
@@ -67,7 +68,7 @@ ADAPTER_CONFIG = "adapter_config.json"  # peft's
 _BASE_ATTR = "liser_base"  # where a teacher's model config carries the record of the base it was built on
 
 
-class SpeechTeacherUnavailable(FileNotFoundError):
+class SpeechTeacherUnavailable(UserError, FileNotFoundError):
     """The base folder a speech teacher is built on is not there, or not the one a teacher was trained on."""
 
 

@@ -27,9 +27,9 @@ import torch
 from liser.files import atomic_directory, read_json, write_json, write_parquet
 from liser.folds import fold_utterances, labeled_share
 from liser.metrics import sample_std
-from liser.params import LabelEfficiencyParams, SpeechBaseParams, SpeechTeacherParams
+from liser.params import SpeechTeacherParams
 from liser.runtime import keep_freed_buffers
-from liser.teachers.speech_base import check_speech_base
+from liser.teachers.speech_base import SpeechBaseChoice, check_speech_base
 from liser.teachers.speech_evaluation import evaluate_speech_teacher
 from liser.teachers.speech_input import load_items
 from liser.teachers.speech_model import TEACHER_FILE, build_speech_teacher, fold_folder, save_speech_teacher
@@ -95,15 +95,15 @@ def speech_teacher_runs(
     stage: TeacherStage,
     folds_to_run: list[int],
     params: SpeechTeacherParams,
-    base_params: SpeechBaseParams,
+    base_choice: SpeechBaseChoice,
     labeled_percent: int = 100,
     share_seed: int = 0,
 ) -> dict:
     """One teacher per fold in ``stage.out/fold<k>/``, LoRA on the pretrained model in ``stage.base`` (checked to be
-    the one ``base_params`` name), on the utterances of :func:`teacher_utterances`; metrics per fold and their mean
+    the one ``base_choice`` names), on the utterances of :func:`teacher_utterances`; metrics per fold and their mean
     and spread in ``stage.metrics``; each fold's training curves in the DVCLive folder ``stage.live`` as it trains
     (:mod:`liser.tracking`)."""
-    check_speech_base(stage.base, base_params)
+    check_speech_base(stage.base, base_choice)
     curves = TrainingCurves(stage.live)
     keep_freed_buffers()
     torch.set_num_threads(params.threads)
@@ -154,15 +154,17 @@ def share_teacher_runs(
     stage: TeacherStage,
     folds_to_run: list[int],
     params: SpeechTeacherParams,
-    base_params: SpeechBaseParams,
-    label_efficiency: LabelEfficiencyParams,
+    base_choice: SpeechBaseChoice,
+    teacher: str,
+    share_seed: int,
     labeled_percent: int,
     full_teachers: str | Path,
 ) -> dict:
-    """Figure 2's speech teachers for ``labeled_percent`` %: with ``label_efficiency.teacher: share`` trained on that
-    share (:func:`speech_teacher_runs`); with ``all`` the full run's teachers in ``full_teachers``, copied."""
-    if label_efficiency.teacher == "share":
-        return speech_teacher_runs(stage, folds_to_run, params, base_params, labeled_percent, label_efficiency.seed)
+    """Figure 2's speech teachers for ``labeled_percent`` %: with ``teacher`` ``share`` (``label_efficiency.teacher``)
+    trained on that share, drawn with ``share_seed`` (``label_efficiency.seed``, :func:`speech_teacher_runs`); with
+    ``all`` the full run's teachers in ``full_teachers``, copied."""
+    if teacher == "share":
+        return speech_teacher_runs(stage, folds_to_run, params, base_choice, labeled_percent, share_seed)
     per_fold = {}
     for fold in folds_to_run:
         source, target = fold_folder(full_teachers, fold), fold_folder(stage.out, fold)

@@ -16,7 +16,6 @@ from tqdm import tqdm
 
 from liser.features import load_audio
 from liser.files import atomic_path
-from liser.params import SpeechTeacherParams
 from liser.runtime import keep_freed_buffers, resolve_device
 from liser.teachers.speech_input import SAMPLE_RATE, padded_batch, waveform_input
 from liser.teachers.speech_model import fold_folder, load_speech_teacher, logits
@@ -119,21 +118,23 @@ def window_softmaxes(
 
 
 def speech_window_softmaxes(
-    params: SpeechTeacherParams,
     teachers: str | Path,
     folds_to_run: list[int],
     base: str | Path,
     manifest: str | Path,
     windows: str | Path,
     out: str | Path,
+    batch_size: int,
+    threads: int,
     reuse_from: str | Path | None = None,
 ) -> dict:
-    """Score the window table with each fold's speech teacher into ``out/fold<k>.parquet``, ``params.eval_batch_size``
-    windows at a time on ``params.threads`` threads; ``base`` is the pretrained model the teachers were trained on.
-    ``reuse_from``: a folder of earlier ``fold<k>.parquet`` whose windows are taken over where the same teacher scored
-    them (Figure 2's runs with ``label_efficiency.teacher: all`` score nothing again)."""
+    """Score the window table with each fold's speech teacher into ``out/fold<k>.parquet``, ``batch_size`` windows at a
+    time (``speech_teacher.eval_batch_size``) on ``threads`` threads (``speech_teacher.threads``); ``base`` is the
+    pretrained model the teachers were trained on.  ``reuse_from``: a folder of earlier ``fold<k>.parquet`` whose
+    windows are taken over where the same teacher scored them (Figure 2's runs with ``label_efficiency.teacher: all``
+    score nothing again)."""
     keep_freed_buffers()
-    torch.set_num_threads(params.threads)
+    torch.set_num_threads(threads)
     audio = pd.read_parquet(manifest)
     window_table = read_window_table(windows)
     counts = {}
@@ -142,7 +143,7 @@ def speech_window_softmaxes(
         target = Path(out) / f"fold{fold}.parquet"
         if reuse_from is not None and not target.exists():
             _take_over(Path(reuse_from) / f"fold{fold}.parquet", target, teacher_fingerprint(model))
-        table = window_softmaxes(model, audio, window_table, params.eval_batch_size, classes=classes, out=target)
+        table = window_softmaxes(model, audio, window_table, batch_size, classes=classes, out=target)
         counts[f"fold{fold}"] = {"windows": len(table), "mean_p_max": float(table["p_max"].mean())}
     return counts
 

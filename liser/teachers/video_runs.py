@@ -39,8 +39,9 @@ def video_teacher_run(
     """Write ``out/teacher.safetensors`` (and the training history when trained) and the teacher's metrics.
 
     A published teacher is read from ``weights``, the folder stage ``video_weights`` fetched S2D's files into,
-    checked to hold the files ``weights_params`` name.  A trained one's curves go to the DVCLive folder ``live`` as
-    it trains (:mod:`liser.tracking`); a published one leaves it without curves.
+    checked to hold the files ``weights_params`` name.  A trained
+    one's curves go to the DVCLive folder ``live`` as it trains (:mod:`liser.tracking`); a published one leaves it
+    without curves.
     """
     out, weights = Path(out), Path(weights)
     curves = TrainingCurves(live)

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from liser.files import atomic_path, read_json, write_json
-from liser.params import VideoTeacherParams, VideoWeightsParams
+from liser.params import VideoWeightsParams
 from liser.teachers.fetching import RECORD_FILE, Pins, WeightsUnavailable, checked, fetch_url_file, one_line
 
 __all__ = ["S2D_FILE", "MOBILEFACENET_FILE", "fetch_s2d_checkpoint", "fetch_video_weights", "published_files"]
@@ -79,13 +79,12 @@ def _fetch_mobilefacenet(params: VideoWeightsParams, out: Path) -> dict:
     return fetch_url_file(urls, Pins(landmark.sha256, landmark.git_blob, "video_weights.mobilefacenet"), out)
 
 
-def fetch_video_weights(params: VideoWeightsParams, teacher: VideoTeacherParams, out: str | Path) -> dict:
-    """S2D's checkpoint and MobileFaceNet's file in ``out`` when the video teacher starts from them
-    (``teacher.source`` is ``published``); otherwise nothing is fetched.  Either way ``out/fetched.json`` records
+def fetch_video_weights(params: VideoWeightsParams, published: bool, out: str | Path) -> dict:
+    """S2D's checkpoint and MobileFaceNet's file in ``out`` when the video teacher starts from them (``published``:
+    ``video_teacher.source`` is ``published``); otherwise nothing is fetched.  Either way ``out/fetched.json`` records
     what is there and the params it was fetched for; it is returned."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    published = teacher.source == "published"
     record: dict = {"published": published, "params": params.model_dump(mode="json") if published else None}
     if published:
         fetches = {

@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from liser.corpora.mspface import check_segment_id
 from liser.models.s2d import S2D, S2DConfig, preprocess_clip
-from liser.params import VideoTeacherParams
 from liser.runtime import keep_freed_buffers, resolve_device
 from liser.teachers.video_model import VIDEO_CLASSES, VIDEO_TEACHER_FILE, check_classes, load_video_teacher, logits
 from liser.teachers.window_scores import teacher_fingerprint
@@ -109,15 +108,16 @@ def window_softmaxes(
 
 
 def video_window_softmaxes(
-    params: VideoTeacherParams, teacher: str | Path, windows: str | Path, faces: str | Path, out: str | Path
+    teacher: str | Path, windows: str | Path, faces: str | Path, out: str | Path, batch_size: int, threads: int
 ) -> dict:
-    """Score every window of the window table with the video teacher into the window-softmax table ``out``,
-    ``params.eval_batch_size`` windows at a time on ``params.threads`` threads, with each window's
-    ``face_fraction`` beside its softmaxes, for the students to leave out windows with little face."""
+    """Score every window of the window table with the video teacher in folder ``teacher`` into the window-softmax
+    table ``out``, ``batch_size`` windows at a time (``video_teacher.eval_batch_size``) on ``threads`` threads
+    (``video_teacher.threads``), with each window's ``face_fraction`` beside its softmaxes, for the students to leave
+    out windows with little face."""
     keep_freed_buffers()
-    torch.set_num_threads(params.threads)
+    torch.set_num_threads(threads)
     model, _ = load_video_teacher(Path(teacher) / VIDEO_TEACHER_FILE)
-    table = window_softmaxes(model, read_window_table(windows), faces, params.eval_batch_size, out=out)
+    table = window_softmaxes(model, read_window_table(windows), faces, batch_size, out=out)
     return {
         "windows": len(table),
         "segments": int(table["segment"].nunique()),

@@ -52,6 +52,7 @@ from tqdm import tqdm
 
 from liser.ffmpeg import last_line, write_video
 from liser.files import atomic_path, write_csv, write_json
+from liser.logs import UserError
 from liser.processes import worker_pool
 
 __all__ = [
@@ -95,7 +96,7 @@ COVERAGE_CSV = "coverage.csv"
 COVERAGE_COLUMNS = ["segment", "frames", "face_frames", "kept", "reason"]
 
 
-class DetectorUnavailable(RuntimeError):
+class DetectorUnavailable(UserError, RuntimeError):
     """A DeepFace detector backend that cannot run here (unknown, not installed, or no weights)."""
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from liser.corpora.mspface import read_lists
 from liser.files import write_csv, write_parquet
-from liser.params import FaceParams, MspFaceParams, WindowParams
+from liser.params import FaceParams, MspFaceParams
 from liser.unlabeled.acquire import OBTAINED_NAME, AcquireOptions, acquire, segment_paths
 from liser.unlabeled.faces import crop_segments
 from liser.unlabeled.windows import window_table
@@ -66,11 +66,11 @@ def crop_faces(acquired: Path, params: FaceParams, out: Path) -> dict:
     return {k: v for k, v in coverage.items() if not isinstance(v, (list, dict))}
 
 
-def cut_windows(acquired: Path, faces: Path, params: WindowParams, windows_out: Path, manifest_out: Path) -> dict:
+def cut_windows(acquired: Path, faces: Path, frames: int, fps: float, windows_out: Path, manifest_out: Path) -> dict:
     """The window table, and a manifest (utterance, path, speaker, gender, duration) of the
     segments that have windows, for the log-Mel features."""
     obtained = pd.read_parquet(acquired / OBTAINED_NAME)
-    windows = window_table(obtained, faces, params.frames, params.fps)
+    windows = window_table(obtained, faces, frames, fps)
     write_window_table(windows_out, windows)
     kept = obtained[obtained["segment"].isin(set(windows["segment"]))]
     manifest = pd.DataFrame(
@@ -87,6 +87,6 @@ def cut_windows(acquired: Path, faces: Path, params: WindowParams, windows_out: 
         "windows": len(windows),
         "segments": int(windows["segment"].nunique()),
         "speakers": int(windows["speaker"].nunique()),
-        "hours": float(len(windows) * params.frames / params.fps / 3600),
+        "hours": float(len(windows) * frames / fps / 3600),
         "mean_face_fraction": float(windows["face_fraction"].mean()),
     }

@@ -1,43 +1,36 @@
-"""Training the student: random 3 s crops, AdamW, the mini-batch loss of :mod:`liser.distill` (plain
-cross-entropy on the supervised head for ``no-dstl``), and the epoch with the best validation UAR kept."""
+"""The plain one-student training loop, written for clarity: the oracle the population engine is held to.
+
+The pipeline trains students only through :func:`liser.students.population.train_population`.  This loop does the
+same, one student, item by item, with PyTorch's own modules: the batches of
+:class:`liser.students.batching.BatchOrder`, one random 3 s crop per item drawn from the student's generator in
+batch order, each teacher's target the mean softmax of the windows whose midpoint the crop covers
+(:func:`crop_targets`), the loss of eq. (4)/(5) (:func:`batch_loss`), AdamW, and the epoch with the best
+validation UAR.  The tests compare the engine with it step by step and to the end.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
+from torch.nn import functional as F
 from tqdm import tqdm
 
 from liser.metrics import score
-from liser.models.student import Student, StudentConfig
+from liser.models.student import Student, StudentConfig, StudentOutput
 from liser.params import TrainParams
 from liser.runtime import resolve_device, resolve_precision
 from liser.students.batching import BatchOrder
 from liser.students.crops import crop_start, pad_to, random_crop
-from liser.students.distill import Objective, UnlabeledSet, batch_loss, crop_targets
+from liser.students.data import LabeledSet, UnlabeledSet
 from liser.students.evaluate import Windowing, utterance_logits
+from liser.students.objective import Objective
 from liser.training import full_state, seed_everything, train_best_epoch
 
-__all__ = ["LabeledSet", "TrainResult", "train_student", "distil_only"]
-
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LabeledSet:
-    utterances: Sequence[str]
-    features: Sequence[np.ndarray]  # (mels, frames) each
-    labels: np.ndarray
-
-    def __post_init__(self):
-        if not (len(self.utterances) == len(self.features) == len(self.labels)):
-            raise ValueError("utterances, features and labels must have the same length")
-        if len(self.labels) == 0:
-            raise ValueError("a labeled set needs at least one utterance")
 
 
 @dataclass
@@ -45,6 +38,65 @@ class TrainResult:
     model: Student  # holding the best-validation epoch's weights
     best_epoch: int
     history: pd.DataFrame  # epoch, train_loss, validation_uar, validation_war
+
+
+def crop_targets(
+    probabilities: np.ndarray, midpoints: np.ndarray, start: int, frames: int, valid: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Mean softmax of the windows whose midpoint lies in feature frames [start, start + frames) and that are
+    ``valid``; None when none of them is."""
+    covered = (midpoints >= start) & (midpoints < start + frames)
+    if not covered.any():
+        covered = np.zeros(len(midpoints), dtype=bool)
+        covered[np.argmin(np.abs(midpoints - (start + frames / 2)))] = True
+    if valid is not None:
+        covered &= valid
+        if not covered.any():
+            return None
+    return probabilities[covered].mean(axis=0)
+
+
+def distillation_term(logits: torch.Tensor, targets: torch.Tensor, objective: Objective) -> torch.Tensor:
+    """(N,) loss of each unlabeled item for one teacher: MAE of softmaxes, or soft-target cross-entropy."""
+    if objective.distill_loss == "ce":
+        return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+    errors = (torch.softmax(logits, dim=-1) - targets).abs()
+    return errors.mean(dim=-1) if objective.class_reduction == "mean" else errors.sum(dim=-1)
+
+
+def batch_loss(
+    output: StudentOutput,
+    labeled: torch.Tensor,
+    labels: torch.Tensor,
+    unlabeled: torch.Tensor,
+    speech_targets: torch.Tensor | None,
+    video_targets: torch.Tensor | None,
+    objective: Objective,
+    video_rows: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Eq. (4) (eq. (5) with ``objective.confidence``) for one mini-batch.
+
+    ``labeled`` and ``unlabeled`` index the batch rows of ``output``; the speech targets are in the order of
+    ``unlabeled``, the video targets in the order of ``video_rows`` (by default ``unlabeled``: the unlabeled
+    items that have a video target).  The sum over all terms is divided by the number of items, labeled and
+    unlabeled.
+    """
+    total = F.cross_entropy(output.sup[labeled], labels, reduction="sum") if len(labeled) else output.sup.sum() * 0
+    video_rows = unlabeled if video_rows is None else video_rows
+    terms = (
+        (objective.lambda_sd, output.sd, speech_targets, unlabeled),
+        (objective.lambda_vd, output.vd, video_targets, video_rows),
+    )
+    for weight, logits, targets, rows in terms:
+        if weight == 0 or len(rows) == 0:
+            continue
+        if targets is None:
+            raise ValueError("a teacher with a non-zero lambda needs targets")
+        losses = distillation_term(logits[rows], targets, objective)
+        if objective.confidence:
+            losses = losses * targets.max(dim=-1).values
+        total = total + weight * losses.sum()
+    return total / (len(labeled) + len(unlabeled))
 
 
 def _unlabeled_crop(
@@ -121,9 +173,21 @@ def _epoch(
     return float(np.mean(losses))
 
 
-def _order(n_labeled: int, n_unlabeled: int, params: TrainParams, rng: np.random.Generator) -> BatchOrder:
+def _order(
+    n_labeled: int,
+    n_unlabeled: int,
+    params: TrainParams,
+    rng: np.random.Generator,
+    batches_per_epoch: int | None = None,
+) -> BatchOrder:
     return BatchOrder(
-        n_labeled, n_unlabeled, params.batch_size, rng, params.batch_composition, params.labeled_per_batch
+        n_labeled,
+        n_unlabeled,
+        params.batch_size,
+        rng,
+        params.batch_composition,
+        params.labeled_per_batch,
+        batches_per_epoch,
     )
 
 
@@ -142,6 +206,7 @@ def train_student(
     unlabeled: UnlabeledSet | None = None,
     objective: Objective = Objective(),
     initial_state: dict[str, torch.Tensor] | None = None,
+    batches_per_epoch: int | None = None,
 ) -> TrainResult:
     """Train on labeled crops (and, when ``objective`` distils, unlabeled crops in the same batches);
     keep the epoch with the best validation UAR (ties keep the earlier epoch).
@@ -161,7 +226,7 @@ def train_student(
     model.to(device)
     optimizer = _optimizer(model, params)
     mixed_in = unlabeled if objective.distils else None
-    order = _order(len(train.labels), 0 if mixed_in is None else len(mixed_in), params, rng)
+    order = _order(len(train.labels), 0 if mixed_in is None else len(mixed_in), params, rng, batches_per_epoch)
     best_epoch, history = train_best_epoch(
         model,
         params.epochs,

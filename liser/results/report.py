@@ -16,14 +16,14 @@ matplotlib.use("Agg")  # files only; no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from liser.corpora import corpus_title  # noqa: E402
 from liser.files import atomic_path, read_json, write_csv, write_json, write_text  # noqa: E402
 from liser.metrics import paired_difference  # noqa: E402
 from liser.students.configurations import CONTROLS, FIGURE_2, TABLE_2, TABLE_3  # noqa: E402
 
 __all__ = ["PAPER_TABLE_2", "PAPER_TABLE_3", "PAPER_CORPORA", "collect", "report"]
 
-PAPER_CORPORA = ("ravdess", "crema_d")  # the paper's columns are shown for these; other corpora have none
+TITLES = {"ravdess": "RAVDESS", "crema_d": "CREMA-D"}  # the paper's corpora, by their names in the paper
+PAPER_CORPORA = tuple(TITLES)  # the paper's columns are shown for these; other corpora have none
 # (UAR, WAR) as printed in the paper, for reference beside ours.
 PAPER_TABLE_2 = {
     "no-dstl": {"ravdess": (0.517, 0.535), "crema_d": (0.551, 0.55)},
@@ -36,6 +36,11 @@ PAPER_TABLE_3 = {  # RAVDESS only in the paper
     "video": {"vid-dstl / sp-dstl": (0.534, 0.547), "distill-ce": (0.523, 0.54), "two-stage-train": (0.464, 0.485)},
     "speech": {"vid-dstl / sp-dstl": (0.545, 0.556), "distill-ce": (0.54, 0.546), "two-stage-train": (0.511, 0.528)},
 }
+
+
+def corpus_title(name: str) -> str:
+    """How reports name a corpus: the paper's name for RAVDESS and CREMA-D, else its name in params.yaml."""
+    return TITLES.get(name, name)
 
 
 def collect(corpora: list[str], runs: list[str], metrics: Path) -> dict:
