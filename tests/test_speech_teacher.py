@@ -17,6 +17,7 @@ from liser.teachers.speech_model import (
 )
 from liser.teachers.speech_training import teacher_split, train_speech_teacher
 from liser.teachers.speech_windows import window_softmaxes
+from liser.teachers.window_scores import teacher_fingerprint
 from liser.unlabeled.windows import segment_windows
 
 from .teacher_fixtures import SMALL, section, tiny_base
@@ -243,3 +244,15 @@ def test_teacher_split_is_by_speaker_and_never_uses_test_speakers():
         teacher_split(utterances, 0.8, 0, folds=folds, fold=1)
     with pytest.raises(ValueError, match="cannot be split"):
         teacher_split(utterances[utterances["speaker"] == "f00"], 0.8, 0)
+
+
+def test_a_loaded_teacher_has_one_fingerprint_whatever_the_global_generator(trained, small_base, tmp_path):
+    """Earlier window scores are reused only from the same teacher: its weights fingerprint must not change from one
+    load (one run of a stage) to the next."""
+    _, result = trained
+    save_speech_teacher(tmp_path / "teacher", result.model, CLASSES)
+    fingerprints = set()
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        fingerprints.add(teacher_fingerprint(load_speech_teacher(tmp_path / "teacher", small_base)[0]))
+    assert len(fingerprints) == 1

@@ -261,7 +261,11 @@ def load_speech_teacher(directory: str | Path, base: str | Path) -> tuple[PeftMo
             f"{directory} was trained on the speech base {trained_on}, but {base} holds {found}: train the teacher "
             f"again on this base (its stage), or give the base it was trained on"
         )
-    encoder = _pretrained_base(base, len(described["classes"]))
+    with torch.random.fork_rng(devices=[]):
+        # the fresh head's weights are replaced by the saved ones, but peft keeps the originals beside them: drawn
+        # alike on every load, they keep the teacher's weights fingerprint (and so the reuse of its scores) stable
+        torch.manual_seed(0)
+        encoder = _pretrained_base(base, len(described["classes"]))
     set_waveform_input(encoder, WaveformInput(**described["input"]))
     setattr(encoder.config, _BASE_ATTR, trained_on)
     with _quiet_peft():
