@@ -1,9 +1,10 @@
 """Same inputs, same bytes: every teacher stage's function, run in two project folders on the same inputs
 (generated alike in each), writes byte-identical outputs, none of which names the folder it ran in.
 
-One run is in this process, after whatever other tests drew from the global generators (NumPy's, torch's); the other
-in a fresh process with another string-hash seed (``PYTHONHASHSEED``), as another ``dvc repro`` would be: a stage that
-drew from a global generator without seeding it, or wrote a set in its iteration order, would differ.
+One run is in this process, the other in a fresh process with another string-hash seed (``PYTHONHASHSEED``), as
+another ``dvc repro`` would be, and before each stage the global generators (NumPy's, torch's) are seeded anew at
+random, as in the fresh process every stage runs in: a stage that drew from a global generator without seeding it, or
+wrote a set in its iteration order, would differ.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import torch
 import yaml
 
 from liser.demo.ferv39k import write_ferv39k_demo
@@ -39,6 +41,12 @@ from .helpers import REPO
 from .teacher_fixtures import RATE, SMALL, section, tiny_base
 
 SEGMENTS = {"MSP-FACE_0001_0001": 40, "MSP-FACE_0002_0001": 32}  # frames at 30 fps
+
+
+def as_a_new_process() -> None:
+    """Global generators seeded anew, as in the fresh process each stage runs in (torch seeds its own at random)."""
+    torch.seed()
+    np.random.seed()
 
 
 def tone(seconds: float, pitch: float, rng: np.random.Generator) -> np.ndarray:
@@ -117,11 +125,13 @@ def demo_speech_base(project: Path, shared: Path) -> list[Path]:
         crop_seconds=0.6,
         check_utterances=4,
     )
+    as_a_new_process()
     write_json(project / "metrics.json", pretrain_demo_base(params, project / "pool", project / "base"))
     return [project / "pool", project / "base", project / "metrics.json"]
 
 
 def provided_speech_base(project: Path, shared: Path) -> list[Path]:
+    as_a_new_process()
     provide_speech_base(section("speech_base", source=str(shared / "published"), revision=None), project / "base")
     return [project / "base"]
 
@@ -135,9 +145,11 @@ def speech_teachers_and_softmaxes(project: Path, shared: Path) -> list[Path]:
         "tones", ["low", "middle", "high"], project / "base", manifest, folds, project / "teachers",
         project / "teachers.json", project / "live",
     )  # fmt: skip
+    as_a_new_process()
     speech_teacher_runs(stage, [0], params, SpeechBaseChoice.of(base_params))
     segments, windows = unlabeled_windows(project)
     batch, threads = params.eval_batch_size, params.threads
+    as_a_new_process()
     speech_window_softmaxes(
         project / "teachers", [0], project / "base", segments, windows, project / "scores", batch, threads
     )
@@ -147,11 +159,13 @@ def speech_teachers_and_softmaxes(project: Path, shared: Path) -> list[Path]:
 def video_teacher_and_softmaxes(project: Path, shared: Path) -> list[Path]:
     params = section("video_teacher", corpus=shared / "ferv39k", epochs=1, batch_size=4, threads=2)
     teacher = project / "teacher"
+    as_a_new_process()
     video_teacher_run(
         params, section("video_weights"), project / "weights", teacher, project / "m.json", project / "live"
     )
     _, windows = unlabeled_windows(project)
     faces, batch, threads = face_clips(project), params.eval_batch_size, params.threads
+    as_a_new_process()
     video_window_softmaxes(teacher, windows, faces, project / "video.parquet", batch, threads)
     return [teacher, project / "m.json", project / "live", project / "video.parquet"]
 
@@ -167,6 +181,7 @@ def video_weights_record(project: Path, shared: Path, profile: str) -> list[Path
         raw["video_weights"]["s2d"]["sha256"] = sha256_of(weights / S2D_FILE)
         raw["video_weights"]["mobilefacenet"]["git_blob"] = git_blob_of(weights / MOBILEFACENET_FILE)
     params = parse_params(raw)
+    as_a_new_process()
     fetch_video_weights(params.video_weights, params.video_teacher.source == "published", weights)
     return [weights]
 
