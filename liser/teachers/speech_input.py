@@ -28,10 +28,12 @@ import torch
 from transformers import AutoFeatureExtractor
 
 from liser.features import load_audio
+from liser.logs import UserError
 
 __all__ = [
     "SAMPLE_RATE",
     "PREPROCESSOR_FILE",
+    "UnsuitableBase",
     "WaveformInput",
     "input_convention",
     "waveform_input",
@@ -46,6 +48,10 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 PREPROCESSOR_FILE = "preprocessor_config.json"  # the feature extractor's settings, beside config.json
 _INPUT_ATTR = "liser_waveform_input"  # where a teacher's model config carries its WaveformInput
+
+
+class UnsuitableBase(UserError, ValueError):
+    """A base folder (or a teacher saved on one) the speech teacher cannot be built from."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ def _extractor_settings(base: Path) -> dict | None:
     extractor = AutoFeatureExtractor.from_pretrained(str(base), local_files_only=True)
     rate = getattr(extractor, "sampling_rate", SAMPLE_RATE)
     if rate != SAMPLE_RATE:
-        raise ValueError(f"{base}: its feature extractor expects {rate} Hz audio; the teacher reads {SAMPLE_RATE}")
+        raise UnsuitableBase(f"{base}: its feature extractor expects {rate} Hz audio; the teacher reads {SAMPLE_RATE}")
     return {
         "do_normalize": bool(getattr(extractor, "do_normalize", False)),
         "return_attention_mask": bool(getattr(extractor, "return_attention_mask", True)),

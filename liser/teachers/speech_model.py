@@ -36,7 +36,13 @@ from liser.files import atomic_directory, read_json, write_json
 from liser.logs import UserError
 from liser.params import SpeechTeacherParams
 from liser.teachers.fetching import RECORD_FILE, UnsafeWeights
-from liser.teachers.speech_input import WaveformInput, input_convention, set_waveform_input, waveform_input
+from liser.teachers.speech_input import (
+    UnsuitableBase,
+    WaveformInput,
+    input_convention,
+    set_waveform_input,
+    waveform_input,
+)
 
 __all__ = [
     "ATTENTION_PROJECTIONS",
@@ -94,7 +100,7 @@ def _pretrained_base(base: Path, num_labels: int) -> PreTrainedModel:
     try:
         config = AutoConfig.from_pretrained(str(base), num_labels=num_labels, local_files_only=True)
         if type(config) not in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING:
-            raise ValueError(
+            raise UnsuitableBase(
                 f"{base}: transformers has no audio-classification model for model_type "
                 f"{config.model_type!r}; the speech teacher starts from a self-supervised speech encoder "
                 f"(hubert, wav2vec2, wavlm, data2vec-audio)"
@@ -242,7 +248,7 @@ def _described(directory: Path) -> dict:
     described = read_json(path)
     missing = [key for key in ("classes", "base", "input", "info") if key not in described]
     if missing:
-        raise ValueError(f"{path}: lacks {missing}; written by an older version: run its stage again")
+        raise UnsuitableBase(f"{path}: lacks {missing}; written by an older version: run its stage again")
     return described
 
 

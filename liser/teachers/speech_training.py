@@ -19,6 +19,7 @@ import torch
 from peft import PeftModel
 from torch.nn import functional as F
 
+from liser.logs import UserError
 from liser.metrics import Scores
 from liser.params import SpeechTeacherParams
 from liser.runtime import resolve_device
@@ -26,7 +27,11 @@ from liser.teachers.speech_evaluation import evaluate_speech_teacher
 from liser.teachers.speech_input import SAMPLE_RATE, padded_batch, random_crop, waveform_input
 from liser.training import shuffled_batches, train_best_epoch, trainable_state
 
-__all__ = ["teacher_split", "SpeechTeacherResult", "train_speech_teacher"]
+__all__ = ["TooFewUtterances", "teacher_split", "SpeechTeacherResult", "train_speech_teacher"]
+
+
+class TooFewUtterances(UserError, ValueError):
+    """A fold whose labeled utterances cannot train and select a teacher."""
 
 
 def teacher_split(
@@ -50,7 +55,7 @@ def teacher_split(
         _check_no_test_speakers(train_utterances, folds, fold)
     speakers = train_utterances.drop_duplicates("speaker")
     if len(speakers) < 2:
-        raise ValueError(f"{len(speakers)} speaker(s) cannot be split into training and selection speakers")
+        raise TooFewUtterances(f"{len(speakers)} speaker(s) cannot be split into training and selection speakers")
     genders = speakers["gender"] if "gender" in speakers else pd.Series("any", index=speakers.index)
     by_gender = {g: sorted(map(str, speakers.loc[genders == g, "speaker"])) for g in sorted(genders.unique())}
     wanted = min(len(speakers) - 1, max(1, math.floor((1 - fraction) * len(speakers) + 0.5)))
@@ -115,7 +120,7 @@ def train_speech_teacher(
     convention says), ``params.batch_size`` at a time; keep the epoch with the best UAR on ``validation_items``
     (whole utterances; ties keep the earlier epoch).  ``on_epoch``: as in :func:`liser.training.train_best_epoch`."""
     if not train_items or not validation_items:
-        raise ValueError("the teacher needs training and validation utterances")
+        raise TooFewUtterances("the teacher needs training and validation utterances")
     device = resolve_device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

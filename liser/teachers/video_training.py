@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from liser.logs import UserError
 from liser.metrics import Scores, score
 from liser.models.s2d import S2D
 from liser.params import VideoTeacherParams
@@ -24,9 +25,13 @@ from liser.teachers.video_clips import ClipSource, clip_probabilities
 from liser.teachers.video_model import build_video_teacher, check_classes, video_config
 from liser.training import seed_everything, shuffled_batches, train_best_epoch
 
-__all__ = ["VideoTeacherResult", "train_video_teacher"]
+__all__ = ["TooFewClips", "VideoTeacherResult", "train_video_teacher"]
 
 log = logging.getLogger(__name__)
+
+
+class TooFewClips(UserError, ValueError):
+    """A FERV39k-layout corpus with too few training clips to train and select the video teacher."""
 
 
 def _validation_mask(train: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
@@ -39,7 +44,7 @@ def _validation_mask(train: pd.DataFrame, fraction: float, seed: int) -> np.ndar
             wanted = min(len(members) - 1, max(1, round(fraction * len(members))))
             held_out[rng.permutation(members)[:wanted]] = True
     if not held_out.any():
-        raise ValueError("too few training clips to hold any out for validation (each class needs two)")
+        raise TooFewClips("too few training clips to hold any out for validation (each class needs two)")
     return held_out
 
 
@@ -91,7 +96,7 @@ def train_video_teacher(
     device = resolve_device(device)
     train = corpus_table[corpus_table["split"] == "train"].reset_index(drop=True)
     if train.empty:
-        raise ValueError("the corpus table has no train clips")
+        raise TooFewClips("the corpus table has no train clips")
     held_out = _validation_mask(train, params.validation_fraction, params.seed)
     model.to(device)
     fitting = ClipSource(model, train[~held_out], "training", params.preload, device)
