@@ -2,7 +2,8 @@
 # Set up everything LiSER needs on a Debian/Ubuntu machine, then run it.
 #
 #   ./run.sh demo           install, then `dvc repro` the embedded demo and show its metrics
-#   ./run.sh test [ARGS]    install, then lint and format-check (ruff) and run the test suite (ARGS go to pytest)
+#   ./run.sh test [ARGS]    install, then lint and format-check (ruff) and run the test suite (ARGS go to pytest),
+#                           the browser test included (Chromium from Debian, playwright-core from npm)
 #
 # Safe to run again: each step does nothing when it is already done.
 set -euo pipefail
@@ -18,6 +19,11 @@ system_packages() {
   command -v ffmpeg >/dev/null || need_apt ffmpeg
   command -v espeak-ng >/dev/null || need_apt espeak-ng
   command -v git >/dev/null || need_apt git
+  # the web page's packages come from npm; the browser test drives Debian's Chromium
+  command -v node >/dev/null || need_apt nodejs
+  command -v npm >/dev/null || need_apt npm
+  command -v chromium >/dev/null || need_apt chromium
+  command -v chromedriver >/dev/null || need_apt chromium-driver
   command -v "$PYTHON" >/dev/null || need_apt python3
   if command -v "$PYTHON" >/dev/null && ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
     need_apt python3-venv
@@ -52,6 +58,17 @@ python_environment() {
   fi
 }
 
+web_packages() {
+  # ONNX Runtime Web (bundled by `liser export --web`) and playwright-core (the browser test), as web/package-lock.json pins them
+  local stamp=web/node_modules/.liser-installed wanted
+  wanted=$(sha256sum web/package-lock.json | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    echo "==> installing the web page's npm packages into web/node_modules"
+    npm ci --prefix web --ignore-scripts --no-audit --no-fund --loglevel=error
+    echo "$wanted" > "$stamp"
+  fi
+}
+
 dvc_project() {
   # DVC needs a git repository; a download of the sources without .git gets a fresh one.
   [ -d .git ] || git init --quiet
@@ -61,6 +78,7 @@ case "${1:-}" in
   demo)
     system_packages
     python_environment
+    web_packages
     dvc_project
     export HF_HUB_OFFLINE=1 PATH="$PWD/$VENV/bin:$PATH"  # the stages' `python` is the venv's
     dvc repro
@@ -71,6 +89,7 @@ case "${1:-}" in
     shift
     system_packages
     python_environment
+    web_packages
     export HF_HUB_OFFLINE=1 PATH="$PWD/$VENV/bin:$PATH"
     echo "==> ruff check and ruff format --check"
     ruff check .

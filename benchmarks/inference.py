@@ -10,9 +10,14 @@ Prints and saves (benchmarks/results/inference.json):
   file-level predictions: 60 s files made of each corpus's fold-0 test utterances, probabilities at
   each stride compared with those at 0.1 s;
 - peak memory of a whole ``liser predict`` process (0.1 s stride) on 16 kHz files of 3 s, 10 min and 60 min
-  (``--memory-minutes``): it must not grow with the file's length beyond its log-Mel (0.5 MB per minute).
+  (``--memory-minutes``): it must not grow with the file's length beyond its log-Mel (0.5 MB per minute);
+- streaming (``liser stream``'s ``EmotionStream``, one distribution every 0.5 s) of a 60 s 16 kHz signal fed 0.1 s
+  at a time, as from a microphone: real-time factor (processing time / audio time) of PyTorch, the float32 ONNX
+  export and the int8 one; and the waveform graph (``liser export --waveform``, float32 and int8) on the whole 60 s
+  at the evaluation stride (``--stream-only``: just these, saved to inference_stream.json).
 
     python benchmarks/inference.py [--student path/to/student.safetensors] [--repeats 20] [--memory-only]
+    python benchmarks/inference.py --stream-only [--student ...]
 """
 
 import os
@@ -21,7 +26,6 @@ for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[variable] = "1"  # one core, before numpy and torch load
 
 import argparse
-import platform
 import subprocess
 import sys
 import tempfile
@@ -35,14 +39,17 @@ import soundfile as sf
 import torch
 from timing import median_time
 
-from liser.export import OnnxStudent, export_student
+from liser.deploy.int8 import quantize_student
+from liser.deploy.stream import EmotionStream
+from liser.deploy.waveform import WAVEFORM_INPUT, waveform_model
+from liser.export import OnnxStudent, export_student, parity_inputs, to_onnx
 from liser.features import load_audio
 from liser.files import write_json
 from liser.models.student import Student, StudentConfig
 from liser.params import load_params
 from liser.predict import Predictor
 from liser.runtime import describe_machine, keep_freed_buffers
-from liser.students.checkpoints import save_student
+from liser.students.checkpoints import load_student, save_student
 from liser.students.crops import window_starts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,8 +115,10 @@ def stride_effect(params, n_files: int, scratch: Path) -> dict:
         if not (folder / "student.safetensors").is_file():
             continue
         onnx_path = scratch / f"{corpus}.onnx"
-        export_student(folder / "student.safetensors", onnx_path, params)
-        by_stride = {s: Predictor.load(onnx_path, params, stride_s=s, threads=1) for s in STRIDES_S}
+        export_student(folder / "student.safetensors", onnx_path, params.features, params.evaluate)
+        by_stride = {
+            s: Predictor.load(onnx_path, params.features, params.evaluate, stride_s=s, threads=1) for s in STRIDES_S
+        }
         paths = []
         for i, waveform in enumerate(concatenated_test_files(corpus, folder, n_files, rng)):
             paths.append(scratch / f"{corpus}-{i}.wav")
@@ -154,6 +163,59 @@ def peak_memory_mb(checkpoint: Path, minutes: list[float], scratch: Path) -> dic
     return figures
 
 
+def stream_speed(checkpoint: Path, params, repeats: int) -> dict:
+    """Real-time factor (lower is faster) of streaming a 60 s signal, and of the waveform graph on it, on one core."""
+    features = params.features
+    student, _, _ = load_student(checkpoint)
+    float32 = to_onnx(student, features)
+    # the int8 graph's speed does not depend on where its calibration crops come from
+    int8 = quantize_student(float32, parity_inputs(features, windows=64, seed=1))
+    students = {
+        "torch": student,
+        "onnx_float32": OnnxStudent(float32.SerializeToString(), threads=1),
+        "onnx_int8": OnnxStudent(int8.SerializeToString(), threads=1),
+    }
+    signal = np.random.default_rng(0).normal(0, 0.1, int(FILE_SECONDS * features.sample_rate)).astype(np.float32)
+    block = int(0.1 * features.sample_rate)
+
+    def stream(model) -> None:
+        emotions = EmotionStream([model], features, hop_s=0.5)
+        for first in range(0, len(signal), block):
+            emotions.push(signal[first : first + block])
+        emotions.finish()
+
+    figures = {"seconds": FILE_SECONDS, "hop_s": 0.5, "block_s": 0.1}
+    for name, model in students.items():
+        figures[f"stream_{name}"] = {"real_time_factor": median_time(repeats, lambda: stream(model)) / FILE_SECONDS}
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    for name, graph in (("float32", float32), ("int8", int8)):
+        model = waveform_model(graph, features, params.evaluate).SerializeToString()
+        session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        wall = median_time(repeats, lambda: session.run(["probabilities"], {WAVEFORM_INPUT: signal}))
+        figures[f"waveform_graph_{name}"] = {
+            "real_time_factor": wall / FILE_SECONDS,
+            "stride_s": params.evaluate.stride_s,
+            "graph_bytes": len(model),
+        }
+    return figures
+
+
+def print_stream_speed(figures: dict) -> None:
+    print(
+        f"\nstreaming {figures['seconds']:g} s fed {figures['block_s']:g} s at a time, a distribution every "
+        f"{figures['hop_s']:g} s; real-time factor (processing / audio time, one core):"
+    )
+    for name in ("torch", "onnx_float32", "onnx_int8"):
+        print(f"  stream, {name:24s} {figures[f'stream_{name}']['real_time_factor']:.4f}")
+    for name in ("float32", "int8"):
+        figure = figures[f"waveform_graph_{name}"]
+        print(
+            f"  waveform graph, {name:15s} {figure['real_time_factor']:.4f}  (whole file, windows every "
+            f"{figure['stride_s']:g} s)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -167,6 +229,7 @@ def main() -> None:
     )
     parser.add_argument("--memory-minutes", type=float, nargs="+", default=[0.05, 10, 60])
     parser.add_argument("--memory-only", action="store_true", help="measure only the peak memory")
+    parser.add_argument("--stream-only", action="store_true", help="measure only streaming and the waveform graph")
     args = parser.parse_args()
     torch.set_num_threads(1)
     keep_freed_buffers()  # what the pipeline and `liser predict` run with
@@ -179,6 +242,13 @@ def main() -> None:
         if checkpoint is None:
             checkpoint = scratch / "student.safetensors"
             save_student(checkpoint, Student(StudentConfig(speech_classes=8)), [f"class{i}" for i in range(8)])
+        if args.stream_only:
+            streaming = stream_speed(checkpoint, params, max(3, args.repeats // 5))
+            print(describe_machine(threads=1) + f"; onnxruntime {onnxruntime.__version__}")
+            print_stream_speed(streaming)
+            figures = {"machine": describe_machine(threads=1), "onnxruntime": onnxruntime.__version__, **streaming}
+            write_json(RESULTS.with_name("inference_stream.json"), figures)
+            return
         memory = peak_memory_mb(checkpoint, args.memory_minutes, scratch)
         print("peak memory of liser predict (0.1 s stride, 16 kHz):")
         for length, figure in memory.items():
@@ -186,11 +256,12 @@ def main() -> None:
         if args.memory_only:
             write_json(RESULTS.with_name("inference_memory.json"), {"machine": describe_machine(), "peak": memory})
             return
-        export_student(checkpoint, scratch / "student.onnx", params)
+        export_student(checkpoint, scratch / "student.onnx", params.features, params.evaluate)
         predictors = {
-            "torch": {s: Predictor.load(checkpoint, params, stride_s=s) for s in STRIDES_S},
+            "torch": {s: Predictor.load(checkpoint, params.features, params.evaluate, stride_s=s) for s in STRIDES_S},
             "onnxruntime": {
-                s: Predictor.load(scratch / "student.onnx", params, stride_s=s, threads=1) for s in STRIDES_S
+                s: Predictor.load(scratch / "student.onnx", params.features, params.evaluate, stride_s=s, threads=1)
+                for s in STRIDES_S
             },
         }
         student = predictors["torch"][0.1].students[0]
@@ -202,17 +273,19 @@ def main() -> None:
         sf.write(audio, rng.normal(0, 0.1, int(FILE_SECONDS * 48000)).astype(np.float32), 48000, subtype="PCM_16")
         file_level = file_speed(predictors, audio, max(3, args.repeats // 5))
         effect = stride_effect(params, args.agreement_files, scratch) if args.agreement_files else {}
+        streaming = stream_speed(checkpoint, params, max(3, args.repeats // 5))
 
     figures = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; one thread used",
+        "machine": describe_machine(threads=1),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "ms_per_window": latency,
         "file_level": file_level,
         "stride_effect_vs_0.1s": effect,
         "peak_memory_mb": memory,
+        "streaming": streaming,
     }
-    print(f"{figures['machine']}; torch {figures['torch']}, onnxruntime {figures['onnxruntime']}")
+    print(f"{figures['machine']}; onnxruntime {figures['onnxruntime']}")
     print("\nms per 3 s window          torch   onnxruntime")
     for batch, ms in latency.items():
         print(f"  {batch:24s} {ms['torch']:6.2f}   {ms['onnxruntime']:6.2f}")
@@ -235,6 +308,7 @@ def main() -> None:
                 f"  {stride:12s} max |probability change| {change['max_abs_probability_change']:.3f}, "
                 f"same label {change['labels_agreeing']}"
             )
+    print_stream_speed(streaming)
     write_json(RESULTS, figures)
     print(f"\nsaved to {RESULTS}")
 

@@ -1,7 +1,9 @@
-"""liser: predict the emotion of audio files with trained students; export a student to ONNX.
+"""liser: predict the emotion of audio files with trained students, follow it over a stream, export a student.
 
     liser predict talk.wav recordings/ --student outputs/students/ravdess/no-dstl --out results.csv
+    liser stream talk.wav --student outputs/students/ravdess/no-dstl/fold0/student.safetensors
     liser export --student outputs/students/ravdess/no-dstl/fold0/student.safetensors --out ravdess-fold0.onnx
+    liser export --student outputs/students/ravdess/no-dstl/fold0/student.safetensors --web page/ --int8
 
 Feature and windowing settings come from params.yaml (--params), the ones the students
 were trained and evaluated with.
@@ -37,6 +39,22 @@ On long files the windows dominate the time: an exported model (`liser export`, 
 Exit status: 0 when at least one file was predicted, 1 when none was, 2 for a usage error.
 """
 
+STREAM_HELP = """\
+The emotion of audio as it arrives: one distribution per hop, each from the last 3 s window,
+the first once 3 s have arrived; memory stays the same however long the stream runs. When
+the stream ends, the whole stream's distribution: the windows' logits averaged, as
+`liser predict --stride HOP` gives it.
+
+SOURCE is an audio file (wav, flac, mp3; any rate, mono or not, as predict reads it), or -
+for raw PCM on standard input: signed 16-bit little-endian (s16le), 16 kHz, mono, no header.
+For example:
+  arecord -q -f S16_LE -r 16000 -c 1 -t raw | liser stream - --student model.onnx
+  ffmpeg -loglevel error -i talk.mp3 -f s16le -ac 1 -ar 16000 - | liser stream - --student ...
+
+Exit status: 0 when the stream was scored, 1 when it could not be used (unreadable,
+digital silence, under 0.5 s), 2 for a usage error.
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
@@ -63,9 +81,64 @@ def _parser() -> argparse.ArgumentParser:
         "but no longer the evaluation stage's procedure",
     )
 
-    export = commands.add_parser("export", help="a student's supervised path as ONNX, with a model card")
+    stream = commands.add_parser(
+        "stream",
+        help="emotion over time of a file or of raw PCM on standard input, as it arrives",
+        description=STREAM_HELP,
+        formatter_class=raw,
+    )
+    stream.add_argument(
+        "source", help="an audio file, or - for raw PCM on standard input (s16le, 16 kHz, mono)", metavar="SOURCE"
+    )
+    stream.add_argument(
+        "--student",
+        type=Path,
+        required=True,
+        help="a student.safetensors, a log-Mel .onnx export (float32 or int8), or a folder of fold<k>/ (ensemble)",
+    )
+    stream.add_argument(
+        "--hop", type=float, default=0.5, metavar="SECONDS", help="one distribution every SECONDS (default 0.5)"
+    )
+    stream.add_argument("--jsonl", action="store_true", help="one JSON object per line instead of a table")
+    stream.add_argument("--params", type=Path, default=Path("params.yaml"))
+
+    export = commands.add_parser(
+        "export", help="a student as ONNX (log-Mel or waveform input, float32 or int8), with a model card"
+    )
     export.add_argument("--student", type=Path, required=True, help="one fold's student.safetensors")
-    export.add_argument("--out", type=Path, required=True, help="model.onnx; model.json and model.md go beside it")
+    where = export.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="model.onnx; model.json and model.md go beside it")
+    where.add_argument(
+        "--web",
+        type=Path,
+        metavar="DIR",
+        help="a static page in DIR that runs the waveform model (float32, or int8 with --int8) in the browser "
+        "with ONNX Runtime Web, offline; serve DIR with any static server",
+    )
+    export.add_argument(
+        "--waveform",
+        action="store_true",
+        help="16 kHz mono samples in, the utterance's probabilities (and each window's) out: the front end "
+        "(STFT, mel filterbank, log) and the windowing are inside the graph",
+    )
+    export.add_argument(
+        "--int8",
+        action="store_true",
+        help="quantise the student to int8 (ONNX Runtime static quantisation), calibrated on the training crops of "
+        "the checkpoint's corpus and fold; the card says what it costs on the fold's test speakers",
+    )
+    export.add_argument(
+        "--data",
+        type=Path,
+        help="with --int8: the pipeline's data folder, holding manifests/, folds/ and features/ (default: data)",
+    )
+    export.add_argument(
+        "--onnxruntime-web",
+        type=Path,
+        metavar="DIR",
+        help="with --web: the onnxruntime-web npm package to copy from (default: web/node_modules/onnxruntime-web "
+        "of the LiSER project, installed by ./run.sh)",
+    )
     export.add_argument("--params", type=Path, default=Path("params.yaml"))
     export.add_argument(
         "--metrics",
@@ -142,7 +215,10 @@ def _predict(args: argparse.Namespace) -> int:
     if args.out:
         _check_writable(args.out)
     keep_freed_buffers()
-    predictor = Predictor.load(args.student, load_params(args.params), stride_s=args.stride)
+    params = load_params(args.params)
+    predictor = Predictor.load(
+        args.student, params.features, params.evaluate, device=params.train.device, stride_s=args.stride
+    )
     files = find_audio(args.paths)
     if not files:
         print("liser: no audio files (.wav, .flac, .mp3) found", file=sys.stderr)
@@ -161,15 +237,107 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from liser.deploy.web import DEFAULT_ONNXRUNTIME_WEB, export_web
     from liser.export import export_student
 
-    card = export_student(args.student, args.out, load_params(args.params), metrics=args.metrics)
+    params = load_params(args.params)
+    if args.onnxruntime_web and not args.web:
+        raise ValueError("--onnxruntime-web goes with --web")
+    if args.data and not args.int8:
+        raise ValueError("--data goes with --int8 (the training crops it calibrates on)")
+    options = {"metrics": args.metrics, "int8": args.int8, "data": args.data or Path("data")}
+    if args.web:
+        card, version = export_web(
+            args.student,
+            args.web,
+            params.features,
+            params.evaluate,
+            onnxruntime_web=args.onnxruntime_web or DEFAULT_ONNXRUNTIME_WEB,
+            **options,
+        )
+        model = args.web / "model.onnx"
+    else:
+        card = export_student(
+            args.student, args.out, params.features, params.evaluate, waveform=args.waveform, **options
+        )
+        model = args.out
+    export = card["export"]
     print(
-        f"{args.out}: {len(card['classes'])} classes ({', '.join(card['classes'])}), "
-        f"{card['parameters']['exported']:,} parameters, ONNX Runtime vs PyTorch max |diff| "
-        f"{card['export']['parity_max_abs_diff']:.1e}; card in {args.out.with_suffix('.md')}"
+        f"{model}: {card['kind']} input, {card['precision']}, {model.stat().st_size:,} bytes; "
+        f"{len(card['classes'])} classes ({', '.join(card['classes'])}), {card['parameters']['exported']:,} "
+        f"parameters; ONNX Runtime vs PyTorch max |diff| {export['parity_max_abs_diff']:.1e}"
+        + (
+            f", waveform graph vs {export['waveform_parity_reference']} {export['waveform_parity_max_abs_diff']:.1e}"
+            if "waveform_parity_max_abs_diff" in export
+            else ""
+        )
     )
+    if card["quantization"]:
+        test = card["quantization"]["test"]
+        print(
+            f"int8 vs float32 on {card['training']['corpus']} fold {card['training']['fold']}'s "
+            f"{test['test_utterances']} test utterances: UAR {test['int8']['uar']:.3f} vs {test['float32']['uar']:.3f} "
+            f"({test['uar_drop_points']:+.2f} points drop)"
+        )
+    print(f"card in {model.with_suffix('.md')}")
+    if args.web:
+        print(
+            f"page in {args.web} (ONNX Runtime Web {version}); serve it, e.g. "
+            f"python3 -m http.server --directory {args.web} --bind 127.0.0.1 8000, and open http://127.0.0.1:8000/"
+        )
     return 0
+
+
+def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(cell.rjust(w) if i != 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(cells, widths)))
+
+
+def _stream(args: argparse.Namespace) -> int:
+    import json
+
+    from liser.corpora.audio_check import UnusableAudio
+    from liser.deploy.stream import EmotionStream, StreamResult, file_blocks, pcm_blocks, stream_emotions
+    from liser.predict import Predictor
+
+    params = load_params(args.params)
+    features = params.features
+    from_stdin = args.source == "-"
+    source = "standard input" if from_stdin else args.source
+    if not from_stdin and not Path(args.source).is_file():
+        raise ValueError(f"{args.source}: no such file")
+    predictor = Predictor.load(args.student, features, params.evaluate, device=params.train.device)
+    stream = EmotionStream(predictor.students, features, args.hop)
+    classes = predictor.classes
+    widths = [16, max(map(len, ["emotion", *classes])), *(max(5, len(name)) for name in classes)]
+    try:
+        if from_stdin:
+            blocks = pcm_blocks(sys.stdin.buffer, features.sample_rate, min(args.hop, 0.1))
+        else:
+            blocks, warnings = file_blocks(Path(args.source), features.sample_rate)
+            for warning in warnings:
+                print(f"liser stream: {source}: {warning}", file=sys.stderr)
+        if not args.jsonl:
+            print(_row(["seconds", "emotion", *classes], widths), flush=True)
+        for item in stream_emotions(stream, blocks):
+            whole = isinstance(item, StreamResult)
+            start, end = (0.0, item.seconds) if whole else (item.start_s, item.end_s)
+            emotion = classes[int(item.probabilities.argmax())]
+            if args.jsonl:
+                record = {"start_s": round(start, 6), "end_s": round(end, 6), "emotion": emotion}
+                record["probabilities"] = {name: float(p) for name, p in zip(classes, item.probabilities)}
+                if whole:
+                    record |= {"whole": True, "windows": item.windows}
+                print(json.dumps(record), flush=True)
+            else:
+                span = f"{'whole ' if whole else ''}{start:.2f}-{end:.2f}"
+                print(_row([span, emotion, *(f"{p:.3f}" for p in item.probabilities)], widths), flush=True)
+    except UnusableAudio as problem:
+        print(f"liser stream: error: {source}: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+COMMANDS = {"predict": _predict, "stream": _stream, "export": _export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from liser.export import ParityError
 
     try:
-        return _predict(args) if args.command == "predict" else _export(args)
+        return COMMANDS[args.command](args)
     except (ValueError, ParamsError, FileNotFoundError) as problem:
         print(f"liser {args.command}: error: {problem}", file=sys.stderr)
         return 2

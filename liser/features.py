@@ -18,7 +18,8 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from liser.files import atomic_path, write_parquet
+from liser.files import atomic_directory, write_csv, write_npy, write_parquet
+from liser.logs import UserError
 from liser.params import FeatureParams
 
 __all__ = ["LogMel", "FeatureStore", "load_audio", "audio_blocks", "extract_corpus_features"]
@@ -118,7 +119,8 @@ class FeatureStore:
 
 
 def extract_corpus_features(utterances: pd.DataFrame, params: FeatureParams, out: str | Path) -> pd.DataFrame:
-    """Write ``out/logmel.npy`` and ``out/index.parquet`` for every utterance; return problems.
+    """Write the folder ``out`` whole (``logmel.npy``, ``index.parquet``, ``problems.csv``) for every utterance;
+    return the problems.
 
     A file that fails to decode is reported (path, reason) and skipped; the rest is kept.
     """
@@ -136,10 +138,11 @@ def extract_corpus_features(utterances: pd.DataFrame, params: FeatureParams, out
         index.append({"utterance": row.utterance, "offset": offset, "frames": logmel.shape[1]})
         offset += logmel.shape[1]
     if not features:
-        raise RuntimeError(f"no utterance could be turned into features for {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "logmel.npy") as tmp, open(tmp, "wb") as handle:
-        np.save(handle, np.concatenate(features))
-    write_parquet(out / "index.parquet", pd.DataFrame(index))
+        raise UserError(f"{out}: none of the {len(utterances)} utterances could be turned into features")
+    problems = pd.DataFrame(problems, columns=["path", "reason"])
+    with atomic_directory(out) as staging:
+        write_npy(staging / "logmel.npy", np.concatenate(features))
+        write_parquet(staging / "index.parquet", pd.DataFrame(index))
+        write_csv(staging / "problems.csv", problems)
     log.info("%d utterances, %d frames -> %s (%d problems)", len(index), offset, out, len(problems))
-    return pd.DataFrame(problems, columns=["path", "reason"])
+    return problems

@@ -1,11 +1,14 @@
 """Atomic output files: written to a temporary name beside the target, then renamed.
 
-An interrupted stage therefore never leaves a half-written file under the final name.
+An interrupted stage therefore never leaves a half-written file under the final name, and one that runs out of
+disk, or finds its output folder read-only, keeps the previous complete output and stops with an
+:class:`OutputError` naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -20,7 +23,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from liser.logs import UserError
+
 __all__ = [
+    "OutputError",
     "atomic_path",
     "atomic_directory",
     "PLACEHOLDER",
@@ -36,21 +42,42 @@ __all__ = [
 ]
 
 
+# what the disk or the folder refuses, as opposed to a bug: the user frees space or fixes the permissions
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+class OutputError(UserError, OSError):
+    """An output that could not be written (disk full, file too large, read-only or forbidden folder)."""
+
+
+@contextlib.contextmanager
+def _refused_as_output_error(target: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in DISK_ERRORS or isinstance(error, OutputError):
+            raise
+        raise OutputError(
+            error.errno, f"{target}: could not be written ({error.strerror}); an earlier {target.name} is kept"
+        ) from error
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in ``target``'s folder; rename it onto ``target`` on success."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        # mkstemp makes it private, and some writers (safetensors) replace the file: outputs are ordinary files
-        tmp_path.chmod(0o644)
-        os.replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    with _refused_as_output_error(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            yield tmp_path
+            # mkstemp makes it private, and some writers (safetensors) replace the file: outputs are ordinary files
+            tmp_path.chmod(0o644)
+            os.replace(tmp_path, target)
+        finally:
+            tmp_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -58,6 +85,12 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; on success it replaces ``target`` whole, with ordinary
     permissions (folders 0755, files 0644)."""
     target = Path(target)
+    with _refused_as_output_error(target), _staged(target) as staging:
+        yield staging
+
+
+@contextlib.contextmanager
+def _staged(target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -65,9 +98,18 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         for path in staging.rglob("*"):
             path.chmod(0o755 if path.is_dir() else 0o644)
         staging.chmod(0o755)  # mkdtemp makes it private
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        if not target.exists():
+            staging.rename(target)
+            return
+        earlier = Path(tempfile.mkdtemp(prefix=f".{target.name}.earlier.", dir=target.parent))
+        earlier.rmdir()
+        target.rename(earlier)  # the earlier output stays whole until the new one is in place
+        try:
+            staging.rename(target)
+        except BaseException:
+            earlier.rename(target)
+            raise
+        shutil.rmtree(earlier)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -141,7 +183,13 @@ def parquet_described(source: str | Path, key: bytes) -> Any:
 def write_npy(target: str | Path, array: np.ndarray) -> None:
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as handle:
-            np.save(handle, array)
+            # through write(), not numpy's tofile (a C write that reports a full disk without its errno)
+            np.save(_Chunks(handle), array)
+
+
+class _Chunks:
+    def __init__(self, handle):
+        self.write = handle.write
 
 
 def write_csv(target: str | Path, table: pd.DataFrame) -> None:

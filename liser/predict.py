@@ -33,7 +33,7 @@ import torch
 from liser.corpora.audio_check import UnusableAudio, check_audio
 from liser.export import FRONT_END_KEYS, load_onnx_student
 from liser.features import LogMel, audio_blocks
-from liser.params import FeatureParams, Params
+from liser.params import EvaluateParams, FeatureParams
 from liser.runtime import resolve_device
 from liser.students.checkpoints import load_student
 from liser.students.evaluate import Windowing, utterance_logits, windowing
@@ -154,24 +154,29 @@ class Predictor:
 
     @classmethod
     def load(
-        cls, student: str | Path, params: Params, stride_s: float | None = None, threads: int | None = None
+        cls,
+        student: str | Path,
+        features: FeatureParams,
+        evaluate: EvaluateParams,
+        device: str = "auto",
+        stride_s: float | None = None,
+        threads: int | None = None,
     ) -> Predictor:
         """``student`` as :func:`student_files` takes it; ``stride_s`` replaces the evaluation stride
         (``evaluate.stride_s``); ``threads`` is ONNX Runtime's intra-op thread count.  PyTorch students run on
-        ``train.device`` (auto: the GPU when there is one)."""
+        ``device`` (``train.device``; auto: the GPU when there is one)."""
         files = student_files(student)
-        device = resolve_device(params.train.device)
-        loaded = [_load(path, params.features, threads, device) for path in files]
+        loaded = [_load(path, features, threads, resolve_device(device)) for path in files]
         classes = loaded[0][1]
         for path, (_, other) in zip(files, loaded):
             if other != classes:
                 raise ValueError(f"{path}: classes {other} differ from {files[0]}'s {classes}")
-        windows = windowing(params.features, params.evaluate)
+        windows = windowing(features, evaluate)
         if stride_s is not None:
             if stride_s <= 0:
                 raise ValueError(f"stride must be positive (got {stride_s})")
-            windows = dataclasses.replace(windows, stride_frames=stride_s / params.features.hop_s)
-        return cls([model for model, _ in loaded], classes, params.features, windows, files)
+            windows = dataclasses.replace(windows, stride_frames=stride_s / features.hop_s)
+        return cls([model for model, _ in loaded], classes, features, windows, files)
 
     @property
     def stride_s(self) -> float:

@@ -5,7 +5,6 @@ import argparse
 import pandas as pd
 
 from liser.features import extract_corpus_features
-from liser.files import write_csv
 from liser.stage import run_stage
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -18,8 +17,7 @@ def read_params(params, args):
 
 
 def work(features, args):
-    problems = extract_corpus_features(pd.read_parquet(args.manifest), features, args.out)
-    write_csv(f"{args.out}/problems.csv", problems)
+    extract_corpus_features(pd.read_parquet(args.manifest), features, args.out)
 
 
 if __name__ == "__main__":

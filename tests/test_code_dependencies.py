@@ -61,7 +61,7 @@ def test_code_dependencies_exist(stages):
 # only the student.  The demo sits above the product, which never imports it.
 
 PARTS = {"unlabeled": "unlabeled", "teachers": "teachers", "students": "students", "results": "results"}
-PARTS |= {"demo": "demo", "predict": "use", "export": "use", "cli": "use"}
+PARTS |= {"demo": "demo", "predict": "use", "export": "use", "deploy": "use", "webpage": "use", "cli": "use"}
 MAY_IMPORT = {
     "foundations": {"foundations"},
     "unlabeled": {"foundations", "unlabeled"},

@@ -23,9 +23,9 @@ CONFIGURATION_METRICS = {
 }
 
 
-def random_student(seed: int) -> Student:
+def random_student(seed: int, classes: int = len(CLASSES)) -> Student:
     torch.manual_seed(seed)
-    model = Student(StudentConfig(speech_classes=len(CLASSES)))
+    model = Student(StudentConfig(speech_classes=classes))
     for module in model.modules():  # trained-looking batch-norm statistics, not the identity
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.normal_(0, 0.5)
@@ -107,7 +107,7 @@ def test_a_model_that_disagrees_is_refused_and_nothing_written(exported, tmp_pat
     # the first student's graph presented as the export of another one
     monkeypatch.setattr("liser.export.to_onnx", lambda student, features: onnx.load(str(out)))
     with pytest.raises(ParityError, match="differ from PyTorch's by up to"):
-        export_student(other, tmp_path / "bad.onnx", repo_params)
+        export_student(other, tmp_path / "bad.onnx", repo_params.features, repo_params.evaluate)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.safetensors"]
 
 
@@ -116,23 +116,22 @@ def test_the_export_predicts_what_the_checkpoint_predicts(exported, tmp_path, re
     rng = np.random.default_rng(0)
     audio = tmp_path / "a.wav"
     sf.write(str(audio), (0.1 * rng.standard_normal(7 * 22050)).astype(np.float32), 22050)
-    from_onnx = Predictor.load(out, repo_params, threads=1).predict(audio)
-    from_torch = Predictor.load(checkpoint, repo_params).predict(audio)
+    from_onnx = Predictor.load(out, repo_params.features, repo_params.evaluate, threads=1).predict(audio)
+    from_torch = Predictor.load(checkpoint, repo_params.features, repo_params.evaluate).predict(audio)
     np.testing.assert_allclose(from_onnx.logits, from_torch.logits, atol=1e-5, rtol=0)
     assert from_onnx.emotion == from_torch.emotion
 
     other_hop = repo_params.features.model_copy(update={"hop_s": 0.016})
-    other_front_end = repo_params.model_copy(update={"features": other_hop})
     with pytest.raises(ValueError, match="hop_s 0.032 vs 0.016"):
-        Predictor.load(out, other_front_end)
+        Predictor.load(out, other_hop, repo_params.evaluate)
 
 
 def test_what_cannot_be_exported_is_refused(tmp_path, repo_params):
     save_student(tmp_path / "s.safetensors", Student(StudentConfig(speech_classes=4, n_mels=32)), CLASSES)
     with pytest.raises(ValueError, match="32 Mel bands"):
-        export_student(tmp_path / "s.safetensors", tmp_path / "m.onnx", repo_params)
+        export_student(tmp_path / "s.safetensors", tmp_path / "m.onnx", repo_params.features, repo_params.evaluate)
     with pytest.raises(ValueError, match="one fold's student.safetensors"):
-        export_student(tmp_path, tmp_path / "m.onnx", repo_params)
+        export_student(tmp_path, tmp_path / "m.onnx", repo_params.features, repo_params.evaluate)
     with pytest.raises(ValueError, match="should end in .onnx"):
-        export_student(tmp_path / "s.safetensors", tmp_path / "m.json", repo_params)
+        export_student(tmp_path / "s.safetensors", tmp_path / "m.json", repo_params.features, repo_params.evaluate)
     assert [p.name for p in tmp_path.iterdir()] == ["s.safetensors"]

@@ -46,7 +46,8 @@ def test_store_round_trip_and_bad_file_reported(tmp_path):
     problems = extract_corpus_features(manifest, FeatureParams(), tmp_path / "features")
     assert list(problems["path"]) == [str(broken)]
     store = FeatureStore(tmp_path / "features")
-    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == ["index.parquet", "logmel.npy"]
+    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == ["index.parquet", "logmel.npy", "problems.csv"]
+    assert list(pd.read_csv(tmp_path / "features" / "problems.csv")["path"]) == [str(broken)]
     assert store["b"].shape == (64, 94)
     assert store["a"].shape == (64, 32) and store["c"].shape[1] == 13
     expected = LogMel(FeatureParams())(load_audio(paths[0], 16000))

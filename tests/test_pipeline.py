@@ -149,6 +149,39 @@ def test_second_repro_has_nothing_to_do(project):
     assert "didn't change" in output or "up to date" in output
 
 
+# a representative set: generated data, a corpus read, features, the speech base and teachers, a student, the report
+REPRODUCED = [
+    "demo",
+    "corpus@crema_d",
+    "features@crema_d",
+    "speech_base",
+    "speech_teacher@crema_d",
+    "vid-sp-dstl@crema_d",
+    "report",
+]
+
+
+def _outputs(project: Path) -> dict[str, list]:
+    """Each reproduced stage's outputs as dvc.lock records them (path and hash)."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    return {stage: sorted((out["path"], out.get("md5")) for out in lock[stage]["outs"]) for stage in REPRODUCED}
+
+
+def test_stages_rerun_to_the_same_bytes_here_and_in_another_folder(project, tmp_path_factory):
+    """Same inputs, same bytes: each stage forced to run again, here and in a copy of the project elsewhere, writes
+    outputs whose hashes dvc.lock already holds (same machine, same thread count)."""
+    import shutil
+
+    recorded = _outputs(project)
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "another-checkout"
+    shutil.copytree(project, elsewhere, symlinks=True)
+    for folder in (project, elsewhere):
+        for stage in REPRODUCED:
+            dvc("repro", "--force", "--single-item", stage, cwd=folder)
+        assert _outputs(folder) == recorded, folder
+    assert changed_stages(project) == set()
+
+
 def test_plots_are_declared(project):
     shown = dvc("plots", "show", "--json", cwd=project).stdout
     for name in (

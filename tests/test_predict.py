@@ -60,7 +60,7 @@ def test_predict_agrees_with_utterance_logits(tmp_path, student, repo_params):
         write_sound(tmp_path / "d.mp3", 3.5, sample_rate=22050, seed=3),
     ]
     path, model = student
-    predictor = Predictor.load(path, repo_params)
+    predictor = Predictor.load(path, repo_params.features, repo_params.evaluate)
     predictions = [predictor.predict(f) for f in files]
 
     logmels = [LogMel(repo_params.features)(load_audio(f, 16000)) for f in files]
@@ -80,7 +80,7 @@ def test_ensemble_averages_the_folds_probabilities(tmp_path, repo_params):
     assert [p.parent.name for p in student_files(tmp_path / "config")] == ["fold0", "fold2", "fold10"]
     audio = write_sound(tmp_path / "a.wav", 4.0)
 
-    prediction = Predictor.load(tmp_path / "config", repo_params).predict(audio)
+    prediction = Predictor.load(tmp_path / "config", repo_params.features, repo_params.evaluate).predict(audio)
 
     logmel = LogMel(repo_params.features)(load_audio(audio, 16000))
     each = [
@@ -99,10 +99,10 @@ def test_students_must_share_classes_and_exist(tmp_path, repo_params):
     make_student(tmp_path / "fold0" / "student.safetensors")
     make_student(tmp_path / "fold1" / "student.safetensors", classes=["calm", "happy", "sad"])
     with pytest.raises(ValueError, match="differ"):
-        Predictor.load(tmp_path, repo_params)
+        Predictor.load(tmp_path, repo_params.features, repo_params.evaluate)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no student.safetensors"):
-        Predictor.load(tmp_path / "empty", repo_params)
+        Predictor.load(tmp_path / "empty", repo_params.features, repo_params.evaluate)
 
 
 def make_bad_inputs(folder):
@@ -125,7 +125,7 @@ def make_bad_inputs(folder):
 
 def test_each_bad_input_gets_its_own_error(tmp_path, student, repo_params):
     problems = make_bad_inputs(tmp_path)
-    predictor = Predictor.load(student[0], repo_params)
+    predictor = Predictor.load(student[0], repo_params.features, repo_params.evaluate)
     for name, problem in problems.items():
         prediction = predictor.predict(tmp_path / name)
         assert prediction.emotion is None and prediction.probabilities is None
@@ -134,7 +134,7 @@ def test_each_bad_input_gets_its_own_error(tmp_path, student, repo_params):
 
 def test_8khz_stereo_is_predicted_with_warnings(tmp_path, student, repo_params):
     audio = write_sound(tmp_path / "phone.wav", 3.0, sample_rate=8000, channels=2)
-    prediction = Predictor.load(student[0], repo_params).predict(audio)
+    prediction = Predictor.load(student[0], repo_params.features, repo_params.evaluate).predict(audio)
     assert prediction.error is None and prediction.emotion in CLASSES
     assert prediction.probabilities.sum() == pytest.approx(1.0)
     assert len(prediction.warnings) == 2
@@ -182,8 +182,8 @@ def test_exit_status_is_1_only_when_every_file_fails(tmp_path, student, capsys):
 
 def test_a_longer_stride_uses_fewer_windows(tmp_path, student, repo_params):
     audio = write_sound(tmp_path / "long.wav", 12.0)
-    paper = Predictor.load(student[0], repo_params)
-    fast = Predictor.load(student[0], repo_params, stride_s=1.0)
+    paper = Predictor.load(student[0], repo_params.features, repo_params.evaluate)
+    fast = Predictor.load(student[0], repo_params.features, repo_params.evaluate, stride_s=1.0)
     assert paper.windows == windowing(
         repo_params.features, repo_params.evaluate
     ) and paper.windows.stride_frames == pytest.approx(3.125)
@@ -192,4 +192,4 @@ def test_a_longer_stride_uses_fewer_windows(tmp_path, student, repo_params):
     assert fast_prediction.error is None
     assert not np.allclose(slow_prediction.logits, fast_prediction.logits, atol=1e-7)
     with pytest.raises(ValueError, match="stride"):
-        Predictor.load(student[0], repo_params, stride_s=0)
+        Predictor.load(student[0], repo_params.features, repo_params.evaluate, stride_s=0)
