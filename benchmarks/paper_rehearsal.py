@@ -2,11 +2,12 @@
 every stage, printed as a table and saved to benchmarks/results/paper_rehearsal.json.
 
 In a fresh copy of the project (the venv is reused), with nothing downloaded:
-- stand-in weights written locally in the published formats: a hubert-base-ls960-sized HuBERT (768 wide, 12 layers,
-  random weights) in a Hugging Face cache as `hf download` leaves it, fetched by stage `speech_base` with
-  HF_HUB_OFFLINE=1; a full S2D (ViT-B/16 at 224 px) saved as the published checkpoints are
-  (`{'model', 'optimizer', 'epoch', 'scaler', 'args'}` with an `argparse.Namespace`) and a MobileFaceNet file
-  (`{'state_dict'}`), put in data/weights/s2d with their SHA-256 pinned in params;
+- stand-in weights written locally in the published formats: a hubert-base-ls960-sized HuBERT (768 wide, 12
+  layers, random weights) as `pytorch_model.bin` with a `preprocessor_config.json`, in a Hugging Face cache as
+  `hf download` leaves it at the pinned commit, fetched by stage `speech_base` with HF_HUB_OFFLINE=1; a full S2D
+  (ViT-B/16 at 224 px) saved as the published checkpoints are (`{'model', 'optimizer', 'epoch', 'scaler', 'args'}`
+  with an `argparse.Namespace`) and a MobileFaceNet file (`{'state_dict'}`), put in data/weights/s2d with their
+  SHA-256 (and the landmark file's git blob) pinned in params;
 - RAVDESS and CREMA-D trees in their distributed layouts (the demo's generated speech, a few utterances per actor),
   and a few MSP-Face videos as local files;
 - `profile: paper`, with the sizes cut for a CPU: 2 folds, 1 epoch, lambda grid [1], one label-efficiency share.
@@ -20,6 +21,7 @@ together, sampled every 0.2 s.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -39,12 +41,23 @@ from liser.demo.mspface import write_mspface_demo
 from liser.files import write_json
 from liser.models.s2d import S2DConfig
 from liser.runtime import describe_machine, resolve_device
-from liser.teachers.video import build_video_teacher
-from liser.teachers.weights import MOBILEFACENET_FILE, S2D_FILE, sha256_of
+from liser.teachers.fetching import git_blob_of, sha256_of
+from liser.teachers.video_model import build_video_teacher
+from liser.teachers.video_weights import MOBILEFACENET_FILE, S2D_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "paper_rehearsal.json"
-COMMIT = "0" * 40  # the stand-in HuBERT's "commit" in the local Hugging Face cache
+COMMIT = "dba3bb02fda4248b6e082697eee756de8fe8aa8a"  # hubert-base-ls960's, as the paper profile pins it
+# what hubert-base-ls960 has beside config.json (no safetensors): a feature extractor's settings and a pickle
+PREPROCESSOR = {
+    "do_normalize": True,
+    "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+    "feature_size": 1,
+    "padding_side": "right",
+    "padding_value": 0,
+    "return_attention_mask": False,
+    "sampling_rate": 16000,
+}
 
 
 def keep_first(folder: Path, per_speaker: int, speaker_of) -> None:
@@ -67,7 +80,11 @@ def write_inputs(project: Path, hf_home: Path, utterances: int, videos: int) -> 
 
     snapshot = hf_home / "hub" / "models--facebook--hubert-base-ls960" / "snapshots" / COMMIT
     torch.manual_seed(0)
-    HubertModel(HubertConfig()).save_pretrained(snapshot)  # HubertConfig() is hubert-base's architecture
+    hubert = HubertModel(HubertConfig())  # HubertConfig() is hubert-base's architecture
+    snapshot.mkdir(parents=True)
+    hubert.config.save_pretrained(snapshot)
+    torch.save(hubert.state_dict(), snapshot / "pytorch_model.bin")
+    (snapshot / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR, indent=2) + "\n")
     (snapshot.parents[1] / "refs").mkdir(parents=True, exist_ok=True)
     (snapshot.parents[1] / "refs" / "main").write_text(COMMIT)
 
@@ -85,10 +102,11 @@ def write_inputs(project: Path, hf_home: Path, utterances: int, videos: int) -> 
     torch.save({"state_dict": s2d.landmark.state_dict()}, weights / MOBILEFACENET_FILE)
     parameters = sum(p.numel() for p in s2d.parameters())
     return {
-        "hubert_parameters": sum(p.numel() for p in HubertModel.from_pretrained(snapshot).parameters()),
+        "hubert_parameters": sum(p.numel() for p in hubert.parameters()),
         "s2d_parameters": parameters,
         "s2d_sha256": sha256_of(weights / S2D_FILE),
         "mobilefacenet_sha256": sha256_of(weights / MOBILEFACENET_FILE),
+        "mobilefacenet_git_blob": git_blob_of(weights / MOBILEFACENET_FILE),
     }
 
 
@@ -105,6 +123,7 @@ def paper_params(project: Path, inputs: dict) -> None:
     params["mspface"].update(allow_local_files={"demo": True, "paper": True}, sleep_s=0, max_sleep_s=None)
     params["video_weights"]["s2d"]["sha256"] = inputs["s2d_sha256"]
     params["video_weights"]["mobilefacenet"]["sha256"] = inputs["mobilefacenet_sha256"]
+    params["video_weights"]["mobilefacenet"]["git_blob"] = inputs["mobilefacenet_git_blob"]
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -1,7 +1,8 @@
 """Speech teacher speed on the CPU: windows scored per second and a training step.
 
-For the demo's small HuBERT and for a base-size one (``HubertConfig()`` defaults, the
-architecture of hubert-base-ls960, random weights; 8 classes, LoRA rank 8) it prints and saves
+For a HuBERT of the demo base's shape and for a base-size one (``HubertConfig()`` defaults, the
+architecture of hubert-base-ls960), both with random weights saved as a base folder is (8 classes,
+LoRA rank 8 and alpha 16, raw waveforms), it prints and saves
 (benchmarks/results/speech_teacher.json):
 - windows scored per second by ``window_softmaxes`` (reading the wavs included) at batch 1 and
   batch 32, for 16-frame windows (0.533 s at 30 fps) of 16 kHz audio,
@@ -25,19 +26,21 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 import torch
-from transformers import HubertConfig
+from transformers import HubertConfig, HubertModel
 
+from liser.demo.speech_base import SMALL_HUBERT
 from liser.files import write_json
+from liser.params import load_params
 from liser.runtime import keep_freed_buffers
-from liser.teachers.speech import DEMO_CONFIG, build_speech_teacher, parameter_counts, window_softmaxes
+from liser.teachers.speech_model import build_speech_teacher, parameter_counts
+from liser.teachers.speech_windows import window_softmaxes
 from liser.unlabeled.windows import segment_windows
 
+REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "speech_teacher.json"
 RATE, FPS, FRAMES = 16000, 30.0, 16
-MODELS = {
-    "demo": None,
-    "base_size": {key: getattr(HubertConfig(), key) for key in DEMO_CONFIG},  # every demo change undone
-}
+CLASSES = [f"class{k}" for k in range(8)]
+MODELS = {"demo": SMALL_HUBERT, "base_size": {}}  # the demo base's shape; HubertConfig's defaults
 
 
 def unlabeled_segments(folder: Path, windows: int, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -53,9 +56,9 @@ def unlabeled_segments(folder: Path, windows: int, rng: np.random.Generator) -> 
 
 
 def windows_per_second(model, manifest: pd.DataFrame, windows: pd.DataFrame, batch_size: int) -> float:
-    window_softmaxes(model, manifest, windows.head(batch_size), batch_size, "cpu")  # warm-up
+    window_softmaxes(model, manifest, windows.head(batch_size), batch_size, classes=CLASSES, device="cpu")  # warm-up
     start = time.perf_counter()
-    window_softmaxes(model, manifest, windows, batch_size, "cpu")
+    window_softmaxes(model, manifest, windows, batch_size, classes=CLASSES, device="cpu")
     return len(windows) / (time.perf_counter() - start)
 
 
@@ -86,12 +89,15 @@ def main() -> None:
         "torch": torch.__version__,
         "window_s": FRAMES / FPS,
     }
+    params = load_params(REPO / "params.yaml").speech_teacher.model_copy(
+        update={"lora_rank": 8, "lora_alpha": 16.0, "normalize": False}
+    )
     with tempfile.TemporaryDirectory() as folder:
         manifest, windows = unlabeled_segments(Path(folder), args.windows, np.random.default_rng(0))
-        for name, small_config in MODELS.items():
-            model = build_speech_teacher(
-                None, num_labels=8, lora_rank=8, lora_alpha=16, small_config=small_config
-            ).eval()
+        for name, shape in MODELS.items():
+            torch.manual_seed(0)
+            HubertModel(HubertConfig(**shape)).save_pretrained(Path(folder) / name)
+            model = build_speech_teacher(Path(folder) / name, len(CLASSES), params, seed=0).eval()
             counts = parameter_counts(model)
             figures[f"{name}_parameters_frozen"] = counts["frozen"]
             figures[f"{name}_parameters_trainable"] = counts["trainable"]

@@ -31,7 +31,8 @@ import torch
 from liser.files import write_json
 from liser.models.s2d import S2DConfig
 from liser.runtime import keep_freed_buffers
-from liser.teachers.video import build_video_teacher, window_softmaxes
+from liser.teachers.video_model import build_video_teacher
+from liser.teachers.video_windows import window_softmaxes
 from liser.unlabeled.faces import FACE_SIZE
 from liser.unlabeled.windows import segment_windows
 
@@ -60,11 +61,11 @@ def face_segments(folder: Path, windows: int, rng: np.random.Generator) -> pd.Da
 
 
 def windows_per_second(model, windows: pd.DataFrame, faces: Path, batch_size: int, device: str) -> float:
-    window_softmaxes(model, windows.head(batch_size), faces, batch_size, device)  # warm-up
+    window_softmaxes(model, windows.head(batch_size), faces, batch_size, device=device)  # warm-up
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    window_softmaxes(model, windows, faces, batch_size, device)  # copies the probabilities back: synchronised
+    window_softmaxes(model, windows, faces, batch_size, device=device)  # copies the probabilities back: synchronised
     return len(windows) / (time.perf_counter() - start)
 
 
@@ -89,7 +90,7 @@ def main() -> None:
         faces = Path(folder)
         windows = face_segments(faces, max(*counts.values(), args.windows_gpu if gpu else 0), np.random.default_rng(0))
         for name, config in MODELS.items():
-            model = build_video_teacher(config).eval()
+            model = build_video_teacher(config, seed=0).eval()
             figures[f"{name}_parameters"] = sum(p.numel() for p in model.parameters())
             for threads in sorted({1, all_threads}):
                 torch.set_num_threads(threads)

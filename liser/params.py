@@ -331,17 +331,25 @@ class WindowParams(_Section):
 
 
 class VideoTeacherParams(_Section):
-    """S2D, the video teacher (section 3.2): the published checkpoint, or trained on a FERV39k-layout corpus."""
+    """S2D, the video teacher (section 3.2): the published checkpoint, or trained on a FERV39k-layout corpus.
 
-    source: Literal["train", "published"] = "published"  # published: the files stage `video_weights` fetched
-    corpus: Path | None = None  # FERV39k layout: train/<class>/<clip>/frames, test/...; scored when present
-    size: Literal["small", "full"] = "full"
-    epochs: int = Field(8, gt=0)
-    lr: float = Field(5e-4, gt=0)
-    batch_size: int = Field(8, gt=0)
-    eval_batch_size: int = Field(16, gt=0)
-    seed: int = 0
-    threads: int = Field(2, ge=1)
+    Every value is set in params.yaml (the one place of the defaults); the training settings matter with
+    ``source: train`` only."""
+
+    source: Literal["train", "published"]  # published: the files stage `video_weights` fetched
+    corpus: Path | None  # FERV39k layout: train/<class>/<clip>/frames, test/...; scored when present
+    size: Literal["small", "full"]
+    epochs: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)  # AdamW's
+    warmup_epochs: float = Field(ge=0)  # linear warm-up of the learning rate, then a cosine down to 0
+    max_grad_norm: float | None = Field(gt=0)  # gradients clipped to this norm; None: not clipped
+    batch_size: int = Field(gt=0)
+    validation_fraction: float = Field(gt=0, lt=1)  # of each class's training clips, held out to pick the epoch
+    preload: bool  # every training clip resized and its landmark maps computed once, in memory
+    eval_batch_size: int = Field(gt=0)
+    seed: int
+    threads: int = Field(ge=1)
 
     @model_validator(mode="after")
     def _weights_or_a_corpus(self) -> VideoTeacherParams:
@@ -353,22 +361,27 @@ class VideoTeacherParams(_Section):
 
 
 _SHA256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+_GIT_BLOB = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{40}$")]  # SHA-1 of "blob <size>\0" and the bytes
+_URL = Annotated[str, Field(pattern=r"^https?://")]
 
 
 class HubFileParams(_Section):
     """A file of a Hugging Face model repository at a revision (a commit hash pins it)."""
 
     repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
-    revision: str = Field("main", min_length=1)
-    file: str | None = None  # None: the repository's one FERV39k checkpoint, found by listing it
-    sha256: _SHA256 | None = None  # None: recorded and logged on first fetch, for you to pin
+    revision: str = Field(min_length=1)
+    file: str | None  # None: the repository's one FERV39k checkpoint, found by listing it
+    sha256: _SHA256 | None  # None: recorded and logged on first fetch, for you to pin
 
 
 class UrlFileParams(_Section):
-    """A file at a URL (a commit URL pins it), checked against its SHA-256."""
+    """A file at a URL (a commit URL pins it), tried at ``fallback_url`` when ``url`` fails, and checked against
+    its SHA-256 and its git blob id, whichever are given."""
 
-    url: str = Field(pattern=r"^https?://")
-    sha256: _SHA256 | None = None
+    url: _URL
+    fallback_url: _URL | None
+    sha256: _SHA256 | None
+    git_blob: _GIT_BLOB | None
 
 
 class VideoWeightsParams(_Section):
@@ -380,40 +393,55 @@ class VideoWeightsParams(_Section):
 
 class SpeechBaseParams(_Section):
     """The speech teacher's start point (stage ``speech_base``): a hub repository at a revision or a folder, or
-    (``pretrain``, the demo) a small HuBERT pretrained on a pool of unlabeled speech of its own speakers."""
+    (``pretrain``, the demo) a small HuBERT pretrained on a pool of unlabeled speech of its own speakers; the
+    settings after ``revision`` are that pretraining's."""
 
-    source: str = Field("facebook/hubert-base-ls960", min_length=1)  # pretrain | owner/name | a folder
-    revision: str | None = None  # of a hub repository; None: main. A commit hash pins it
+    source: str = Field(min_length=1)  # pretrain | owner/name | a folder
+    revision: str | None  # of a hub repository; None: main. A commit hash pins it
 
-    pool_utterances: int = Field(600, gt=0)
-    pool_speakers: int = Field(60, gt=0)
-    clusters: int = Field(100, gt=1)
-    epochs: int = Field(8, gt=0)
-    lr: float = Field(2e-3, gt=0)
-    batch_size: int = Field(8, gt=0)
-    crop_seconds: float = Field(2.0, gt=0)
-    dropout: float = Field(0.0, ge=0, lt=1)  # every dropout of the saved model, which the teachers then use
-    seed: int = 0
-    threads: int = Field(2, ge=1)
+    pool_utterances: int = Field(gt=0)
+    pool_speakers: int = Field(gt=0)
+    clusters: int = Field(gt=1)
+    epochs: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_fraction: float = Field(gt=0, le=1)  # of the steps, a linear warm-up before the cosine decay
+    max_grad_norm: float = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    crop_seconds: float = Field(gt=0)
+    mask_prob: float = Field(gt=0, lt=1)  # share of the frames masked, in spans of mask_length frames
+    mask_length: int = Field(gt=0)
+    prosody_weight: float = Field(ge=0)  # frame energy, log F0 and voicing regressed beside the masked units
+    utterance_weight: float = Field(ge=0)  # utterance statistics of the targets regressed from the mean frame
+    bins_weight: float = Field(ge=0)  # energy and pitch classified into prosody_bins quantile bins
+    prosody_bins: int = Field(gt=1)
+    check_utterances: int = Field(gt=0)  # fixed crops and masks whose losses are reported before and after
+    dropout: float = Field(ge=0, lt=1)  # every dropout of the saved model, which the teachers then use
+    seed: int
+    threads: int = Field(ge=1)
 
 
 class SpeechTeacherParams(_Section):
     """HuBERT + LoRA, the speech teacher (section 3.2), one per corpus and fold."""
 
-    lora_rank: int = Field(8, gt=0)
-    lora_alpha: float = Field(16.0, gt=0)
-    lora_dropout: float = Field(0.1, ge=0, lt=1)
+    lora_rank: int = Field(gt=0)
+    lora_alpha: float = Field(gt=0)
+    lora_dropout: float = Field(ge=0, lt=1)
     # non_test: the fold's non-test speakers, training_fraction of them train, the rest pick the epoch (the paper's
     # "80 % ... the remaining 20 %"); train_only: the student's training speakers train, its validation speakers pick
-    split: Literal["non_test", "train_only"] = "train_only"
-    training_fraction: float = Field(0.8, gt=0, lt=1)  # with split non_test
-    epochs: int = Field(50, gt=0)
-    lr: float = Field(1e-4, gt=0)
-    batch_size: int = Field(8, gt=0)
-    max_seconds: float = Field(4.0, gt=0)  # random crops of at most this long while training
-    eval_batch_size: int = Field(8, gt=0)
-    seed: int = 0
-    threads: int = Field(2, ge=1)
+    split: Literal["non_test", "train_only"]
+    training_fraction: float = Field(gt=0, lt=1)  # with split non_test
+    # zero mean and unit variance per utterance (crop, window) before the encoder: true, false, or checkpoint (what
+    # the base's preprocessor_config.json says; false without one)
+    normalize: bool | Literal["checkpoint"]
+    epochs: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)  # AdamW's
+    batch_size: int = Field(gt=0)
+    max_seconds: float = Field(gt=0)  # random crops of at most this long while training
+    eval_batch_size: int = Field(gt=0)
+    seed: int
+    threads: int = Field(ge=1)
 
 
 class CvParams(_Section):

@@ -1,11 +1,13 @@
-"""Stage `speech_softmaxes`: each fold's speech teacher scores the audio of every window of the window table."""
+"""Stage `speech_softmaxes`: each fold's speech teacher scores the audio of every window of the window table.  On a
+CPU with the same `speech_teacher.threads`, the same bytes on every run and in any checkout
+(tests/test_teacher_reproducibility.py); on a GPU (float16 autocast) the last bits may differ."""
 
 import argparse
 from pathlib import Path
 
 from liser.files import write_json
 from liser.stage import run_stage
-from liser.teachers.speech_runs import speech_window_softmaxes
+from liser.teachers.speech_windows import speech_window_softmaxes
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--teachers", type=Path, required=True, help="folder with fold<k>/ teachers")
@@ -24,15 +26,7 @@ def read_params(params, args):
 def work(settings, args):
     folds, batch_size, threads = settings
     counts = speech_window_softmaxes(
-        args.teachers,
-        folds,
-        args.manifest,
-        args.windows,
-        args.out,
-        base=args.base,
-        batch_size=batch_size,
-        threads=threads,
-        reuse_from=args.reuse_from,
+        args.teachers, folds, args.base, args.manifest, args.windows, args.out, batch_size, threads, args.reuse_from
     )
     write_json(args.metrics, counts)
 

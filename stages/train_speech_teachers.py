@@ -1,12 +1,16 @@
 """Stages `speech_teacher` and `speech_teacher_labeled`: HuBERT + LoRA for each fold of a corpus (for Figure 2 on
-a share of its labeled training utterances), scored on the fold's test speakers."""
+a share of its labeled training utterances), scored on the fold's test speakers, on the base `speech_base` names.
+On a CPU with the same `speech_teacher.threads`, the same bytes on every run and in any checkout
+(tests/test_teacher_reproducibility.py); on a GPU, whose training and float16 kernels are not all deterministic, the
+teachers may differ in the last bits."""
 
 import argparse
 from pathlib import Path
 
 from liser.manifests import read_manifest
 from liser.stage import run_stage
-from liser.teachers.speech_runs import share_teacher_runs, speech_teacher_runs
+from liser.teachers.speech_base import SpeechBaseChoice
+from liser.teachers.speech_runs import TeacherStage, share_teacher_runs, speech_teacher_runs
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--corpus", required=True)
@@ -24,27 +28,17 @@ def read_params(params, args):
     share = None
     if args.labeled_percent is not None:  # Figure 2's teachers: share or all, and which utterances the share keeps
         share = params.label_efficiency.teacher, params.label_efficiency.seed
-    return params.cv.folds, params.speech_teacher, share
+    return params.cv.folds, params.speech_teacher, SpeechBaseChoice.of(params.speech_base), share
 
 
 def work(settings, args):
-    folds, teacher, share = settings
+    folds, teacher, base_choice, share = settings
     classes = read_manifest(args.manifest).classes
-    where = dict(base=args.base, manifest=args.manifest, folds=args.folds, out=args.out, metrics=args.metrics)
+    stage = TeacherStage(args.corpus, classes, args.base, args.manifest, args.folds, args.out, args.metrics, args.live)
     if share is None:
-        speech_teacher_runs(args.corpus, folds, teacher, classes, **where, live=args.live)
+        speech_teacher_runs(stage, folds, teacher, base_choice)
     else:
-        share_teacher_runs(
-            args.corpus,
-            folds,
-            teacher,
-            share,
-            args.labeled_percent,
-            args.full_teachers,
-            classes,
-            **where,
-            live=args.live,
-        )
+        share_teacher_runs(stage, folds, teacher, base_choice, *share, args.labeled_percent, args.full_teachers)
 
 
 if __name__ == "__main__":

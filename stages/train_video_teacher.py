@@ -1,12 +1,13 @@
-"""Stage `video_teacher`: S2D from the published checkpoint, or trained on a FERV39k-layout corpus; its test scores."""
+"""Stage `video_teacher`: S2D from the published checkpoint (the files stage `video_weights` fetched for these
+`video_weights` params), or trained on a FERV39k-layout corpus; its test scores.  On a CPU with the same
+`video_teacher.threads`, the same bytes on every run and in any checkout (tests/test_teacher_reproducibility.py); on a
+GPU the last bits of a trained teacher may differ."""
 
 import argparse
 from pathlib import Path
 
-from liser.logs import errors_as_messages
 from liser.stage import run_stage
 from liser.teachers.video_runs import video_teacher_run
-from liser.teachers.weights import WeightsUnavailable
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--weights", type=Path, required=True, help="S2D's published files, when it starts from them")
@@ -16,12 +17,12 @@ parser.add_argument("--live", type=Path, help="DVCLive folder of the training cu
 
 
 def read_params(params, args):
-    return params.video_teacher
+    return params.video_teacher, params.video_weights  # the second, to check the published files against
 
 
-def work(teacher, args):
-    with errors_as_messages(WeightsUnavailable):
-        video_teacher_run(teacher, args.weights, args.out, args.metrics, args.live)
+def work(settings, args):
+    teacher, weights = settings
+    video_teacher_run(teacher, weights, args.weights, args.out, args.metrics, args.live)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
-"""Stage `video_softmaxes`: the video teacher's seven class probabilities for every window of the window table."""
+"""Stage `video_softmaxes`: the video teacher's seven class probabilities for every window of the window table.  On a
+CPU with the same `video_teacher.threads`, the same bytes on every run and in any checkout
+(tests/test_teacher_reproducibility.py); on a GPU (float16 autocast) the last bits may differ."""
 
 import argparse
 from pathlib import Path
 
 from liser.files import write_json
 from liser.stage import run_stage
-from liser.teachers.video_runs import video_window_softmaxes
+from liser.teachers.video_windows import video_window_softmaxes
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--teacher", type=Path, required=True)

@@ -1,12 +1,12 @@
 """Stage `video_weights`: S2D's published checkpoint and MobileFaceNet's landmark weights, fetched once at pinned
-revisions and checked against their SHA-256, when the video teacher starts from them."""
+revisions and checked against their pinned checksums (SHA-256, git blob id), when the video teacher starts from
+them; fetched.json records what is there and the params it was fetched for."""
 
 import argparse
 from pathlib import Path
 
-from liser.logs import errors_as_messages
 from liser.stage import run_stage
-from liser.teachers.weights import ChecksumMismatch, WeightsUnavailable, fetch_video_weights
+from liser.teachers.video_weights import fetch_video_weights
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--out", type=Path, required=True)
@@ -18,8 +18,7 @@ def read_params(params, args):
 
 def work(settings, args):
     weights, published = settings
-    with errors_as_messages(WeightsUnavailable, ChecksumMismatch):
-        fetch_video_weights(weights, published, args.out)
+    fetch_video_weights(weights, published, args.out)
 
 
 if __name__ == "__main__":

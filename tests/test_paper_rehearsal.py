@@ -25,7 +25,7 @@ def test_the_paper_profile_runs_from_published_format_weights_to_a_student(tmp_p
     assert yaml.safe_load((project / "params.yaml").read_text())["profile"] == "paper"
     assert [p.name for p in (project / "data" / "demo" / "ravdess").iterdir()] == ["NOT-USED.txt"]
     base = json.loads((project / "metrics" / "teachers" / "speech_base.json").read_text())
-    assert base["repo"] == "facebook/hubert-base-ls960" and "model.safetensors" in base["files"]
+    assert base["source"] == "facebook/hubert-base-ls960" and "pytorch_model.bin" in base["files"]
     video = json.loads((project / "metrics" / "teachers" / "video.json").read_text())
     assert video["source"] == "published" and video["size"] == "full"
     student = json.loads((project / "metrics" / "students" / "ravdess" / "vid-sp-dstl.json").read_text())

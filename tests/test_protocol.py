@@ -11,7 +11,7 @@ from liser.features import FeatureStore
 from liser.files import write_json, write_npy, write_parquet
 from liser.folds import fold_utterances, labeled_share, speaker_folds
 from liser.models.student import Student
-from liser.params import SpeechTeacherParams, TrainParams, load_params
+from liser.params import TrainParams, load_params
 from liser.students.batching import BatchOrder, WindowTargets
 from liser.students.configurations import configuration
 from liser.students.crossval import distilled_batches_per_epoch
@@ -19,11 +19,13 @@ from liser.students.data import UnlabeledSet, unlabeled_set
 from liser.students.objective import Objective
 from liser.students.population import Member, train_population
 from liser.teachers import speech_runs
+from liser.teachers.speech_base import SpeechBaseChoice
 from liser.training import shuffled_batches
 from liser.window_tables import Softmaxes
 from tests.helpers import REPO
 from tests.reference_student import crop_targets
 from tests.student_data import CONFIG, WINDOWING, known_answer, teacher_knows, train_params, with_video
+from tests.teacher_fixtures import section
 from tests.test_speech_teacher import speakers_table
 
 # --- a share's speech teacher sees only what the share's students see ------------------------------------------
@@ -40,7 +42,7 @@ def corpus():
 @pytest.mark.parametrize("percent", [25, 50, 100])
 def test_a_share_teacher_never_sees_a_label_outside_the_share(corpus, split, percent):
     utterances, folds = corpus
-    params = SpeechTeacherParams(split=split)
+    params = section("speech_teacher", split=split)
     fold = 2
     share = labeled_share(fold_utterances(utterances, folds, fold, "train"), percent, 7 + fold)  # the students'
     validation = fold_utterances(utterances, folds, fold, "validation")
@@ -71,20 +73,19 @@ def test_teacher_all_copies_the_full_runs_teachers_without_training(tmp_path):
         (full / f"fold{fold}").mkdir(parents=True)
         (full / f"fold{fold}" / "adapter_model.safetensors").write_bytes(b"weights of fold %d" % fold)
         write_json(full / f"fold{fold}" / "teacher.json", {"info": {"uar": 0.4 + fold / 10, "war": 0.5}})
+    nowhere = tmp_path / "not-needed"
+    stage = speech_runs.TeacherStage(
+        "ravdess", ["a", "b"], nowhere, nowhere, nowhere, tmp_path / "share", tmp_path / "metrics.json"
+    )
     summary = speech_runs.share_teacher_runs(
-        "ravdess",
+        stage,
         [0, 1],
-        SpeechTeacherParams(),
+        section("speech_teacher"),
+        SpeechBaseChoice("pretrain", None),
         "all",
         0,
         50,
         full,
-        ["a", "b"],
-        base=tmp_path / "no-base-needed",
-        manifest=tmp_path / "no-manifest-needed",
-        folds=tmp_path / "no-folds-needed",
-        out=tmp_path / "share",
-        metrics=tmp_path / "metrics.json",
     )
     assert (tmp_path / "share" / "fold1" / "adapter_model.safetensors").read_bytes() == b"weights of fold 1"
     assert summary["teacher"] == "all" and summary["test"]["uar"] == pytest.approx(0.45)

@@ -1,34 +1,48 @@
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 import torch
-from transformers import HubertConfig, HubertModel
+from transformers import HubertModel
 
 from liser.folds import fold_utterances, speaker_folds
-from liser.teachers.speech import (
+from liser.teachers.speech_evaluation import evaluate_speech_teacher
+from liser.teachers.speech_model import (
     ATTENTION_PROJECTIONS,
-    DEMO_CONFIG,
     SpeechTeacherUnavailable,
     build_speech_teacher,
-    evaluate_speech_teacher,
     load_speech_teacher,
     lora_module_names,
     save_speech_teacher,
-    teacher_split,
-    train_speech_teacher,
-    window_softmaxes,
 )
+from liser.teachers.speech_training import teacher_split, train_speech_teacher
+from liser.teachers.speech_windows import window_softmaxes
+from liser.teachers.window_scores import teacher_fingerprint
 from liser.unlabeled.windows import segment_windows
+
+from .teacher_fixtures import SMALL, section, tiny_base
 
 torch.set_num_threads(1)
 
 RATE = 16000
 PITCHES = (180.0, 450.0, 1100.0)  # one per class
 CLASSES = ["low", "middle", "high"]
-TINY = {"hidden_size": 32, "intermediate_size": 64, "conv_dim": (16,) * 7, "classifier_proj_size": 16}
+NARROW = {**SMALL, "hidden_size": 32, "intermediate_size": 64, "conv_dim": (16,) * 7, "classifier_proj_size": 16}
+
+
+def teacher(base, rank: int = 2, alpha: float = 4.0, seed: int = 0):
+    return build_speech_teacher(base, 3, section("speech_teacher", lora_rank=rank, lora_alpha=alpha), seed=seed)
+
+
+@pytest.fixture(scope="module")
+def small_base(tmp_path_factory):
+    """A random HuBERT of the demo base's shape, saved as a base folder."""
+    return tiny_base(tmp_path_factory.mktemp("bases") / "small", shape=SMALL)
+
+
+@pytest.fixture(scope="module")
+def narrow_base(tmp_path_factory):
+    return tiny_base(tmp_path_factory.mktemp("bases") / "narrow", shape=NARROW)
 
 
 def tone(label: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -45,25 +59,17 @@ def tone_items(n: int, seed: int) -> list[tuple[np.ndarray, int]]:
 
 
 @pytest.fixture(scope="module")
-def trained():
-    """The demo model before training, and after a short run on a separable problem."""
-    model = build_speech_teacher(None, num_labels=3, lora_rank=4, lora_alpha=8, seed=1)
+def trained(small_base):
+    """A teacher on a base of the demo's shape before training, and after a short run on a separable problem."""
+    model = teacher(small_base, rank=4, alpha=8, seed=1)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    result = train_speech_teacher(
-        tone_items(48, seed=2),
-        tone_items(15, seed=3),
-        model,
-        epochs=12,
-        lr=5e-3,
-        batch_size=8,
-        max_seconds=0.75,
-        seed=0,
-    )
+    params = section("speech_teacher", epochs=12, lr=5e-3, batch_size=8, max_seconds=0.75)
+    result = train_speech_teacher(tone_items(48, seed=2), tone_items(15, seed=3), model, params, seed=0)
     return before, result
 
 
-def test_lora_sits_on_exactly_the_attention_projections():
-    model = build_speech_teacher(None, num_labels=3, lora_rank=2, small_config=TINY)
+def test_lora_sits_on_exactly_the_attention_projections(narrow_base):
+    model = teacher(narrow_base)
     layers = model.get_base_model().config.num_hidden_layers
     expected = [f"hubert.encoder.layers.{i}.attention.{p}" for i in range(layers) for p in ATTENTION_PROJECTIONS]
     assert sorted(lora_module_names(model)) == sorted(expected)
@@ -97,16 +103,17 @@ def test_learns_a_separable_problem(trained):
     assert list(history["epoch"]) == list(range(1, 13))
     assert history["validation_uar"].max() == history.loc[result.best_epoch - 1, "validation_uar"]
     assert history["validation_uar"].max() >= 0.8  # chance is 1/3
-    scores, logits = evaluate_speech_teacher(result.model, tone_items(18, seed=4), batch_size=5)
+    scores, logits = evaluate_speech_teacher(result.model, tone_items(18, seed=4), 5)
     assert logits.shape == (18, 3) and scores.uar >= 0.6
 
 
-def test_adapter_round_trip_gives_identical_outputs(trained, tmp_path):
+def test_adapter_round_trip_gives_identical_outputs(trained, small_base, tmp_path):
     _, result = trained
     save_speech_teacher(tmp_path / "teacher", result.model, CLASSES, fold=2, best_epoch=result.best_epoch)
     saved = {p.name for p in (tmp_path / "teacher").iterdir()}
-    assert {"adapter_model.safetensors", "adapter_config.json", "teacher.json", "base.safetensors"} <= saved
-    loaded, classes, info = load_speech_teacher(tmp_path / "teacher")
+    assert saved == {"adapter_model.safetensors", "adapter_config.json", "teacher.json"}  # the base stays where it is
+    assert str(small_base) not in (tmp_path / "teacher" / "adapter_config.json").read_text()
+    loaded, classes, info = load_speech_teacher(tmp_path / "teacher", small_base)
     assert classes == CLASSES and info == {"fold": 2, "best_epoch": result.best_epoch}
     waveforms = torch.from_numpy(np.stack([w[:8000] for w, _ in tone_items(4, seed=5)]))
     result.model.eval()
@@ -117,39 +124,25 @@ def test_adapter_round_trip_gives_identical_outputs(trained, tmp_path):
     assert not any(p.requires_grad for p in loaded.parameters())
 
 
-def test_local_checkpoint_directory_loads_offline_and_round_trips(tmp_path):
-    torch.manual_seed(0)
-    pretrained = HubertModel(HubertConfig(**{**DEMO_CONFIG, **TINY}))
-    pretrained.save_pretrained(tmp_path / "hubert")  # what a downloaded hubert-base-ls960 looks like
-    model = build_speech_teacher(tmp_path / "hubert", num_labels=3, lora_rank=2)
-    base = model.get_base_model().hubert
+def test_the_base_is_read_from_its_folder_as_saved(narrow_base):
+    model = teacher(narrow_base)
+    pretrained = HubertModel.from_pretrained(narrow_base)
     torch.testing.assert_close(
-        base.encoder.layers[1].feed_forward.output_dense.weight,
+        model.get_base_model().hubert.encoder.layers[1].feed_forward.output_dense.weight,
         pretrained.encoder.layers[1].feed_forward.output_dense.weight,
         rtol=0,
         atol=0,
     )
-    assert len(lora_module_names(model)) == 4 * DEMO_CONFIG["num_hidden_layers"]
-    save_speech_teacher(tmp_path / "teacher", model, CLASSES)
-    assert not (tmp_path / "teacher" / "base.safetensors").exists()  # the base stays where it is
-    loaded, _, _ = load_speech_teacher(tmp_path / "teacher", base_source=tmp_path / "hubert")
-    waveforms = torch.randn(2, 6000)
-    model.eval()
-    with torch.inference_mode():
-        torch.testing.assert_close(
-            loaded(input_values=waveforms).logits, model(input_values=waveforms).logits, rtol=0, atol=0
-        )
+    assert len(lora_module_names(model)) == 4 * NARROW["num_hidden_layers"]
 
 
-def test_missing_checkpoint_fails_fast_saying_how_to_get_it(tmp_path):
-    started = time.perf_counter()
-    with pytest.raises(SpeechTeacherUnavailable, match="hf download facebook/hubert-base-ls960-absent"):
-        build_speech_teacher("facebook/hubert-base-ls960-absent", num_labels=3)
-    assert time.perf_counter() - started < 10
-    with pytest.raises(SpeechTeacherUnavailable, match="no such directory"):
-        build_speech_teacher(str(tmp_path / "nowhere" / "hubert"), num_labels=3)
-    with pytest.raises(ValueError, match="small_config"):
-        build_speech_teacher(tmp_path, num_labels=3, small_config=TINY)
+def test_a_missing_base_says_which_stage_writes_it(tmp_path):
+    with pytest.raises(SpeechTeacherUnavailable, match="no such folder.*dvc repro speech_base"):
+        teacher(tmp_path / "nowhere" / "hubert")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text('{"model_type": "hubert"}')
+    with pytest.raises(SpeechTeacherUnavailable, match="not a complete save_pretrained folder"):
+        teacher(tmp_path / "half")
 
 
 class CountingModel(torch.nn.Module):
@@ -181,11 +174,11 @@ def unlabeled(tmp_path):
     return pd.DataFrame(rows), pd.concat(tables, ignore_index=True)
 
 
-def test_window_probabilities_match_the_window_table(unlabeled, tmp_path):
+def test_window_probabilities_match_the_window_table(unlabeled, narrow_base, tmp_path):
     manifest, windows = unlabeled
-    model = build_speech_teacher(None, num_labels=3, small_config=TINY)
+    model = teacher(narrow_base)
     table = window_softmaxes(
-        model, manifest, windows, batch_size=3, device="cpu", classes=CLASSES, out=tmp_path / "speech.parquet"
+        model, manifest, windows, 3, device="cpu", classes=CLASSES, out=tmp_path / "speech.parquet"
     )
     assert list(table.columns) == ["segment", "window", "start_s", "end_s", "p_low", "p_middle", "p_high", "p_max"]
     pd.testing.assert_frame_equal(
@@ -195,29 +188,29 @@ def test_window_probabilities_match_the_window_table(unlabeled, tmp_path):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(table["p_max"], probabilities.max(axis=1))
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "speech.parquet"), table)
-    one_at_a_time = window_softmaxes(model, manifest, windows, batch_size=1, device="cpu", classes=CLASSES)
+    one_at_a_time = window_softmaxes(model, manifest, windows, 1, device="cpu", classes=CLASSES)
     np.testing.assert_allclose(one_at_a_time[["p_low", "p_middle", "p_high"]], probabilities, atol=1e-5)
 
 
-def test_incremental_scoring_scores_only_new_windows(unlabeled, tmp_path):
+def test_incremental_scoring_scores_only_new_windows(unlabeled, narrow_base, tmp_path):
     manifest, windows = unlabeled
-    counting = CountingModel(build_speech_teacher(None, num_labels=3, small_config=TINY))
+    counting = CountingModel(teacher(narrow_base))
     out = tmp_path / "speech.parquet"
     first = windows[windows["segment"] != "MSP-FACE_0001_0002"]
-    earlier = window_softmaxes(counting, manifest, first, batch_size=4, out=out)
+    earlier = window_softmaxes(counting, manifest, first, 4, classes=CLASSES, out=out)
     assert counting.windows == len(first)
     counting.windows = 0
-    table = window_softmaxes(counting, manifest, windows, batch_size=4, out=out)
+    table = window_softmaxes(counting, manifest, windows, 4, classes=CLASSES, out=out)
     assert counting.windows == (windows["segment"] == "MSP-FACE_0001_0002").sum()
     assert list(zip(table["segment"], table["window"])) == list(zip(windows["segment"], windows["window"]))
     reused = table.merge(earlier, on=["segment", "window"], suffixes=("", "_earlier"))
-    np.testing.assert_array_equal(reused["p_0"], reused["p_0_earlier"])
+    np.testing.assert_array_equal(reused["p_low"], reused["p_low_earlier"])
     counting.windows = 0
-    again = window_softmaxes(counting, manifest, windows, batch_size=4, out=out)
+    again = window_softmaxes(counting, manifest, windows, 4, classes=CLASSES, out=out)
     assert counting.windows == 0
     pd.testing.assert_frame_equal(again, table)
-    another_teacher = CountingModel(build_speech_teacher(None, num_labels=3, small_config=TINY, seed=9))
-    window_softmaxes(another_teacher, manifest, windows, batch_size=4, out=out)
+    another_teacher = CountingModel(teacher(narrow_base, seed=9))
+    window_softmaxes(another_teacher, manifest, windows, 4, classes=CLASSES, out=out)
     assert another_teacher.windows == len(windows)  # earlier scores are only reused from the same teacher
 
 
@@ -245,9 +238,21 @@ def test_teacher_split_is_by_speaker_and_never_uses_test_speakers():
     assert set(selection["gender"]) == {"female", "male"}
     tested = set(folds.loc[(folds["fold"] == 1) & (folds["role"] == "test"), "speaker"])
     assert not (train_speakers | selection_speakers) & tested
-    again, _ = teacher_split(fold_train, fraction=0.8, seed=3)
+    again, _ = teacher_split(fold_train, 0.8, 3)
     pd.testing.assert_frame_equal(again, teacher_train)
     with pytest.raises(ValueError, match="test speakers"):
-        teacher_split(utterances, fraction=0.8, folds=folds, fold=1)
+        teacher_split(utterances, 0.8, 0, folds=folds, fold=1)
     with pytest.raises(ValueError, match="cannot be split"):
-        teacher_split(utterances[utterances["speaker"] == "f00"])
+        teacher_split(utterances[utterances["speaker"] == "f00"], 0.8, 0)
+
+
+def test_a_loaded_teacher_has_one_fingerprint_whatever_the_global_generator(trained, small_base, tmp_path):
+    """Earlier window scores are reused only from the same teacher: its weights fingerprint must not change from one
+    load (one run of a stage) to the next."""
+    _, result = trained
+    save_speech_teacher(tmp_path / "teacher", result.model, CLASSES)
+    fingerprints = set()
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        fingerprints.add(teacher_fingerprint(load_speech_teacher(tmp_path / "teacher", small_base)[0]))
+    assert len(fingerprints) == 1

@@ -5,74 +5,42 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForAudioClassification,
-    BertConfig,
-    BertModel,
-    Wav2Vec2FeatureExtractor,
-)
+import yaml
+from transformers import AutoModelForAudioClassification, BertConfig, BertModel
 
 from liser.files import read_json, write_json
-from liser.teachers import speech
-from liser.teachers.speech import (
+from liser.params import ParamsError, parse_params
+from liser.teachers.fetching import RECORD_FILE, WeightsUnavailable
+from liser.teachers.speech_base import provide_speech_base
+from liser.teachers.speech_evaluation import teacher_logits
+from liser.teachers.speech_input import WaveformInput, waveform_input
+from liser.teachers.speech_model import (
     ATTENTION_PROJECTIONS,
     TEACHER_FILE,
-    WaveformInput,
+    SpeechTeacherUnavailable,
     build_speech_teacher,
     load_speech_teacher,
     lora_module_names,
     lora_targets,
     save_speech_teacher,
-    teacher_logits,
-    train_speech_teacher,
-    waveform_input,
-    window_softmaxes,
 )
-from liser.teachers.weights import WeightsUnavailable, provide_speech_base
+from liser.teachers.speech_training import train_speech_teacher
+from liser.teachers.speech_windows import window_softmaxes
 from liser.unlabeled.windows import segment_windows
-from tests.helpers import write_tone
+from tests.helpers import REPO, write_tone
+from tests.teacher_fixtures import RATE, encoder_config, section, tiny_base
 
 torch.set_num_threads(1)
 
-RATE = 16000
 CLASSES = ["low", "middle", "high"]
-# Two conv layers (10 ms frames), two encoder layers of two heads: a few thousand parameters.
-TINY = {
-    "hidden_size": 16,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 32,
-    "conv_dim": (32, 32),
-    "conv_kernel": (10, 3),
-    "conv_stride": (5, 2),
-    "num_conv_pos_embeddings": 4,
-    "num_conv_pos_embedding_groups": 2,
-    "classifier_proj_size": 8,
-    "layerdrop": 0.0,
-    "mask_time_length": 2,
-}
-OWN_SETTINGS = {
-    "wavlm": {"num_buckets": 8, "max_bucket_distance": 16},
-    "data2vec-audio": {"num_conv_pos_embeddings": 2, "conv_pos_kernel_size": 3},  # layers of the positional conv
-}
 ARCHITECTURES = ["hubert", "wav2vec2", "wavlm", "data2vec-audio"]
 # wav2vec2-base's feature extractor: each utterance normalised, padding fed unmasked.
 WAV2VEC2_BASE_INPUT = {"do_normalize": True, "return_attention_mask": False}
 
 
-def tiny_config(model_type: str, **settings) -> AutoConfig:
-    return AutoConfig.for_model(model_type, **{**TINY, **OWN_SETTINGS.get(model_type, {}), **settings})
-
-
-def tiny_base(folder, model_type: str, preprocessor: dict | None = None):
-    """A random encoder saved as a hub checkpoint is (the bare ``*Model``), with a feature extractor if given."""
-    torch.manual_seed(0)
-    AutoModel.from_config(tiny_config(model_type)).save_pretrained(folder)
-    if preprocessor is not None:
-        Wav2Vec2FeatureExtractor(sampling_rate=RATE, **preprocessor).save_pretrained(folder)
-    return folder
+def teacher(base, normalize="checkpoint", seed=1):
+    params = section("speech_teacher", lora_rank=2, lora_alpha=4, normalize=normalize)
+    return build_speech_teacher(base, 3, params, seed=seed)
 
 
 def items(n: int, seed: int) -> list[tuple[np.ndarray, int]]:
@@ -104,7 +72,7 @@ def unlabeled(tmp_path_factory):
 
 
 def expected_targets(model_type: str) -> list[str]:
-    prefix = AutoModelForAudioClassification.from_config(tiny_config(model_type)).base_model_prefix
+    prefix = AutoModelForAudioClassification.from_config(encoder_config(model_type)).base_model_prefix
     return [f"{prefix}.encoder.layers.{i}.attention.{p}" for i in range(2) for p in ATTENTION_PROJECTIONS]
 
 
@@ -112,63 +80,62 @@ def expected_targets(model_type: str) -> list[str]:
 def test_each_architecture_trains_saves_loads_and_scores_windows(model_type, tmp_path, unlabeled):
     preprocessor = WAV2VEC2_BASE_INPUT if model_type == "wav2vec2" else None
     base = tiny_base(tmp_path / "base", model_type, preprocessor)
-    model = build_speech_teacher(base, num_labels=3, lora_rank=2, lora_alpha=4, seed=1)
+    model = teacher(base)
     targets = lora_module_names(model)
     assert sorted(targets) == sorted(lora_targets(model.get_base_model())) == sorted(expected_targets(model_type))
     assert not any("gru_rel_pos" in name or "rel_attn_embed" in name for name in targets)
-    assert waveform_input(model) == WaveformInput(**(preprocessor or {}))
+    expected_input = {"normalize": "checkpoint", "do_normalize": False, "return_attention_mask": True}
+    expected_input.update(preprocessor or {})
+    assert waveform_input(model) == WaveformInput(**expected_input)
 
-    result = train_speech_teacher(items(6, 2), items(3, 3), model, epochs=1, lr=1e-2, batch_size=3, max_seconds=0.25)
+    params = section("speech_teacher", epochs=1, lr=1e-2, batch_size=3, max_seconds=0.25)
+    result = train_speech_teacher(items(6, 2), items(3, 3), model, params, seed=0)
     assert len(result.history) == 1
     save_speech_teacher(tmp_path / "teacher", result.model, CLASSES, fold=0)
     described = read_json(tmp_path / "teacher" / TEACHER_FILE)
     assert described["lora"]["targets"] == targets
-    assert described["input"] == {"do_normalize": False, "return_attention_mask": True, **(preprocessor or {})}
-    assert described["architecture"] == type(model.get_base_model()).__name__ and described["base_config"] is None
+    assert described["input"] == expected_input
+    assert described["architecture"] == type(model.get_base_model()).__name__
+    assert described["base"] is None  # a folder stage speech_base did not write: no record of where it came from
 
-    loaded, classes, info = load_speech_teacher(tmp_path / "teacher", base_source=base)
+    loaded, classes, info = load_speech_teacher(tmp_path / "teacher", base)
     assert classes == CLASSES and info == {"fold": 0} and waveform_input(loaded) == waveform_input(model)
     waveforms = [w for w, _ in items(5, 4)]
     np.testing.assert_array_equal(teacher_logits(loaded, waveforms, 2), teacher_logits(result.model, waveforms, 2))
 
     manifest, windows = unlabeled
-    table = window_softmaxes(loaded, manifest, windows, batch_size=2, classes=CLASSES)
+    table = window_softmaxes(loaded, manifest, windows, 2, classes=CLASSES)
     probabilities = table[[f"p_{c}" for c in CLASSES]].to_numpy()
     assert len(table) == len(windows)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
-    again = window_softmaxes(result.model, manifest, windows, batch_size=3, classes=CLASSES)
+    again = window_softmaxes(result.model, manifest, windows, 3, classes=CLASSES)
     np.testing.assert_allclose(again[[f"p_{c}" for c in CLASSES]].to_numpy(), probabilities, atol=1e-6)
 
 
-@pytest.mark.parametrize("model_type", ARCHITECTURES)
-def test_a_teacher_carrying_its_own_base_round_trips(model_type, tmp_path):
-    torch.manual_seed(2)
-    model = speech._with_lora(
-        AutoModelForAudioClassification.from_config(tiny_config(model_type, num_labels=3)), 2, 4.0, 0.0
-    )
+def test_a_teacher_is_loaded_only_on_the_base_it_was_trained_on(tmp_path):
+    """The base's record (stage speech_base's fetched.json) goes into teacher.json; another base is refused."""
+    source = tiny_base(tmp_path / "source", "hubert")
+    provide_speech_base(section("speech_base", source=str(source), revision=None), tmp_path / "base")
+    model = teacher(tmp_path / "base")
     save_speech_teacher(tmp_path / "teacher", model, CLASSES)
-    assert read_json(tmp_path / "teacher" / TEACHER_FILE)["base_config"]["model_type"] == model_type
-    loaded, _, _ = load_speech_teacher(tmp_path / "teacher")
-    waveforms = [w for w, _ in items(3, 5)]
-    np.testing.assert_array_equal(teacher_logits(loaded, waveforms), teacher_logits(model, waveforms))
+    recorded = read_json(tmp_path / "teacher" / TEACHER_FILE)["base"]
+    assert recorded == {"source": str(source), "revision": None, "commit": None}
+    load_speech_teacher(tmp_path / "teacher", tmp_path / "base")
+    other = tiny_base(tmp_path / "other", "hubert", seed=5)
+    provide_speech_base(section("speech_base", source=str(other), revision=None), tmp_path / "other_base")
+    with pytest.raises(SpeechTeacherUnavailable, match="was trained on the speech base"):
+        load_speech_teacher(tmp_path / "teacher", tmp_path / "other_base")
+    with pytest.raises(SpeechTeacherUnavailable, match="was trained on the speech base"):
+        load_speech_teacher(tmp_path / "teacher", other)  # a folder without a record
 
 
-def test_teachers_saved_before_other_architectures_still_load(tmp_path):
-    model = build_speech_teacher(None, num_labels=3, lora_rank=2, small_config=TINY, seed=3)
-    save_speech_teacher(tmp_path / "teacher", model, CLASSES, fold=1)
+def test_a_teacher_json_of_an_older_version_is_refused_with_what_to_do(tmp_path):
+    base = tiny_base(tmp_path / "base", "hubert")
+    save_speech_teacher(tmp_path / "teacher", teacher(base), CLASSES)
     described = read_json(tmp_path / "teacher" / TEACHER_FILE)
-    first_format = {
-        "classes": described["classes"],
-        "base_source": None,
-        "hubert_config": described["base_config"]["config"],
-        "lora": {key: described["lora"][key] for key in ("rank", "alpha", "dropout")},
-        "info": described["info"],
-    }
-    write_json(tmp_path / "teacher" / TEACHER_FILE, first_format)
-    loaded, classes, info = load_speech_teacher(tmp_path / "teacher")
-    assert classes == CLASSES and info == {"fold": 1} and waveform_input(loaded) == WaveformInput()
-    waveforms = [w for w, _ in items(3, 6)]
-    np.testing.assert_array_equal(teacher_logits(loaded, waveforms), teacher_logits(model, waveforms))
+    write_json(tmp_path / "teacher" / TEACHER_FILE, {k: v for k, v in described.items() if k != "base"})
+    with pytest.raises(ValueError, match="older version: run its stage again"):
+        load_speech_teacher(tmp_path / "teacher", base)
 
 
 class Recording(torch.nn.Module):
@@ -185,22 +152,24 @@ class Recording(torch.nn.Module):
 
 def test_the_feature_extractors_settings_are_applied(tmp_path):
     waveforms = [0.2 * w for w, _ in items(3, 7)]
-    normalising = build_speech_teacher(tiny_base(tmp_path / "w2v", "wav2vec2", WAV2VEC2_BASE_INPUT), 3, seed=1)
+    normalising = teacher(tiny_base(tmp_path / "w2v", "wav2vec2", WAV2VEC2_BASE_INPUT))
     np.testing.assert_allclose(
-        teacher_logits(normalising, [3 * w for w in waveforms]), teacher_logits(normalising, waveforms), atol=1e-5
+        teacher_logits(normalising, [3 * w for w in waveforms], 8), teacher_logits(normalising, waveforms, 8), atol=1e-5
     )
     recording = Recording(normalising)
-    teacher_logits(recording, waveforms, batch_size=3)
+    teacher_logits(recording, waveforms, 3)
     (batch, mask), shortest = recording.calls[0], min(len(w) for w in waveforms)
     assert mask is None and batch.shape[1] > shortest  # padded, and fed unmasked
     assert abs(float(batch[0, :shortest].mean())) < 1e-4 and abs(float(batch[0, :shortest].std()) - 1) < 1e-3
     assert not batch[0, shortest:].any()  # zero padding after the normalised samples
 
-    raw = build_speech_teacher(tiny_base(tmp_path / "hubert", "hubert"), 3, seed=1)  # no preprocessor_config.json
-    assert waveform_input(raw) == WaveformInput(do_normalize=False, return_attention_mask=True)
-    assert not np.allclose(teacher_logits(raw, [3 * w for w in waveforms]), teacher_logits(raw, waveforms), atol=1e-4)
+    raw = teacher(tiny_base(tmp_path / "hubert", "hubert"))  # no preprocessor_config.json
+    assert waveform_input(raw) == WaveformInput("checkpoint", do_normalize=False, return_attention_mask=True)
+    assert not np.allclose(
+        teacher_logits(raw, [3 * w for w in waveforms], 8), teacher_logits(raw, waveforms, 8), atol=1e-4
+    )
     recording = Recording(raw)
-    teacher_logits(recording, waveforms, batch_size=3)
+    teacher_logits(recording, waveforms, 3)
     (batch, mask), ordered = recording.calls[0], sorted(waveforms, key=len)
     assert mask is not None and [int(m.sum()) for m in mask] == [len(w) for w in ordered]
     np.testing.assert_array_equal(batch[0, : len(ordered[0])].numpy(), ordered[0])  # as given
@@ -211,16 +180,53 @@ def test_what_is_not_a_speech_encoder_is_refused_clearly(tmp_path):
         tmp_path / "bert"
     )
     with pytest.raises(ValueError, match="no audio-classification model for model_type 'bert'"):
-        build_speech_teacher(tmp_path / "bert", num_labels=3)
+        teacher(tmp_path / "bert")
     with pytest.raises(WeightsUnavailable, match="model_type 'bert' is not a speech encoder"):
-        provide_speech_base(str(tmp_path / "bert"), None, tmp_path / "out")
+        provide_speech_base(section("speech_base", source=str(tmp_path / "bert"), revision=None), tmp_path / "out")
     with pytest.raises(ValueError, match="Linear: no encoder layer with a self-attention"):
         lora_targets(torch.nn.Linear(2, 2))
 
 
 def test_the_speech_base_stage_takes_any_of_the_encoders_with_its_feature_extractor(tmp_path):
     source = tiny_base(tmp_path / "wav2vec2", "wav2vec2", WAV2VEC2_BASE_INPUT)
-    record = provide_speech_base(str(source), None, tmp_path / "base")
+    record = provide_speech_base(section("speech_base", source=str(source), revision=None), tmp_path / "base")
     assert record["model_type"] == "wav2vec2" and "preprocessor_config.json" in record["files"]
-    teacher = build_speech_teacher(tmp_path / "base", num_labels=3, lora_rank=2)
-    assert waveform_input(teacher) == WaveformInput(**WAV2VEC2_BASE_INPUT)
+    assert (tmp_path / "base" / RECORD_FILE).is_file()
+    assert waveform_input(teacher(tmp_path / "base")) == WaveformInput("checkpoint", **WAV2VEC2_BASE_INPUT)
+
+
+@pytest.mark.parametrize(
+    ("normalize", "with_file", "normalised"),
+    [("checkpoint", True, True), ("checkpoint", False, False), (True, False, True), (False, True, False)],
+)
+def test_normalize_is_an_explicit_choice_recorded_with_the_teacher(normalize, with_file, normalised, tmp_path):
+    """speech_teacher.normalize: true and false override the base's preprocessor_config.json; checkpoint follows it
+    (no normalisation without one).  The mask always follows the base."""
+    preprocessor = {"do_normalize": True, "return_attention_mask": True} if with_file else None
+    model = teacher(tiny_base(tmp_path / "base", "hubert", preprocessor), normalize=normalize)
+    assert waveform_input(model) == WaveformInput(normalize, normalised, True)
+    save_speech_teacher(tmp_path / "teacher", model, CLASSES)
+    assert read_json(tmp_path / "teacher" / TEACHER_FILE)["input"] == {
+        "normalize": normalize,
+        "do_normalize": normalised,
+        "return_attention_mask": True,
+    }
+    recording = Recording(model)
+    waveform = 0.2 * items(1, 8)[0][0] + 0.1
+    teacher_logits(recording, [waveform], 1)
+    fed = recording.calls[0][0][0].numpy()
+    if normalised:
+        assert abs(fed.mean()) < 1e-4 and abs(fed.std() - 1) < 1e-3
+    else:
+        np.testing.assert_array_equal(fed, waveform)
+
+
+def test_normalize_takes_true_false_or_checkpoint_and_nothing_else():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert parse_params(raw).speech_teacher.normalize is False
+    for value in (True, "checkpoint"):
+        raw["speech_teacher"]["normalize"] = value
+        assert parse_params(raw).speech_teacher.normalize == value
+    raw["speech_teacher"]["normalize"] = "per_utterance"
+    with pytest.raises(ParamsError, match="speech_teacher.normalize"):
+        parse_params(raw)

@@ -27,19 +27,15 @@ from liser.corpora.ferv39k import (
 from liser.corpora.table import NothingUsable
 from liser.demo.ferv39k import demo_identity, write_ferv39k_demo
 from liser.models.s2d import S2DConfig, pad_clip, preprocess_clip
-from liser.teachers.video import (
-    VIDEO_CLASSES,
-    build_video_teacher,
-    clip_views,
-    evaluate_video_teacher,
-    load_video_teacher,
-    save_video_teacher,
-    train_video_teacher,
-    window_softmaxes,
-)
+from liser.teachers.video_clips import clip_views, evaluate_video_teacher
+from liser.teachers.video_model import VIDEO_CLASSES, build_video_teacher, load_video_teacher, save_video_teacher
+from liser.teachers.video_training import train_video_teacher
+from liser.teachers.video_windows import window_softmaxes
 from liser.unlabeled.faces import read_face_clip
 from liser.unlabeled.windows import segment_windows
 from liser.window_tables import WINDOW_KEYS, probability_columns, read_softmaxes, write_softmaxes
+
+from .teacher_fixtures import section
 
 PROBABILITY_COLUMNS = probability_columns(VIDEO_CLASSES)
 
@@ -169,9 +165,8 @@ def easy_table(demo_corpus):
 
 @pytest.fixture(scope="module")
 def trained(easy_table):
-    return train_video_teacher(
-        easy_table, S2DConfig.small(), epochs=10, lr=5e-4, batch_size=4, seed=0, threads=1, validation_fraction=0.2
-    )
+    params = section("video_teacher", epochs=10, lr=5e-4, batch_size=4, seed=0, threads=1, validation_fraction=0.2)
+    return train_video_teacher(easy_table, params)
 
 
 def test_training_the_small_s2d_beats_chance_on_held_out_identities(trained, easy_table):
@@ -182,7 +177,7 @@ def test_training_the_small_s2d_beats_chance_on_held_out_identities(trained, eas
     train_clips = set(easy_table.loc[easy_table["split"] == "train", "clip"])
     assert set(trained.validation_clips) <= train_clips
 
-    scores = evaluate_video_teacher(trained.model, easy_table, split="test")
+    scores = evaluate_video_teacher(trained.model, easy_table, "test", 8)
     confusion = np.array(scores["confusion"])
     assert confusion.shape == (7, 7) and confusion.sum() == scores["clips"] == (easy_table["split"] == "test").sum()
     assert scores["uar"] >= 0.6, scores  # chance is 1/3
@@ -191,10 +186,8 @@ def test_training_the_small_s2d_beats_chance_on_held_out_identities(trained, eas
 
 def test_training_repeats_exactly_with_the_same_seed(easy_table):
     small = easy_table.groupby(["split", "label"]).head(4).reset_index(drop=True)
-    runs = [
-        train_video_teacher(small, epochs=1, batch_size=4, seed=7, threads=1, validation_fraction=0.25)
-        for _ in range(2)
-    ]
+    params = section("video_teacher", epochs=1, batch_size=4, seed=7, threads=1, validation_fraction=0.25)
+    runs = [train_video_teacher(small, params) for _ in range(2)]
     first, second = (run.model.state_dict() for run in runs)
     assert all(torch.equal(first[key], second[key]) for key in first)
     assert runs[0].history.equals(runs[1].history)
@@ -214,14 +207,16 @@ def test_the_trained_teacher_round_trips_through_its_file(trained, easy_table, t
 
 
 def test_a_published_checkpoint_and_landmark_file_are_loaded(tmp_path):
-    source = build_video_teacher(seed=11)
+    source = build_video_teacher(S2DConfig.small(), seed=11)
     with torch.no_grad():
         for tensor in source.landmark.state_dict().values():
             if tensor.is_floating_point():
                 tensor.add_(0.01)
     torch.save({"model": source.state_dict(), "epoch": 3, "args": argparse.Namespace(lr=1e-4)}, tmp_path / "s2d.pth")
     torch.save({"state_dict": source.landmark.state_dict()}, tmp_path / "mobilefacenet.pth.tar")
-    model = build_video_teacher(S2DConfig.small(), tmp_path / "s2d.pth", tmp_path / "mobilefacenet.pth.tar", seed=12)
+    model = build_video_teacher(
+        S2DConfig.small(), seed=12, checkpoint=tmp_path / "s2d.pth", mobilefacenet=tmp_path / "mobilefacenet.pth.tar"
+    )
     for mine, theirs in ((model, source), (model.landmark, source.landmark)):
         state = theirs.state_dict()
         assert all(torch.equal(tensor, state[key]) for key, tensor in mine.state_dict().items())
@@ -252,7 +247,7 @@ def faces(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scoring_model():
-    model = build_video_teacher(seed=4)
+    model = build_video_teacher(S2DConfig.small(), seed=4)
     with torch.no_grad():  # larger head weights, so that the probabilities differ visibly between windows
         model.head.fc_cls.weight.normal_(0, 0.1)
     return model.eval()
@@ -267,7 +262,7 @@ def counted_windows(model) -> list[int]:
 
 def test_window_softmaxes_match_the_window_table_one_to_one(faces, scoring_model):
     folder, windows = faces
-    table = window_softmaxes(scoring_model, windows, folder, batch_size=3, device="cpu")
+    table = window_softmaxes(scoring_model, windows, folder, 3, device="cpu")
     assert list(table.columns) == [*WINDOW_KEYS, *PROBABILITY_COLUMNS, "p_max", "face_fraction"]
     assert list(PROBABILITY_COLUMNS) == [
         "p_angry",
@@ -297,7 +292,7 @@ def test_a_window_past_the_clip_end_repeats_the_last_frame(faces, scoring_model)
     folder, windows = faces
     past = windows[(windows["segment"] == "MSP-FACE_0001_0001") & (windows["window"] == 2)]
     assert int(past["last_frame"].iloc[0]) == 47  # the clip has 40 frames: 32..39, then 39 eight more times
-    scored = window_softmaxes(scoring_model, past, folder, device="cpu")
+    scored = window_softmaxes(scoring_model, past, folder, 8, device="cpu")
     frames = read_face_clip(folder / "MSP-FACE_0001_0001.mp4")
     padded = np.concatenate([frames[32:40], np.repeat(frames[39:40], 8, axis=0)])
     np.testing.assert_array_equal(pad_clip(frames[32:40], 16), padded)
@@ -308,12 +303,12 @@ def test_a_window_past_the_clip_end_repeats_the_last_frame(faces, scoring_model)
 
 def test_scoring_is_incremental(faces, scoring_model, tmp_path):
     folder, windows = faces
-    model = build_video_teacher(seed=4)
+    model = build_video_teacher(S2DConfig.small(), seed=4)
     model.load_state_dict(scoring_model.state_dict())
     model.landmark.load_state_dict(scoring_model.landmark.state_dict())
     sizes = counted_windows(model)
     out = tmp_path / "video.parquet"
-    full = window_softmaxes(model, windows, folder, batch_size=2, device="cpu", out=out)
+    full = window_softmaxes(model, windows, folder, 2, device="cpu", out=out)
     assert sum(sizes) == len(windows)
     pd.testing.assert_frame_equal(read_softmaxes(out).frame, full)
     teacher = read_softmaxes(out).teacher
@@ -322,16 +317,16 @@ def test_scoring_is_incremental(faces, scoring_model, tmp_path):
     earlier = full.iloc[[2, 0]]
     stale = earlier.assign(segment="MSP-FACE_0009_0001")  # windows no longer in the table are dropped
     write_softmaxes(out, pd.concat([earlier, stale], ignore_index=True), VIDEO_CLASSES, teacher)
-    again = window_softmaxes(model, windows, folder, batch_size=2, device="cpu", out=out)
+    again = window_softmaxes(model, windows, folder, 2, device="cpu", out=out)
     assert sum(sizes) == len(windows) - 2
     pd.testing.assert_frame_equal(again, full)
 
     sizes.clear()
-    assert window_softmaxes(model, windows, folder, device="cpu", out=out).equals(full)
+    assert window_softmaxes(model, windows, folder, 8, device="cpu", out=out).equals(full)
     assert sizes == []
 
     write_softmaxes(out, full, VIDEO_CLASSES, "another teacher")  # scores of another teacher are not reused
-    window_softmaxes(model, windows, folder, batch_size=2, device="cpu", out=out)
+    window_softmaxes(model, windows, folder, 2, device="cpu", out=out)
     assert sum(sizes) == len(windows)
 
 

@@ -1,37 +1,43 @@
-"""The demo's stand-in for hubert-base-ls960: a small HuBERT pretrained on unlabeled speech.
+"""The demo's stand-in for hubert-base-ls960: a small HuBERT pretrained on unlabeled speech (stage
+``speech_base`` with ``speech_base.source: pretrain``).
 
 The paper's speech teacher starts from HuBERT base, pretrained by masked prediction on 960 h
 of LibriSpeech that share no speaker with the emotion corpora.  The embedded demo cannot
 download it, and a randomly initialised HuBERT whose feature encoder and feed-forward blocks
 stay frozen under LoRA learns next to nothing.  :func:`pretrain_speech_base` therefore
-pretrains the demo's small HuBERT the way HuBERT's first iteration does, on unlabeled audio
-only, and saves it with ``save_pretrained`` so the teacher loads it through the very code
-path that reads real weights (``build_speech_teacher(source=<directory>)``).
+pretrains the demo's small HuBERT (:data:`SMALL_HUBERT`) the way HuBERT's first iteration does,
+on unlabeled audio only, and saves it with ``save_pretrained`` and the record every base carries
+(:func:`liser.teachers.speech_base.record_speech_base`) in ``data/speech_base``, where the speech
+teacher reads it as it reads any other base: by path.
 
-Pretraining, step by step:
+Pretraining, step by step (each a function below; the settings are ``speech_base.*``):
 
-1. Frame targets at HuBERT's frame rate (25 ms windows every 20 ms, the receptive field and
-   stride of its convolutional front end, so frame *t* of the targets is frame *t* of the
-   model): 13 MFCCs with deltas and delta-deltas, standardised over the pool; and, as
-   prosodic targets, log energy, log F0 (YIN) and a voicing strength (the normalised
-   autocorrelation at the YIN period).
-2. k-means (MiniBatchKMeans, ``clusters`` centroids) on the MFCC frames: each frame's
-   cluster id is its pseudo-label, as in HuBERT's first iteration.
-3. Masked prediction: random crops; spans of the projected CNN features are replaced by the
-   model's ``masked_spec_embed`` (``mask_prob`` of the frames in spans of ``mask_length``);
-   a linear head on the last layer predicts the cluster id, with cross-entropy on the masked
-   frames only (HuBERT's alpha = 0).  HuBERT itself scores cosine similarities between a
-   projection and learned cluster embeddings; with one codebook a linear softmax head is the
-   same family of model and simpler.  With ``prosody_weight`` > 0 a second linear head also
-   regresses the standardised log energy and log F0 and the voicing strength of every
-   frame (masked or not; F0 only on voiced frames), weighted by ``prosody_weight``.  Both
-   heads are thrown away; only the HuBERT weights are saved.
+1. :func:`write_pretraining_pool`: the unlabeled speech.  espeak-ng speakers of its own (drawn
+   from their own seeds, so they are none of the labeled corpora's or MSP-Face's speakers) reading
+   sentences of its own, each with prosody drawn at random from the voice generator's range,
+   nothing recorded about it but speaker and gender.
+2. :func:`frame_targets`: at HuBERT's frame rate (25 ms windows every 20 ms, the receptive field
+   and stride of its convolutional front end, so frame *t* of the targets is frame *t* of the
+   model): 13 MFCCs with deltas and delta-deltas; and, as prosodic targets, log energy, log F0
+   (YIN) and a voicing strength (the normalised autocorrelation at the YIN period).
+3. :func:`pretraining_targets`: the MFCCs standardised over the pool and clustered by k-means
+   (MiniBatchKMeans, ``clusters`` centroids): each frame's cluster id is its pseudo-label, as in
+   HuBERT's first iteration; the prosody standardised and binned into quantiles.
+4. :func:`pretrain_speech_base`: masked prediction.  Random crops; spans of the projected CNN
+   features are replaced by the model's ``masked_spec_embed`` (``mask_prob`` of the frames in
+   spans of ``mask_length``, drawn by :func:`span_mask` from the run's own generator); a linear
+   head on the last layer predicts the cluster id, with cross-entropy on the masked frames only
+   (HuBERT's alpha = 0).  HuBERT itself scores cosine similarities between a projection and
+   learned cluster embeddings; with one codebook a linear softmax head is the same family of
+   model and simpler.  Beside it, weighted by ``prosody_weight``, ``utterance_weight`` and
+   ``bins_weight``: the standardised log energy, log F0 and voicing of every frame (masked or not;
+   F0 only on voiced frames), utterance statistics of the targets, and quantile bins of energy and
+   pitch.  The heads are thrown away; only the HuBERT weights are saved.
 
-No label of any emotion corpus is used.  :func:`write_pretraining_pool` synthesises the
-unlabeled speech for the demo: espeak-ng speakers of its own (drawn from their own seeds,
-so they are none of the labeled corpora's or MSP-Face's speakers) reading sentences of
-its own, each with prosody drawn at random from the voice generator's range, nothing recorded
-about it but speaker and gender.
+No label of any emotion corpus is used.  The stage writes the same bytes on every run on a CPU with
+the same ``speech_base.threads``: every draw comes from generators of ``speech_base.seed`` (none
+from NumPy's global one), k-means runs on that many threads, and ``pretraining.json`` holds no
+timing (the log does).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import math
 import time
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import librosa
@@ -49,35 +56,59 @@ import pandas as pd
 import soundfile as sf
 import torch
 from sklearn.cluster import MiniBatchKMeans
+from threadpoolctl import threadpool_limits
 from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 from transformers import HubertConfig, HubertModel
-from transformers.models.hubert.modeling_hubert import _compute_mask_indices
 
+from liser.demo.voice import EMOTIONS, random_speaker, speak
 from liser.features import load_audio
 from liser.files import atomic_directory, write_json, write_parquet
 from liser.params import SpeechBaseParams
-from liser.teachers.speech import DEMO_CONFIG, SAMPLE_RATE
+from liser.teachers.speech_base import record_speech_base
+from liser.teachers.speech_input import SAMPLE_RATE
 
 __all__ = [
+    "SMALL_HUBERT",
     "POOL_SENTENCES",
     "PRETRAINING_FILE",
     "FRAME_HOP",
     "FRAME_LENGTH",
     "write_pretraining_pool",
+    "n_frames",
     "frame_targets",
+    "pretraining_targets",
+    "span_mask",
     "pretrain_speech_base",
     "pretrain_demo_base",
 ]
 
 log = logging.getLogger(__name__)
 
+# The demo's HuBERT: the same conv strides as hubert-base (one frame per 20 ms) and the same kinds of layers,
+# about 1/900 of the parameters, so a teacher's fold trains in seconds on a CPU.
+SMALL_HUBERT: dict = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "conv_dim": (32, 32, 32, 32, 32, 32, 32),
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 4,
+    "classifier_proj_size": 32,  # the teachers' projector
+    "layerdrop": 0.0,  # with two layers, dropping one is most of the model
+    "mask_time_length": 2,  # the teachers' SpecAugment spans of 40 ms fit sub-second utterances
+}
+_DROPOUTS = ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "final_dropout")
+
 FRAME_LENGTH = 400  # 25 ms at 16 kHz: the receptive field of HuBERT's convolutional front end
 FRAME_HOP = 320  # 20 ms: its stride
 PRETRAINING_FILE = "pretraining.json"  # what the pretraining did, beside the weights
+POOL_MANIFEST = "manifest.parquet"
 _F0_RANGE = (60.0, 500.0)
 _YIN_LENGTH = 800  # YIN needs two periods of the lowest pitch
+_KMEANS_BATCH, _KMEANS_INITS = 4096, 3
 
 # None of these is spoken in the demo RAVDESS, CREMA-D or MSP-Face.
 POOL_SENTENCES = (
@@ -127,27 +158,17 @@ def _rng(seed: int, *keys: str | int) -> np.random.Generator:
     return np.random.default_rng([seed, *(zlib.crc32(str(k).encode()) for k in keys)])
 
 
-def write_pretraining_pool(
-    out_dir: str | Path,
-    n_utterances: int = 600,
-    *,
-    n_speakers: int = 60,
-    seed: int = 0,
-    sample_rate: int = SAMPLE_RATE,
-) -> pd.DataFrame:
-    """Synthesise unlabeled speech to pretrain the demo's HuBERT on; returns its manifest.
+def write_pretraining_pool(params: SpeechBaseParams, out_dir: str | Path) -> pd.DataFrame:
+    """Synthesise the unlabeled speech to pretrain the demo's HuBERT on; returns its manifest.
 
-    Writes ``out_dir/wav/pool_NNNNN.wav`` (16-bit, ``sample_rate``) and ``out_dir/manifest.parquet``
-    (utterance, path, speaker, gender, duration), replacing ``out_dir`` whole.  Speakers are
-    espeak-ng voices drawn from their own seeds, half of each gender; every utterance is one
-    of :data:`POOL_SENTENCES`, spoken with prosody drawn at random over the voice generator's
-    range (which emotion's cue it is drawn around is not kept).  Depends only on the arguments.
+    Writes ``out_dir/wav/pool_NNNNN.wav`` (16-bit, 16 kHz) and ``out_dir/manifest.parquet`` (utterance, path
+    relative to ``out_dir``, speaker, gender, duration), replacing ``out_dir`` whole: ``params.pool_utterances``
+    utterances of ``params.pool_speakers`` espeak-ng voices drawn from their own seeds, half of each gender; every
+    utterance is one of :data:`POOL_SENTENCES`, spoken with prosody drawn at random over the voice generator's
+    range (which emotion's cue it is drawn around is not kept).  Depends only on the params.
     """
-    from liser.demo.voice import EMOTIONS, random_speaker, speak  # the demo's generator, only here
-
-    if n_utterances < 1 or n_speakers < 1:
-        raise ValueError("the pool needs at least one utterance and one speaker")
     out_dir = Path(out_dir)
+    seed, n_speakers = params.seed, params.pool_speakers
     speakers = [
         (f"pool_{k:03d}", gender, random_speaker(_rng(seed, "pool-voice", k), gender))
         for k, gender in enumerate("female" if k % 2 else "male" for k in range(n_speakers))
@@ -155,25 +176,25 @@ def write_pretraining_pool(
     rows = []
     with atomic_directory(out_dir) as staging:
         (staging / "wav").mkdir()
-        for index in tqdm(range(n_utterances), desc="pretraining pool", unit="utterance"):
+        for index in tqdm(range(params.pool_utterances), desc="pretraining pool", unit="utterance"):
             rng = _rng(seed, "pool-utterance", index)
             name, gender, speaker = speakers[index % n_speakers]
             text = str(rng.choice(POOL_SENTENCES))
             prosody = str(rng.choice(EMOTIONS))
-            waveform = speak(text, prosody, speaker, rng, sample_rate, intensity=float(rng.uniform(0.3, 1.3)))
-            utterance = f"pool_{index:05d}"
-            sf.write(str(staging / "wav" / f"{utterance}.wav"), waveform, sample_rate, subtype="PCM_16")
+            waveform = speak(text, prosody, speaker, rng, SAMPLE_RATE, intensity=float(rng.uniform(0.3, 1.3)))
+            path = f"wav/pool_{index:05d}.wav"
+            sf.write(str(staging / path), waveform, SAMPLE_RATE, subtype="PCM_16")
             rows.append(
                 {
-                    "utterance": utterance,
-                    "path": str(out_dir / "wav" / f"{utterance}.wav"),
+                    "utterance": f"pool_{index:05d}",
+                    "path": path,
                     "speaker": name,
                     "gender": gender,
-                    "duration": len(waveform) / sample_rate,
+                    "duration": len(waveform) / SAMPLE_RATE,
                 }
             )
         manifest = pd.DataFrame(rows)
-        write_parquet(staging / "manifest.parquet", manifest)
+        write_parquet(staging / POOL_MANIFEST, manifest)
     log.info(
         "pretraining pool: %d utterances, %d speakers, %.1f s in %s",
         len(manifest),
@@ -245,7 +266,7 @@ def frame_targets(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple
     return mfcc.astype(np.float32), prosody.astype(np.float32)
 
 
-# --- pretraining ------------------------------------------------------------------------------
+# --- the targets of masked prediction --------------------------------------------------------
 
 
 def _functionals(mfcc: np.ndarray, prosody: np.ndarray) -> np.ndarray:
@@ -265,6 +286,100 @@ def _functionals(mfcc: np.ndarray, prosody: np.ndarray) -> np.ndarray:
 N_FUNCTIONALS = 13 + 39 + 5
 
 
+@dataclass(frozen=True)
+class Utterance:
+    """One utterance of the pool with its frame targets."""
+
+    waveform: np.ndarray
+    units: np.ndarray  # (T,) k-means cluster ids of the frames
+    prosody: np.ndarray  # (T, 3) log energy, log F0, voicing, standardised over the pool (voicing as is)
+    mfcc: np.ndarray  # (T, 39) standardised over the pool
+    bins: np.ndarray  # (T, 2) energy and pitch quantile bins (pitch: prosody_bins when unvoiced)
+
+
+@dataclass(frozen=True)
+class PretrainingTargets:
+    utterances: list[Utterance]
+    clusters: int
+    clusters_used: int
+    functional_centre: np.ndarray  # utterance functionals' mean and spread over crops like the training ones
+    functional_scale: np.ndarray
+
+    @property
+    def frames(self) -> int:
+        return sum(len(u.units) for u in self.utterances)
+
+
+def _cluster_units(mfcc: list[np.ndarray], params: SpeechBaseParams) -> tuple[list[np.ndarray], int]:
+    """Each frame's k-means cluster of the standardised MFCCs (``params.clusters`` at most, one per frame), and
+    how many clusters there are."""
+    pooled = np.concatenate(mfcc)
+    clusters = min(params.clusters, len(pooled))
+    kmeans = MiniBatchKMeans(
+        n_clusters=clusters, batch_size=_KMEANS_BATCH, n_init=_KMEANS_INITS, random_state=params.seed
+    )
+    kmeans.fit(pooled)
+    return [kmeans.predict(m).astype(np.int64) for m in mfcc], clusters
+
+
+def _prosody_targets(prosody: list[np.ndarray], bins: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Log energy and log F0 standardised over the pool (F0 over voiced frames), and their quantile bins."""
+    pooled = np.concatenate(prosody)
+    voiced = pooled[:, 2] > 0.5
+    centre = np.array([pooled[:, 0].mean(), pooled[voiced, 1].mean() if voiced.any() else 0.0, 0.0])
+    scale = np.array([pooled[:, 0].std() + 1e-6, pooled[voiced, 1].std() + 1e-6 if voiced.any() else 1.0, 1.0])
+    quantiles = np.linspace(0, 1, bins + 1)[1:-1]
+    energy_edges = np.quantile(pooled[:, 0], quantiles)
+    pitch_edges = np.quantile(pooled[voiced, 1], quantiles) if voiced.any() else np.zeros(bins - 1)
+
+    def binned(p: np.ndarray) -> np.ndarray:
+        pitch = np.where(p[:, 2] > 0.5, np.searchsorted(pitch_edges, p[:, 1]), bins)
+        return np.stack([np.searchsorted(energy_edges, p[:, 0]), pitch], axis=1).astype(np.int64)
+
+    return [((p - centre) / scale).astype(np.float32) for p in prosody], [binned(p) for p in prosody]
+
+
+def _crop_frames(params: SpeechBaseParams) -> int:
+    return n_frames(round(params.crop_seconds * SAMPLE_RATE))
+
+
+def pretraining_targets(
+    waveforms: Sequence[np.ndarray], params: SpeechBaseParams, rng: np.random.Generator
+) -> PretrainingTargets:
+    """Frame targets of every utterance (:func:`frame_targets`), k-means units of their standardised MFCCs,
+    standardised and binned prosody, and the spread of the utterance functionals over random crops."""
+    targets = [frame_targets(w) for w in tqdm(waveforms, desc="frame targets", unit="file")]
+    pooled = np.concatenate([m for m, _ in targets])
+    mean, std = pooled.mean(axis=0), pooled.std(axis=0) + 1e-6
+    mfcc = [((m - mean) / std).astype(np.float32) for m, _ in targets]
+    units, clusters = _cluster_units(mfcc, params)
+    prosody, bins = _prosody_targets([p for _, p in targets], params.prosody_bins)
+    utterances = [Utterance(*fields) for fields in zip(waveforms, units, prosody, mfcc, bins)]
+    crops = []
+    for u in utterances:
+        frames = min(len(u.units), _crop_frames(params))
+        start = int(rng.integers(0, len(u.units) - frames + 1))
+        crops.append(_functionals(u.mfcc[start : start + frames], u.prosody[start : start + frames]))
+    used = int((np.bincount(np.concatenate(units), minlength=clusters) > 0).sum())
+    return PretrainingTargets(utterances, clusters, used, np.mean(crops, axis=0), np.std(crops, axis=0) + 1e-3)
+
+
+# --- masked prediction -----------------------------------------------------------------------
+
+
+def span_mask(rows: int, frames: int, mask_prob: float, mask_length: int, rng: np.random.Generator) -> np.ndarray:
+    """(rows, frames) boolean mask: in each row, about ``mask_prob`` of the frames covered by spans of
+    ``mask_length`` frames (at most half the row) with random starts, at least one span; spans may overlap."""
+    length = min(mask_length, max(1, frames // 2))
+    starts = frames - length + 1
+    spans = min(starts, max(1, int(mask_prob * frames / length + rng.random())))
+    mask = np.zeros((rows, frames), dtype=bool)
+    for row in range(rows):
+        for start in rng.choice(starts, size=spans, replace=False):
+            mask[row, start : start + length] = True
+    return mask
+
+
 class _Heads(nn.Module):
     """Linear heads on the last hidden layer, discarded after pretraining: cluster logits and
     prosody per frame, utterance functionals from the mean over frames."""
@@ -273,8 +388,8 @@ class _Heads(nn.Module):
         super().__init__()
         self.clusters = nn.Linear(hidden, clusters)
         self.prosody = nn.Linear(hidden, 3)
-        self.energy_bins = nn.Linear(hidden, max(1, bins))
-        self.pitch_bins = nn.Linear(hidden, max(1, bins) + 1)
+        self.energy_bins = nn.Linear(hidden, bins)
+        self.pitch_bins = nn.Linear(hidden, bins + 1)
         self.utterance = nn.Linear(hidden, N_FUNCTIONALS)
 
 
@@ -289,7 +404,7 @@ def _losses(
     bins: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
     """Cross-entropy of the masked frames' cluster ids; prosody error over every frame (log F0
-    on voiced ones); utterance functionals' error."""
+    on voiced ones); utterance functionals' error; prosody bins' cross-entropy."""
     hidden = model(input_values=waveforms, mask_time_indices=mask).last_hidden_state
     masked = F.cross_entropy(heads.clusters(hidden[mask]), units[mask])
     predicted = heads.prosody(hidden)
@@ -305,34 +420,27 @@ def _losses(
 
 
 def _batch(
-    items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
-    rows: Sequence[int],
-    crop_frames: int,
-    mask_prob: float,
-    mask_length: int,
-    functional_scale: tuple[np.ndarray, np.ndarray],
-    rng: np.random.Generator,
+    targets: PretrainingTargets, rows: Sequence[int], params: SpeechBaseParams, rng: np.random.Generator
 ) -> tuple[torch.Tensor, ...]:
-    """Same-length random crops (the shortest utterance's length at most ``crop_frames``): no padding."""
-    frames = min(crop_frames, *(len(items[i][1]) for i in rows))
+    """Same-length random crops (the shortest utterance's length at most the crop's): no padding; and their masks."""
+    utterances = [targets.utterances[i] for i in rows]
+    frames = min(_crop_frames(params), *(len(u.units) for u in utterances))
     waves, units, prosody, functionals, bins = [], [], [], [], []
-    for i in rows:
-        waveform, unit, prosodic, mfcc, binned = items[i]
-        start = int(rng.integers(0, len(unit) - frames + 1))
-        waves.append(waveform[start * FRAME_HOP : start * FRAME_HOP + FRAME_LENGTH + (frames - 1) * FRAME_HOP])
-        units.append(unit[start : start + frames])
-        prosody.append(prosodic[start : start + frames])
-        functionals.append(_functionals(mfcc[start : start + frames], prosody[-1]))
-        bins.append(binned[start : start + frames])
-    length = min(mask_length, max(1, frames // 2))
-    mask = _compute_mask_indices((len(rows), frames), mask_prob=mask_prob, mask_length=length, min_masks=1)
-    centre, scale = functional_scale
+    for u in utterances:
+        start = int(rng.integers(0, len(u.units) - frames + 1))
+        waves.append(u.waveform[start * FRAME_HOP : start * FRAME_HOP + FRAME_LENGTH + (frames - 1) * FRAME_HOP])
+        units.append(u.units[start : start + frames])
+        prosody.append(u.prosody[start : start + frames])
+        functionals.append(_functionals(u.mfcc[start : start + frames], prosody[-1]))
+        bins.append(u.bins[start : start + frames])
+    mask = span_mask(len(utterances), frames, params.mask_prob, params.mask_length, rng)
+    scaled = (np.stack(functionals) - targets.functional_centre) / targets.functional_scale
     return (
         torch.from_numpy(np.stack(waves)),
         torch.from_numpy(mask),
         torch.from_numpy(np.stack(units)),
         torch.from_numpy(np.stack(prosody)),
-        torch.from_numpy((np.stack(functionals) - centre) / scale),
+        torch.from_numpy(scaled.astype(np.float32)),
         torch.from_numpy(np.stack(bins)),
     )
 
@@ -348,130 +456,47 @@ def _held_out_losses(model: HubertModel, heads: _Heads, batches: list[tuple[torc
     return {name: float(np.mean([loss[name].item() for loss in losses])) for name in losses[0]}
 
 
-def pretrain_speech_base(
-    audio_paths: Sequence[str | Path],
-    out_dir: str | Path,
-    *,
-    config: dict | None = None,
-    clusters: int = 100,
-    epochs: int = 8,
-    lr: float = 2e-3,
-    batch_size: int = 8,
-    crop_seconds: float = 2.0,
-    mask_prob: float = 0.5,
-    mask_length: int = 5,
-    prosody_weight: float = 1.0,
-    utterance_weight: float = 1.0,
-    bins_weight: float = 0.0,
-    prosody_bins: int = 16,
-    weight_decay: float = 0.01,
-    warmup_fraction: float = 0.1,
-    check_utterances: int = 32,
-    seed: int = 0,
-    threads: int | None = 2,
-) -> dict:
-    """Pretrain the demo's small HuBERT on unlabeled audio by masked prediction of k-means units
-    (and frame prosody, and utterance functionals) and save it with ``save_pretrained`` in
-    ``out_dir``; returns the figures.
-
-    ``config`` updates :data:`~liser.teachers.speech.DEMO_CONFIG`.  The model trains in full
-    (front end included) with AdamW, linear warm-up then cosine decay, for ``epochs`` passes of
-    one random crop of at most ``crop_seconds`` per utterance.  The losses of ``check_utterances``
-    utterances (fixed crops and masks; they also train) are measured before and after.
-    ``out_dir`` is replaced whole, atomically; it also holds ``pretraining.json``.
-    """
-    started = time.perf_counter()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    out_dir = Path(out_dir)
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    hubert_config = HubertConfig(**{**DEMO_CONFIG, **(config or {})})
-    weights = {"masked": 1.0, "prosody": prosody_weight, "utterance": utterance_weight, "bins": bins_weight}
-
-    waveforms = [load_audio(path, SAMPLE_RATE) for path in tqdm(audio_paths, desc="pretraining audio", unit="file")]
-    waveforms = [w for w in waveforms if n_frames(len(w)) >= 2]
-    if not waveforms:
-        raise ValueError("no utterance is long enough to pretrain on")
-    targets = [frame_targets(w) for w in tqdm(waveforms, desc="frame targets", unit="file")]
-    mfcc = np.concatenate([m for m, _ in targets])
-    mean, std = mfcc.mean(axis=0), mfcc.std(axis=0) + 1e-6
-    clusters = min(clusters, len(mfcc))
-    kmeans = MiniBatchKMeans(n_clusters=clusters, batch_size=4096, n_init=3, random_state=seed)
-    kmeans.fit((mfcc - mean) / std)
-    prosody = np.concatenate([p for _, p in targets])
-    voiced = prosody[:, 2] > 0.5
-    centre = np.array([prosody[:, 0].mean(), prosody[voiced, 1].mean() if voiced.any() else 0.0, 0.0])
-    scale = np.array([prosody[:, 0].std() + 1e-6, prosody[voiced, 1].std() + 1e-6 if voiced.any() else 1.0, 1.0])
-    quantiles = np.linspace(0, 1, prosody_bins + 1)[1:-1]
-    energy_edges = np.quantile(prosody[:, 0], quantiles)
-    pitch_edges = np.quantile(prosody[voiced, 1], quantiles) if voiced.any() else np.zeros(prosody_bins - 1)
-
-    def binned(p: np.ndarray) -> np.ndarray:
-        pitch = np.where(p[:, 2] > 0.5, np.searchsorted(pitch_edges, p[:, 1]), prosody_bins)
-        return np.stack([np.searchsorted(energy_edges, p[:, 0]), pitch], axis=1).astype(np.int64)
-
-    items = [
-        (
-            w,
-            kmeans.predict((m - mean) / std).astype(np.int64),
-            ((p - centre) / scale).astype(np.float32),
-            ((m - mean) / std).astype(np.float32),
-            binned(p),
-        )
-        for w, (m, p) in zip(waveforms, targets)
+def _check_batches(targets: PretrainingTargets, params: SpeechBaseParams) -> list[tuple[torch.Tensor, ...]]:
+    """``params.check_utterances`` utterances (they also train) in fixed crops and masks, from their own generator."""
+    rng = np.random.default_rng([params.seed, 1])
+    rows = rng.permutation(len(targets.utterances))[: params.check_utterances]
+    return [
+        _batch(targets, rows[i : i + params.batch_size], params, rng) for i in range(0, len(rows), params.batch_size)
     ]
-    crops = []  # the functionals' spread over crops like the training ones
-    for _, units, prosodic, coefficients, _ in items:
-        frames = min(len(units), n_frames(round(crop_seconds * SAMPLE_RATE)))
-        start = int(rng.integers(0, len(units) - frames + 1))
-        crops.append(_functionals(coefficients[start : start + frames], prosodic[start : start + frames]))
-    functional_scale = (np.mean(crops, axis=0), np.std(crops, axis=0) + 1e-3)
-    used = np.bincount(np.concatenate([item[1] for item in items]), minlength=clusters)
-    seconds = sum(len(w) for w in waveforms) / SAMPLE_RATE
-    targets_s = time.perf_counter() - started
-    log.info(
-        "pretraining targets: %d utterances, %.1f s of audio, %d frames, %d clusters (%d used), %.1f s",
-        len(items),
-        seconds,
-        len(mfcc),
-        clusters,
-        int((used > 0).sum()),
-        targets_s,
-    )
 
-    model = HubertModel(hubert_config)
-    heads = _Heads(hubert_config.hidden_size, clusters, prosody_bins)
-    model.train()
-    crop_frames = n_frames(round(crop_seconds * SAMPLE_RATE))
 
-    def batch(rows: Sequence[int], generator: np.random.Generator) -> tuple[torch.Tensor, ...]:
-        return _batch(items, rows, crop_frames, mask_prob, mask_length, functional_scale, generator)
-
-    check_rng = np.random.default_rng([seed, 1])
-    check_rows = check_rng.permutation(len(items))[:check_utterances]
-    check = [batch(check_rows[i : i + batch_size], check_rng) for i in range(0, len(check_rows), batch_size)]
-    before = _held_out_losses(model, heads, check)
-
+def _train(
+    model: HubertModel, heads: _Heads, targets: PretrainingTargets, params: SpeechBaseParams, rng: np.random.Generator
+) -> list[dict]:
+    """``params.epochs`` passes of one random crop per utterance: AdamW, linear warm-up then cosine decay, the
+    weighted sum of the losses, gradients clipped; returns each epoch's mean losses."""
+    weights = {
+        "masked": 1.0,
+        "prosody": params.prosody_weight,
+        "utterance": params.utterance_weight,
+        "bins": params.bins_weight,
+    }
     parameters = [*model.parameters(), *heads.parameters()]
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-    total = max(1, epochs * math.ceil(len(items) / batch_size))
-    warmup = max(1, round(warmup_fraction * total))
+    optimizer = torch.optim.AdamW(parameters, lr=params.lr, weight_decay=params.weight_decay)
+    count = len(targets.utterances)
+    total = params.epochs * math.ceil(count / params.batch_size)
+    warmup = max(1, round(params.warmup_fraction * total))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
     )
+    model.train()
     history = []
     progress = tqdm(total=total, desc="pretraining HuBERT", unit="step")
-    for epoch in range(1, epochs + 1):
-        order = rng.permutation(len(items))
+    for epoch in range(1, params.epochs + 1):
+        order = rng.permutation(count)
         sums = dict.fromkeys(weights, 0.0)
         steps = 0
-        for start in range(0, len(order), batch_size):
-            losses = _losses(model, heads, *batch(order[start : start + batch_size], rng))
+        for start in range(0, count, params.batch_size):
+            losses = _losses(model, heads, *_batch(targets, order[start : start + params.batch_size], params, rng))
             loss = sum(weights[name] * value for name, value in losses.items() if weights[name] > 0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 5.0)
+            torch.nn.utils.clip_grad_norm_(parameters, params.max_grad_norm)
             optimizer.step()
             schedule.step()
             for name, value in losses.items():
@@ -479,77 +504,80 @@ def pretrain_speech_base(
             steps += 1
             progress.update()
             progress.set_postfix(epoch=epoch, **{name: f"{value.item():.3f}" for name, value in losses.items()})
-        history.append({"epoch": epoch, **{f"{name}_loss": total_ / steps for name, total_ in sums.items()}})
-        log.info(
-            "pretraining epoch %d: %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in history[-1].items() if k != "epoch")
-        )
+        history.append({"epoch": epoch, **{f"{name}_loss": value / steps for name, value in sums.items()}})
+        log.info("pretraining epoch %d: %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in history[-1].items()))
     progress.close()
+    return history
+
+
+def pretrain_speech_base(params: SpeechBaseParams, audio_paths: Sequence[str | Path], out_dir: str | Path) -> dict:
+    """Pretrain :data:`SMALL_HUBERT` (every dropout ``params.dropout``) on the audio files by masked prediction of
+    k-means units (and frame prosody, utterance functionals and prosody bins), and save it with ``save_pretrained``,
+    ``pretraining.json`` and the base's record in ``out_dir`` (replaced whole, atomically); returns the figures.
+
+    The model trains in full (front end included).  The losses of ``params.check_utterances`` utterances (fixed
+    crops and masks) are measured before and after.
+    """
+    started = time.perf_counter()
+    torch.set_num_threads(params.threads)
+    rng = np.random.default_rng(params.seed)
+    torch.manual_seed(params.seed)
+    waveforms = [load_audio(path, SAMPLE_RATE) for path in tqdm(audio_paths, desc="pretraining audio", unit="file")]
+    waveforms = [w for w in waveforms if n_frames(len(w)) >= 2]
+    if not waveforms:
+        raise ValueError("no utterance is long enough to pretrain on")
+    with threadpool_limits(limits=params.threads):
+        targets = pretraining_targets(waveforms, params, rng)
+    seconds = sum(len(w) for w in waveforms) / SAMPLE_RATE
+    log.info(
+        "pretraining targets: %d utterances, %.1f s of audio, %d frames, %d clusters (%d used), %.1f s",
+        len(waveforms),
+        seconds,
+        targets.frames,
+        targets.clusters,
+        targets.clusters_used,
+        time.perf_counter() - started,
+    )
+    config = HubertConfig(**SMALL_HUBERT, **{name: params.dropout for name in _DROPOUTS})
+    model = HubertModel(config)
+    heads = _Heads(config.hidden_size, targets.clusters, params.prosody_bins)
+    check = _check_batches(targets, params)
+    before = _held_out_losses(model, heads, check)
+    history = _train(model, heads, targets, params, rng)
     after = _held_out_losses(model, heads, check)
     figures = {
-        "utterances": len(items),
+        "utterances": len(waveforms),
         "audio_seconds": round(seconds, 1),
-        "frames": int(len(mfcc)),
-        "clusters": clusters,
-        "clusters_used": int((used > 0).sum()),
-        "epochs": epochs,
-        "steps": total,
+        "frames": targets.frames,
+        "clusters": targets.clusters,
+        "clusters_used": targets.clusters_used,
+        "epochs": params.epochs,
+        "steps": params.epochs * math.ceil(len(waveforms) / params.batch_size),
         "parameters": sum(p.numel() for p in model.parameters()),
         **{f"{name}_loss_before": value for name, value in before.items()},
         **{f"{name}_loss_after": value for name, value in after.items()},
-        "chance_masked_loss": math.log(clusters),
+        "chance_masked_loss": math.log(targets.clusters),
         "history": history,
-        "settings": {
-            "lr": lr,
-            "batch_size": batch_size,
-            "crop_seconds": crop_seconds,
-            "mask_prob": mask_prob,
-            "mask_length": mask_length,
-            "prosody_weight": prosody_weight,
-            "utterance_weight": utterance_weight,
-            "bins_weight": bins_weight,
-            "prosody_bins": prosody_bins,
-            "seed": seed,
-        },
-        "targets_seconds": round(targets_s, 1),
-        "seconds": round(time.perf_counter() - started, 1),
     }
-    _save(model.eval(), out_dir, figures)
+    with atomic_directory(out_dir) as staging:
+        model.eval().save_pretrained(str(staging), safe_serialization=True)
+        write_json(staging / PRETRAINING_FILE, figures)
+        record_speech_base(staging, params)
     log.info(
         "pretrained HuBERT (%d parameters) in %.1f s: held-out masked loss %.3f -> %.3f (chance %.3f); saved in %s",
         figures["parameters"],
-        figures["seconds"],
+        time.perf_counter() - started,
         before["masked"],
         after["masked"],
-        math.log(clusters),
+        figures["chance_masked_loss"],
         out_dir,
     )
     return figures
 
 
-def _save(model: HubertModel, out_dir: Path, figures: dict) -> None:
-    """``save_pretrained`` (safetensors) and ``pretraining.json`` into a temporary folder, renamed onto ``out_dir``."""
-    with atomic_directory(out_dir) as staging:
-        model.save_pretrained(str(staging), safe_serialization=True)
-        write_json(staging / PRETRAINING_FILE, figures)
-
-
-_DROPOUTS = ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "final_dropout")
-
-
 def pretrain_demo_base(params: SpeechBaseParams, pool: str | Path, out: str | Path) -> dict:
     """The demo's speech base as stage ``speech_base`` makes it: the pool written to ``pool``, the model pretrained
     on it into ``out``; returns the figures (without the per-epoch history)."""
-    table = write_pretraining_pool(pool, params.pool_utterances, n_speakers=params.pool_speakers, seed=params.seed)
-    figures = pretrain_speech_base(
-        list(table["path"]),
-        out,
-        config={name: params.dropout for name in _DROPOUTS},
-        clusters=params.clusters,
-        epochs=params.epochs,
-        lr=params.lr,
-        batch_size=params.batch_size,
-        crop_seconds=params.crop_seconds,
-        seed=params.seed,
-        threads=params.threads,
-    )
+    table = write_pretraining_pool(params, pool)
+    figures = pretrain_speech_base(params, [Path(pool) / path for path in table["path"]], out)
     return {key: value for key, value in figures.items() if key != "history"}

@@ -1,6 +1,9 @@
-"""The speech teachers' stages: one teacher per labeled corpus and fold (HuBERT + LoRA, scored on the fold's test
-speakers), and each fold's teacher's window softmaxes of the unlabeled window table (incremental, as
-:func:`liser.teachers.speech.window_softmaxes` describes).
+"""The speech teachers' stages (``speech_teacher``, ``speech_teacher_labeled``): one teacher per labeled corpus and
+fold (HuBERT + LoRA, scored on the fold's test speakers), in ``<out>/fold<k>/``.
+
+A teacher is trained only on the base its params name: a ``data/speech_base`` whose record says it was made for
+other ``speech_base`` params is refused (:func:`liser.teachers.speech_base.check_speech_base`).  On a CPU with the
+same thread count, the stages write the same bytes on every run (:mod:`liser.teachers.speech_training`).
 
 Which labeled utterances a fold's teacher learns from (``speech_teacher.split``): ``train_only``, the student's
 training speakers, its epoch picked on the student's validation speakers; ``non_test``, ``training_fraction`` of the
@@ -14,29 +17,43 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from liser.files import atomic_directory, atomic_path, read_json, write_json, write_parquet
+from liser.files import atomic_directory, read_json, write_json, write_parquet
 from liser.folds import fold_utterances, labeled_share
 from liser.metrics import sample_std
 from liser.params import SpeechTeacherParams
 from liser.runtime import keep_freed_buffers
-from liser.teachers import speech
-from liser.teachers.window_scores import teacher_fingerprint
+from liser.teachers.speech_base import SpeechBaseChoice, check_speech_base
+from liser.teachers.speech_evaluation import evaluate_speech_teacher
+from liser.teachers.speech_input import load_items
+from liser.teachers.speech_model import TEACHER_FILE, build_speech_teacher, fold_folder, save_speech_teacher
+from liser.teachers.speech_training import teacher_split, train_speech_teacher
 from liser.tracking import TrainingCurves
-from liser.window_tables import read_softmaxes, read_window_table
 
-__all__ = ["teacher_utterances", "speech_teacher_runs", "share_teacher_runs", "speech_window_softmaxes", "fold_folder"]
+__all__ = ["TeacherStage", "teacher_utterances", "speech_teacher_runs", "share_teacher_runs"]
 
 log = logging.getLogger(__name__)
 
 
-def fold_folder(root: str | Path, fold: int) -> Path:
-    return Path(root) / f"fold{fold}"
+@dataclass(frozen=True)
+class TeacherStage:
+    """What a speech-teacher stage works on: a labeled corpus (its name, class names in label order, utterance table
+    and speaker folds), the base folder, and where the teachers, metrics and DVCLive curves go."""
+
+    corpus: str
+    classes: Sequence[str]  # liser.corpora.corpus_classes
+    base: Path
+    manifest: Path
+    folds: Path
+    out: Path
+    metrics: Path
+    live: Path | None = None
 
 
 def _mean_and_spread(per_fold: dict[int, dict]) -> dict:
@@ -65,7 +82,7 @@ def teacher_utterances(
     validation = fold_utterances(utterances, speaker_roles, fold, "validation")
     if params.split == "train_only":
         return train, validation
-    return speech.teacher_split(
+    return teacher_split(
         pd.concat([train, validation], ignore_index=True),
         params.training_fraction,
         params.seed + fold,
@@ -75,28 +92,24 @@ def teacher_utterances(
 
 
 def speech_teacher_runs(
-    corpus: str,
+    stage: TeacherStage,
     folds_to_run: list[int],
     params: SpeechTeacherParams,
-    classes: Sequence[str],
-    base: str | Path,
-    manifest: str | Path,
-    folds: str | Path,
-    out: str | Path,
-    metrics: str | Path,
-    live: str | Path | None = None,
+    base_choice: SpeechBaseChoice,
     labeled_percent: int = 100,
     share_seed: int = 0,
 ) -> dict:
-    """One teacher per fold in ``out/fold<k>/``, LoRA on the pretrained model in ``base``, on the utterances of
-    :func:`teacher_utterances`; metrics per fold and their mean and spread; each fold's training curves in the DVCLive
-    folder ``live`` as it trains (:mod:`liser.tracking`)."""
-    curves = TrainingCurves(live)
+    """One teacher per fold in ``stage.out/fold<k>/``, LoRA on the pretrained model in ``stage.base`` (checked to be
+    the one ``base_choice`` names), on the utterances of :func:`teacher_utterances`; metrics per fold and their mean
+    and spread in ``stage.metrics``; each fold's training curves in the DVCLive folder ``stage.live`` as it trains
+    (:mod:`liser.tracking`)."""
+    check_speech_base(stage.base, base_choice)
+    curves = TrainingCurves(stage.live)
     keep_freed_buffers()
     torch.set_num_threads(params.threads)
-    utterances = pd.read_parquet(manifest)
-    speaker_roles = pd.read_csv(folds, dtype={"speaker": str})
-    classes = list(classes)  # the corpus's class names in label order (liser.corpora.corpus_classes)
+    utterances = pd.read_parquet(stage.manifest)
+    speaker_roles = pd.read_csv(stage.folds, dtype={"speaker": str})
+    classes, corpus = list(stage.classes), stage.corpus
     per_fold: dict[int, dict] = {}
     for fold in folds_to_run:
         train, selection = teacher_utterances(utterances, speaker_roles, fold, params, labeled_percent, share_seed)
@@ -109,27 +122,16 @@ def speech_teacher_runs(
             len(selection),
             len(test),
         )
-        model = speech.build_speech_teacher(
-            base,
-            len(classes),
-            params.lora_rank,
-            params.lora_alpha,
-            params.lora_dropout,
-            seed=params.seed + fold,
-        )
-        result = speech.train_speech_teacher(
-            speech.load_items(train),
-            speech.load_items(selection),
+        model = build_speech_teacher(stage.base, len(classes), params, seed=params.seed + fold)
+        result = train_speech_teacher(
+            load_items(train),
+            load_items(selection),
             model,
-            epochs=params.epochs,
-            lr=params.lr,
-            batch_size=params.batch_size,
-            max_seconds=params.max_seconds,
+            params,
             seed=params.seed + fold,
-            eval_batch_size=params.eval_batch_size,
             on_epoch=curves.logger(f"fold{fold}"),
         )
-        scores, _ = speech.evaluate_speech_teacher(result.model, speech.load_items(test), params.eval_batch_size)
+        scores, _ = evaluate_speech_teacher(result.model, load_items(test), params.eval_batch_size)
         per_fold[fold] = {
             "test": {"uar": scores.uar, "war": scores.war},
             "selection_uar": float(result.history["validation_uar"].max()),
@@ -138,101 +140,44 @@ def speech_teacher_runs(
             "split": params.split,
             "labeled_percent": labeled_percent,
         }
-        folder = fold_folder(out, fold)
-        speech.save_speech_teacher(folder, result.model, classes, corpus=corpus, fold=fold, **per_fold[fold]["test"])
+        folder = fold_folder(stage.out, fold)
+        save_speech_teacher(folder, result.model, classes, corpus=corpus, fold=fold, **per_fold[fold]["test"])
         write_parquet(folder / "history.parquet", result.history)
         log.info("%s fold %d: speech teacher test UAR %.3f", corpus, fold, scores.uar)
     curves.finish()
     summary = {"test": _mean_and_spread(per_fold), "folds": {str(k): v for k, v in per_fold.items()}}
-    write_json(metrics, summary)
+    write_json(stage.metrics, summary)
     return summary
 
 
 def share_teacher_runs(
-    corpus: str,
+    stage: TeacherStage,
     folds_to_run: list[int],
     params: SpeechTeacherParams,
+    base_choice: SpeechBaseChoice,
     teacher: str,
     share_seed: int,
     labeled_percent: int,
     full_teachers: str | Path,
-    classes: Sequence[str],
-    base: str | Path,
-    manifest: str | Path,
-    folds: str | Path,
-    out: str | Path,
-    metrics: str | Path,
-    live: str | Path | None = None,
 ) -> dict:
     """Figure 2's speech teachers for ``labeled_percent`` %: with ``teacher`` ``share`` (``label_efficiency.teacher``)
     trained on that share, drawn with ``share_seed`` (``label_efficiency.seed``, :func:`speech_teacher_runs`); with
     ``all`` the full run's teachers in ``full_teachers``, copied."""
     if teacher == "share":
-        return speech_teacher_runs(
-            corpus,
-            folds_to_run,
-            params,
-            classes,
-            base,
-            manifest,
-            folds,
-            out,
-            metrics,
-            live,
-            labeled_percent=labeled_percent,
-            share_seed=share_seed,
-        )
+        return speech_teacher_runs(stage, folds_to_run, params, base_choice, labeled_percent, share_seed)
     per_fold = {}
     for fold in folds_to_run:
-        source, target = fold_folder(full_teachers, fold), fold_folder(out, fold)
+        source, target = fold_folder(full_teachers, fold), fold_folder(stage.out, fold)
         with atomic_directory(target) as staging:
             shutil.copytree(source, staging, dirs_exist_ok=True)
-        info = read_json(target / speech.TEACHER_FILE)["info"]
+        info = read_json(target / TEACHER_FILE)["info"]
         per_fold[fold] = {"test": {"uar": info["uar"], "war": info["war"]}, "labeled_percent": 100}
-    log.info("%s: the full run's speech teachers copied for the %d %% students", corpus, labeled_percent)
-    TrainingCurves(live).finish()  # the declared DVCLive folder, without curves: nothing trained here
+    log.info("%s: the full run's speech teachers copied for the %d %% students", stage.corpus, labeled_percent)
+    TrainingCurves(stage.live).finish()  # the declared DVCLive folder, without curves: nothing trained here
     summary = {
         "test": _mean_and_spread(per_fold),
         "teacher": "all",
         "folds": {str(k): v for k, v in per_fold.items()},
     }
-    write_json(metrics, summary)
+    write_json(stage.metrics, summary)
     return summary
-
-
-def speech_window_softmaxes(
-    teachers: str | Path,
-    folds_to_run: list[int],
-    manifest: str | Path,
-    windows: str | Path,
-    out: str | Path,
-    base: str | Path | None = None,
-    batch_size: int = 32,
-    threads: int = 2,
-    reuse_from: str | Path | None = None,
-) -> dict:
-    """Score the window table with each fold's speech teacher into ``out/fold<k>.parquet``; ``base`` is the
-    pretrained model the teachers were trained on (default: the folder recorded with them).  ``reuse_from``: a
-    folder of earlier ``fold<k>.parquet`` whose windows are taken over where the same teacher scored them (Figure
-    2's runs with ``label_efficiency.teacher: all`` score nothing again)."""
-    keep_freed_buffers()
-    torch.set_num_threads(threads)
-    audio = pd.read_parquet(manifest)
-    window_table = read_window_table(windows)
-    counts = {}
-    for fold in folds_to_run:
-        model, classes, _ = speech.load_speech_teacher(fold_folder(teachers, fold), base)
-        target = Path(out) / f"fold{fold}.parquet"
-        if reuse_from is not None and not target.exists():
-            _take_over(Path(reuse_from) / f"fold{fold}.parquet", target, teacher_fingerprint(model))
-        table = speech.window_softmaxes(model, audio, window_table, batch_size, classes=classes, out=target)
-        counts[f"fold{fold}"] = {"windows": len(table), "mean_p_max": float(table["p_max"].mean())}
-    return counts
-
-
-def _take_over(earlier: Path, target: Path, fingerprint: str) -> None:
-    """Copy ``earlier`` to ``target`` when the teacher of ``fingerprint`` wrote it."""
-    if earlier.is_file() and read_softmaxes(earlier).teacher == fingerprint:
-        with atomic_path(target) as staging:
-            shutil.copyfile(earlier, staging)
-        log.info("%s: windows scored by the same teacher taken over from %s", target, earlier)
