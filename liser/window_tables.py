@@ -123,7 +123,7 @@ def softmax_frame(
     return frame
 
 
-def _softmax_schema(frame_columns: list[str], classes, teacher: str) -> pa.Schema:
+def _softmax_schema(frame_columns: list[str], classes, teacher: str, ordered: bool) -> pa.Schema:
     fields = [
         ("segment", pa.string()),
         ("window", pa.int64()),
@@ -133,7 +133,8 @@ def _softmax_schema(frame_columns: list[str], classes, teacher: str) -> pa.Schem
     ]
     if "face_fraction" in frame_columns:
         fields.append(("face_fraction", pa.float64()))
-    described = {"format": FORMAT, "classes": list(classes), "teacher": teacher}
+    # ordered: the rows are in window order, so a reader may take them a part at a time
+    described = {"format": FORMAT, "classes": list(classes), "teacher": teacher, "ordered": ordered}
     return pa.schema(fields, metadata={METADATA_KEY: json.dumps(described, sort_keys=True).encode()})
 
 
@@ -159,13 +160,21 @@ class SoftmaxWriter:
     (segment, then window; the window table's): the file appears, whole, when the ``with`` block ends without an
     error."""
 
-    def __init__(self, path: str | Path, classes: list[str] | tuple[str, ...], teacher: str, face_fraction: bool):
+    def __init__(
+        self,
+        path: str | Path,
+        classes: list[str] | tuple[str, ...],
+        teacher: str,
+        face_fraction: bool,
+        ordered: bool = True,
+    ):
         self.path, self.classes, self.teacher, self.face_fraction = Path(path), tuple(classes), teacher, face_fraction
+        self.ordered = ordered
         self.rows, self._last = 0, None
 
     def __enter__(self) -> SoftmaxWriter:
         columns = ["face_fraction"] if self.face_fraction else []
-        self._schema = _softmax_schema(columns, self.classes, self.teacher)
+        self._schema = _softmax_schema(columns, self.classes, self.teacher, self.ordered)
         self._staging = atomic_path(self.path)
         self._writer = pq.ParquetWriter(self._staging.__enter__(), self._schema)
         return self
@@ -175,7 +184,7 @@ class SoftmaxWriter:
         _check_softmax_columns(self.path, frame, self.classes)
         if ("face_fraction" in frame.columns) != self.face_fraction:
             raise ValueError(f"{self.path}: face_fraction {'missing' if self.face_fraction else 'not expected'}")
-        if not _in_window_order(frame, self._last):
+        if self.ordered and not _in_window_order(frame, self._last):
             raise ValueError(f"{self.path}: rows out of window order, or a window twice")
         if len(frame):
             self._writer.write_table(pa.Table.from_pandas(frame, self._schema, preserve_index=False))
@@ -192,12 +201,15 @@ class SoftmaxWriter:
 
 
 def write_softmaxes(path: str | Path, frame: pd.DataFrame, classes: list[str] | tuple[str, ...], teacher: str) -> None:
-    """Write a table :func:`softmax_frame` built, atomically, in window order, with the format, classes and teacher
-    in its metadata."""
+    """Write a table :func:`softmax_frame` built, atomically, in its own row order, with the format, classes and
+    teacher in its metadata, and whether its rows are in window order (the window table's, as the teachers write
+    them), which lets the students read it a part at a time.  A window twice is refused."""
     _check_softmax_columns(path, frame, classes)
-    ordered = frame.sort_values(["segment", "window"], kind="stable", ignore_index=True)
-    with SoftmaxWriter(path, classes, teacher, "face_fraction" in frame.columns) as writer:
-        writer.write(ordered)
+    if frame.duplicated(["segment", "window"]).any():
+        raise ValueError(f"{path}: a window twice")
+    ordered = _in_window_order(frame, None)
+    with SoftmaxWriter(path, classes, teacher, "face_fraction" in frame.columns, ordered=ordered) as writer:
+        writer.write(frame)
 
 
 BATCH_ROWS = 65_536
@@ -207,8 +219,8 @@ def softmax_batches(
     source: Softmaxes | str | Path, rows: int = BATCH_ROWS
 ) -> tuple[tuple[str, ...], str, Iterator[pd.DataFrame]]:
     """A window-softmax table's classes, teacher and rows a batch at a time in window order, without reading it
-    whole (a table in memory is sorted first).  The rows are checked as they come: out of order, or a window
-    twice, is a :class:`TableError`."""
+    whole when its rows are in window order (the teachers write them so); another table is read whole and sorted.
+    The rows are checked as they come: out of order, or a window twice, is a :class:`TableError`."""
     if isinstance(source, Softmaxes):
         frame = source.frame.sort_values(["segment", "window"], kind="stable", ignore_index=True)
         if frame.duplicated(["segment", "window"]).any():
@@ -224,6 +236,9 @@ def softmax_batches(
     missing = [column for column in expected if column not in parquet.schema_arrow.names]
     if missing:
         raise TableError(f"{path}: lacks the columns {missing}")
+
+    if not described.get("ordered"):  # another row order (or an older file): read whole and put in window order
+        return softmax_batches(read_softmaxes(path), rows)
 
     def batches() -> Iterator[pd.DataFrame]:
         last = None
