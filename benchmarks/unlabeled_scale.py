@@ -232,7 +232,9 @@ def ray_workers(cpus: int, work) -> float:
         work(runtime)  # warm-up: workers started, libraries imported, models built
         start = time.perf_counter()
         work(runtime)
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        print(f"{cpus} worker CPU(s): {seconds:.1f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
+        return seconds
     finally:
         ray.shutdown()
         nodes.shutdown()
@@ -274,6 +276,36 @@ def faces_on_ray(work_dir: Path, segments: int = 8, frames: int = 150) -> dict:
             "tracks_alone": tracks / hours / 1e6,
         },
         "video": f"{segments} copies of a 256 x 256, {FPS} fps, {frames}-frame H.264 clip of a moving face",
+    }
+
+
+def video_scoring_on_ray(work_dir: Path) -> dict:
+    """The small S2D (random weights) scoring the windows of faces_on_ray's crops through Ray Data, one thread per
+    actor, on 1 and 2 worker CPUs."""
+    import torch
+
+    from liser.models.s2d import S2DConfig
+    from liser.teachers.video_model import build_video_teacher
+    from liser.teachers.video_windows import window_softmaxes
+    from liser.unlabeled.windows import cut_windows
+    from liser.window_tables import read_window_table
+
+    faces = work_dir / "faces"
+    cut_windows(faces / "face_masks.parquet", FRAMES, FPS, work_dir / "windows.parquet", work_dir / "manifest.parquet")
+    windows = read_window_table(work_dir / "windows.parquet")
+    torch.set_num_threads(1)
+    model = build_video_teacher(S2DConfig.small(), seed=0).eval()
+
+    def run(runtime):
+        window_softmaxes(model, windows, faces, 8, device="cpu", runtime=runtime, threads=1)
+
+    times = {cpus: ray_workers(cpus, run) for cpus in (1, 2)}
+    return {
+        "model": "S2DConfig.small() (the demo's), random weights, batch 8, one thread per actor",
+        "windows": len(windows),
+        "wall_s": {str(cpus): t for cpus, t in times.items()},
+        "speedup_2_over_1": times[1] / times[2],
+        "windows_per_s": {str(cpus): len(windows) / t for cpus, t in times.items()},
     }
 
 
@@ -368,6 +400,8 @@ def main() -> None:
         if not args.skip_ray:
             figures["faces_on_ray"] = {"machine": describe_machine(), **faces_on_ray(Path(work))}
             print(json.dumps(figures["faces_on_ray"], indent=1))
+            figures["video_scoring_on_ray"] = {"machine": describe_machine(), **video_scoring_on_ray(Path(work))}
+            print(json.dumps(figures["video_scoring_on_ray"], indent=1))
     write_json(RESULTS, figures)
     print(f"saved to {RESULTS}")
 

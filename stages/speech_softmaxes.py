@@ -20,16 +20,25 @@ parser.add_argument("--reuse-from", type=Path, help="earlier softmaxes, taken ov
 
 
 def read_params(params, args):
-    return params.cv.folds, params.speech_teacher.eval_batch_size, params.speech_teacher.threads
+    return params.cv.folds, params.speech_teacher.eval_batch_size, params.speech_teacher.threads, params.runtime
 
 
 def work(settings, args):
-    folds, batch_size, threads = settings
+    folds, batch_size, threads, runtime = settings
     counts = speech_window_softmaxes(
-        args.teachers, folds, args.base, args.manifest, args.windows, args.out, batch_size, threads, args.reuse_from
+        args.teachers,
+        folds,
+        args.base,
+        args.manifest,
+        args.windows,
+        args.out,
+        batch_size,
+        threads,
+        args.reuse_from,
+        runtime,
     )
     write_json(args.metrics, counts)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # Ray's workers import this file
     run_stage(parser, read_params, work)

@@ -18,14 +18,14 @@ parser.add_argument("--metrics", type=Path, required=True)
 
 
 def read_params(params, args):
-    return params.video_teacher.eval_batch_size, params.video_teacher.threads
+    return params.video_teacher.eval_batch_size, params.video_teacher.threads, params.runtime
 
 
 def work(settings, args):
-    batch_size, threads = settings
-    counts = video_window_softmaxes(args.teacher, args.windows, args.faces, args.out, batch_size, threads)
+    batch_size, threads, runtime = settings
+    counts = video_window_softmaxes(args.teacher, args.windows, args.faces, args.out, batch_size, threads, runtime)
     write_json(args.metrics, counts)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # Ray's workers import this file
     run_stage(parser, read_params, work)

@@ -287,3 +287,94 @@ def test_downloads_on_ray_give_the_segments_they_give_here(vox_tree, on_ray, tmp
     for name in ("VID_A_0001.mp4", "VID_A_0001.wav", "VID_A_0002.mp4", "VID_A_0002.wav"):
         assert (tmp_path / "here/segments" / name).read_bytes() == (tmp_path / "ray/segments" / name).read_bytes()
     assert not (tmp_path / "ray" / "videos").exists()  # on Ray without a shared folder, the download is not kept
+
+
+# --- the teachers' window scoring through Ray Data -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scored_faces(segment_videos, tmp_path_factory):
+    """The same segments' faces kept losslessly, and not kept (tracks only), and their window table."""
+    from liser.unlabeled.windows import cut_windows
+
+    kept, streamed = tmp_path_factory.mktemp("kept"), tmp_path_factory.mktemp("streamed")
+    crop_segments(segment_videos, kept, CropOptions(detect_every=2, crf=0))
+    crop_segments(segment_videos, streamed, CropOptions(detect_every=2, crf=0), keep_crops=False)
+    windows = kept / "windows.parquet"
+    cut_windows(kept / "face_masks.parquet", 16, 30.0, windows, kept / "manifest.parquet")
+    return kept, streamed, windows
+
+
+@pytest.fixture(scope="module")
+def video_teacher():
+    import torch
+
+    from liser.models.s2d import S2DConfig
+    from liser.teachers.video_model import build_video_teacher
+
+    model = build_video_teacher(S2DConfig.small(), seed=4)
+    with torch.no_grad():
+        model.head.fc_cls.weight.normal_(0, 0.1)
+    return model.eval()
+
+
+def test_video_scoring_on_ray_and_from_streamed_faces_writes_the_same_table(
+    scored_faces, video_teacher, on_ray, tmp_path
+):
+    from liser.teachers.video_windows import window_softmaxes
+    from liser.window_tables import read_window_table
+
+    kept, streamed, windows = scored_faces
+    table = read_window_table(windows)
+    assert len(table) == 12  # 6 kept segments of 40 frames, 2 windows each
+    runs = {
+        "kept, here": (kept, LOCAL),
+        "streamed, here": (streamed, LOCAL),
+        "kept, on Ray": (kept, on_ray),
+        "streamed, on Ray": (streamed, on_ray),  # tracks and videos sent with the tasks
+    }
+    written = {}
+    for name, (faces, runtime) in runs.items():
+        out = tmp_path / f"{name}.parquet"
+        window_softmaxes(video_teacher, table, faces, 3, device="cpu", out=out, runtime=runtime, threads=1)
+        written[name] = out.read_bytes()
+    assert len(set(written.values())) == 1, "the four ways give different tables"
+
+
+@pytest.fixture(scope="module")
+def speech_teacher(tmp_path_factory):
+    import soundfile as sf
+
+    from liser.teachers.speech_model import build_speech_teacher, save_speech_teacher
+    from liser.unlabeled.windows import segment_windows
+
+    from .teacher_fixtures import section, tiny_base
+
+    folder = tmp_path_factory.mktemp("speech")
+    base = tiny_base(folder / "base")
+    model = build_speech_teacher(base, 3, section("speech_teacher", lora_rank=2, lora_alpha=4.0), seed=0)
+    save_speech_teacher(folder / "teachers" / "fold0", model, ["low", "middle", "high"])
+    rng = np.random.default_rng(0)
+    rows, tables = [], []
+    for i, frames in enumerate((70, 40, 48, 90, 33)):
+        path = folder / f"seg_{i}.wav"
+        sf.write(path, (0.1 * rng.normal(size=int(frames / 30 * 16000) - 400 * (i == 2))).astype(np.float32), 16000)
+        rows.append({"utterance": f"seg_{i}", "path": str(path)})
+        tables.append(segment_windows(f"seg_{i}", "s", np.ones(frames, bool), 16, 30.0))
+    pd.DataFrame(rows).to_parquet(folder / "manifest.parquet")
+    from liser.window_tables import write_window_table
+
+    write_window_table(folder / "windows.parquet", pd.concat(tables, ignore_index=True))
+    return folder, base
+
+
+def test_speech_scoring_on_ray_writes_the_same_table(speech_teacher, on_ray, tmp_path):
+    from liser.teachers.speech_windows import speech_window_softmaxes
+
+    folder, base = speech_teacher
+    common = (folder / "teachers", [0], base, folder / "manifest.parquet", folder / "windows.parquet")
+    speech_window_softmaxes(*common, tmp_path / "here", 3, 1)
+    speech_window_softmaxes(*common, tmp_path / "ray", 3, 1, runtime=on_ray)
+    here, there = (tmp_path / side / "fold0.parquet" for side in ("here", "ray"))
+    assert pd.read_parquet(here).shape == (16, 8)  # 4 + 2 + 3 + 5 + 2 windows
+    assert here.read_bytes() == there.read_bytes()

@@ -16,10 +16,18 @@ from tqdm import tqdm
 
 from liser.features import load_audio
 from liser.files import atomic_path
+from liser.params import RuntimeParams
 from liser.runtime import keep_freed_buffers, resolve_device
 from liser.teachers.speech_input import SAMPLE_RATE, padded_batch, waveform_input
 from liser.teachers.speech_model import fold_folder, load_speech_teacher, logits
-from liser.teachers.window_scores import teacher_fingerprint
+from liser.teachers.window_scores import (
+    BATCHES_PER_CHUNK,
+    ChunkScorer,
+    folder_bytes,
+    scores_on_ray,
+    teacher_fingerprint,
+    unpacked,
+)
 from liser.window_tables import earlier_probabilities, read_softmaxes, read_window_table, softmax_frame, write_softmaxes
 
 __all__ = ["CHECKPOINT_EVERY", "window_softmaxes", "speech_window_softmaxes"]
@@ -52,6 +60,74 @@ def _window_spans(windows: pd.DataFrame, rows: np.ndarray, manifest: pd.DataFram
             yield row, span
 
 
+def _planned_batches(
+    windows: pd.DataFrame, rows: np.ndarray, manifest: pd.DataFrame, batch_size: int
+) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """The model's batches over the windows ``rows``: windows of one length ``batch_size`` at a time as they fill
+    up, then what is left of each length (shortest first); a batch is (rows, spans)."""
+    buckets: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for row, span in _window_spans(windows, rows, manifest):
+        buckets.setdefault(len(span), []).append((row, span))
+        if len(buckets[len(span)]) == batch_size:
+            chosen, spans = zip(*buckets.pop(len(span)))
+            yield list(chosen), list(spans)
+    for length in sorted(buckets):
+        chosen, spans = zip(*buckets.pop(length))
+        yield list(chosen), list(spans)
+
+
+def _probabilities(model: torch.nn.Module, spans: list[np.ndarray], convention, device: torch.device) -> np.ndarray:
+    batch, _ = padded_batch(spans, convention, device)  # same-length windows: no padding, nothing to mask
+    return torch.softmax(logits(model, batch), dim=-1).cpu().numpy()
+
+
+class _SpeechScorer(ChunkScorer):
+    """A Ray Data actor holding one fold's speech teacher: its folder and its base's, as archives or paths."""
+
+    def __init__(self, teacher: bytes | str, base: bytes | str, threads: int):
+        super().__init__(threads)
+        keep_freed_buffers()
+        scratch = Path(self.scratch.name)
+        folder, base_folder = unpacked(teacher, scratch / "teacher"), unpacked(base, scratch / "base")
+        self.device = resolve_device(None)
+        self.model = load_speech_teacher(folder, base_folder)[0].eval().to(self.device)
+        self.convention = waveform_input(self.model)
+
+    @torch.inference_mode()
+    def score(self, chunk: list[list[np.ndarray]]) -> np.ndarray:
+        return np.concatenate([_probabilities(self.model, spans, self.convention, self.device) for spans in chunk])
+
+
+def _on_ray(
+    batches: Iterator[tuple[list[int], list[np.ndarray]]],
+    teacher: Path,
+    base: Path,
+    classes: int,
+    runtime: RuntimeParams,
+    threads: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The probabilities of the planned ``batches``, scored on Ray a few batches to a chunk."""
+    send = runtime.shared_root is None
+    settings = {
+        "teacher": folder_bytes(teacher) if send else str(runtime.shared_root / teacher),
+        "base": folder_bytes(base) if send else str(runtime.shared_root / base),
+        "threads": threads,
+    }
+
+    def chunks() -> Iterator[tuple[np.ndarray, list[list[np.ndarray]]]]:
+        rows, spans = [], []
+        for batch_rows, batch_spans in batches:
+            rows.extend(batch_rows)
+            spans.append(batch_spans)
+            if len(spans) == BATCHES_PER_CHUNK:
+                yield np.array(rows), spans
+                rows, spans = [], []
+        if spans:
+            yield np.array(rows), spans
+
+    yield from scores_on_ray(_SpeechScorer, settings, chunks(), classes, runtime, threads)
+
+
 @torch.inference_mode()
 def window_softmaxes(
     model: torch.nn.Module,
@@ -63,6 +139,9 @@ def window_softmaxes(
     out: str | Path | None = None,
     device: str | torch.device | None = None,
     checkpoint_every: int = CHECKPOINT_EVERY,
+    runtime: RuntimeParams | None = None,
+    folders: tuple[Path, Path] | None = None,
+    threads: int = 1,
 ) -> pd.DataFrame:
     """The teacher's class probabilities for every window of the window table, as a window-softmax table
     (:func:`liser.window_tables.softmax_frame`): one row per window, in the table's order, a column per class of
@@ -73,6 +152,8 @@ def window_softmaxes(
     ``checkpoint_every`` new windows so an interrupted run resumes.  Windows of the same length are batched
     together, so no padding ever enters the model and a window's probabilities do not depend on its batch; each
     window is one utterance to the model, normalised on its own where the teacher's input convention says so.
+    With ``runtime.cluster: ray`` the same batches are scored on the cluster through Ray Data by actors of
+    ``threads`` threads holding the teacher of ``folders`` (its folder and its base's): the same probabilities.
     """
     device = resolve_device(device)
     model.eval().to(device)
@@ -86,31 +167,27 @@ def window_softmaxes(
     todo = np.flatnonzero(np.isnan(probabilities).any(axis=1))
     log.info("scoring %d windows, %d reused from earlier results", len(todo), len(windows) - len(todo))
     convention = waveform_input(model)
-    buckets: dict[int, list[tuple[int, np.ndarray]]] = {}
-    scored_since_save = 0
+    batches = _planned_batches(windows, todo, manifest, batch_size)
+    if runtime is not None and runtime.cluster == "ray":
+        if folders is None:
+            raise ValueError("scoring on Ray needs the teacher's and its base's folders")
+        scored = _on_ray(batches, *folders, len(classes), runtime, threads)
+    else:
+        scored = ((rows, _probabilities(model, spans, convention, device)) for rows, spans in batches)
 
     def scored_so_far() -> pd.DataFrame:
         done = ~np.isnan(probabilities).any(axis=1)
         return softmax_frame(windows[done], probabilities[done], classes)
 
-    def flush(length: int) -> int:
-        rows, spans = zip(*buckets.pop(length))
-        batch, _ = padded_batch(spans, convention, device)  # same-length windows: no padding, nothing to mask
-        probabilities[list(rows)] = torch.softmax(logits(model, batch), dim=-1).cpu().numpy()
-        return len(rows)
-
+    scored_since_save = 0
     with tqdm(total=len(todo), desc="speech teacher windows", unit="window") as progress:
-        for row, span in _window_spans(windows, todo, manifest):
-            buckets.setdefault(len(span), []).append((row, span))
-            if len(buckets[len(span)]) == batch_size:
-                done = flush(len(span))
-                progress.update(done)
-                scored_since_save += done
+        for rows, chosen in scored:
+            probabilities[rows] = chosen
+            progress.update(len(rows))
+            scored_since_save += len(rows)
             if out is not None and scored_since_save >= checkpoint_every:
                 write_softmaxes(out, scored_so_far(), classes, fingerprint)
                 scored_since_save = 0
-        for length in sorted(buckets):
-            progress.update(flush(length))
     table = scored_so_far()
     if out is not None:
         write_softmaxes(out, table, classes, fingerprint)
@@ -127,12 +204,13 @@ def speech_window_softmaxes(
     batch_size: int,
     threads: int,
     reuse_from: str | Path | None = None,
+    runtime: RuntimeParams | None = None,
 ) -> dict:
     """Score the window table with each fold's speech teacher into ``out/fold<k>.parquet``, ``batch_size`` windows at a
     time (``speech_teacher.eval_batch_size``) on ``threads`` threads (``speech_teacher.threads``); ``base`` is the
     pretrained model the teachers were trained on.  ``reuse_from``: a folder of earlier ``fold<k>.parquet`` whose
     windows are taken over where the same teacher scored them (Figure 2's runs with ``label_efficiency.teacher: all``
-    score nothing again)."""
+    score nothing again).  With ``runtime.cluster: ray``, on the Ray cluster."""
     keep_freed_buffers()
     torch.set_num_threads(threads)
     audio = pd.read_parquet(manifest)
@@ -143,7 +221,17 @@ def speech_window_softmaxes(
         target = Path(out) / f"fold{fold}.parquet"
         if reuse_from is not None and not target.exists():
             _take_over(Path(reuse_from) / f"fold{fold}.parquet", target, teacher_fingerprint(model))
-        table = window_softmaxes(model, audio, window_table, batch_size, classes=classes, out=target)
+        table = window_softmaxes(
+            model,
+            audio,
+            window_table,
+            batch_size,
+            classes=classes,
+            out=target,
+            runtime=runtime,
+            folders=(fold_folder(teachers, fold), Path(base)),
+            threads=threads,
+        )
         counts[f"fold{fold}"] = {"windows": len(table), "mean_p_max": float(table["p_max"].mean())}
     return counts
 

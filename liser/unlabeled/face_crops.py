@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,9 +42,11 @@ from liser.unlabeled.faces import (
     CropOptions,
     SegmentCoverage,
     StoredTrack,
+    aligned_frames,
     check_detector,
     crop_job,
     mask_text,
+    read_face_clip,
     read_track,
     track_without_crops,
 )
@@ -57,7 +60,9 @@ __all__ = [
     "NoFaces",
     "crop_faces",
     "crop_segments",
+    "face_inputs",
     "face_source",
+    "segment_faces",
     "track_path",
 ]
 
@@ -87,6 +92,23 @@ def face_source(faces_dir: str | Path, segment: str) -> tuple[str, Path | Stored
     if clip.is_file():
         return "clip", clip
     return "track", read_track(track_path(faces_dir, segment))
+
+
+def face_inputs(faces_dir: str | Path, segment: str, runtime: RuntimeParams) -> tuple:
+    """What a task needs to rebuild a segment's aligned faces with :func:`segment_faces`, as it is to get it (paths,
+    or the files' bytes sent with it: :func:`liser.cluster.job_input`): its kept crops, or its track and video."""
+    kind, source = face_source(faces_dir, segment)
+    if kind == "clip":
+        return "clip", job_input(source, runtime)
+    return "track", job_input(track_path(faces_dir, segment), runtime), job_input(source.record["video"], runtime)
+
+
+def segment_faces(inputs: tuple) -> np.ndarray:
+    """(frames, 224, 224, 3) uint8 RGB: a segment's aligned faces from :func:`face_inputs`."""
+    if inputs[0] == "clip":
+        return read_face_clip(inputs[1])
+    _, track, video = inputs
+    return aligned_frames(read_track(track if isinstance(track, bytes) else Path(track)), video)
 
 
 def _one_thread() -> None:

@@ -545,9 +545,9 @@ def track_without_crops(path: str | Path) -> bytes:
     return npz_bytes(arrays)
 
 
-def read_track(path: str | Path) -> StoredTrack:
-    """A track file (``tracks/<segment>.npz``); ValueError when it is not one this version writes."""
-    path = Path(path)
+def read_track(path: str | Path | bytes) -> StoredTrack:
+    """A track file (``tracks/<segment>.npz``, or its bytes); ValueError when it is not one this version writes."""
+    path = io.BytesIO(path) if isinstance(path, bytes) else Path(path)
     try:
         with np.load(path, allow_pickle=False) as stored:
             record = json.loads(stored["record"].tobytes().decode())
@@ -723,11 +723,12 @@ def aligned_frames(track: StoredTrack, video: str | Path | bytes | None = None) 
     return np.stack(crops)
 
 
-def read_face_clip(path: str | Path) -> np.ndarray:
-    """A face clip's frames as a (T, 224, 224, 3) uint8 RGB array."""
-    frames = [cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) for frame in _frames(Path(path))]
+def read_face_clip(path: str | Path | bytes) -> np.ndarray:
+    """A face clip's frames (the file, or its bytes) as a (T, 224, 224, 3) uint8 RGB array."""
+    with _LocalVideo(str(path) if isinstance(path, Path) else path) as local:
+        frames = [cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) for frame in _frames(local)]
     if not frames:
-        raise UnreadableVideo(f"{path}: no frame could be decoded")
+        raise UnreadableVideo(f"{'a face clip' if isinstance(path, bytes) else path}: no frame could be decoded")
     return np.stack(frames)
 
 
