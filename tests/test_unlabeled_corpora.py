@@ -203,3 +203,15 @@ def test_ids_of_every_reader_are_safe_names():
         assert check_id(name) == name
     assert folder.segment_name("ü n/ï.mp4") == "__n___" == check_id(folder.segment_name("ü n/ï.mp4"))
     assert folder.segment_name("talks/day 1.mp4", 4.5) == "talks__day_1_00004500"
+
+
+def test_ray_settings_need_cluster_ray():
+    from liser.params import RuntimeParams
+
+    assert RuntimeParams(cluster="ray", ray_address="127.0.0.1:6379").ray_address == "127.0.0.1:6379"
+    with pytest.raises(ValueError, match="ray_address: a Ray setting, but cluster is local"):
+        RuntimeParams(ray_address="127.0.0.1:6379")
+    with pytest.raises(ValueError, match="shared_root: a Ray setting"):
+        RuntimeParams(shared_root="/mnt/liser")
+    with pytest.raises(ValueError):
+        RuntimeParams(cluster="spark")

@@ -164,3 +164,39 @@ def test_faces_and_windows_that_keep_nothing_stop_with_one_line(tmp_path):
     )
     assert windows.returncode == 2 and windows.stderr.count("error: ") == 1 and "one window" in windows.stderr
     assert "Traceback" not in windows.stderr
+
+
+def test_sigterm_stops_an_acquisition_and_its_ffmpeg_within_two_seconds(tmp_path):
+    """The acquisition's videos are handled by threads, each running ffmpeg: SIGTERM kills the tools and ends the
+    stage without waiting for them, and leaves no temporary cut behind."""
+    from .helpers import write_tone
+    from .test_mspface import write_lists
+
+    root = project(tmp_path / "p", mspface={"lists": "lists", "workers": 2, "retries": 0, "allow_local_files": True})
+    sound = write_tone(root / "tone.wav", seconds=40.0)
+    photo = data.astronaut()
+    source = root / "lists" / "online" / "long.mp4"
+    source.parent.mkdir(parents=True)
+    write_video(source, (photo[t % 200 : t % 200 + 240, :320] for t in range(1200)), 30, audio=sound)
+    videos = [f"MSP-FACE_000{v}.mp4\tonline/long.mp4" for v in (1, 2)]
+    segments = [f"{5 * s}.0\t{5 * s + 5}.0\tMSP-FACE_000{v}_000{s + 1}.mp4" for v in (1, 2) for s in range(6)]
+    speakers = [f"MSP-FACE_000{v}_000{s + 1}.mp4,Speaker_{v}" for v in (1, 2) for s in range(6)]
+    write_lists(root / "lists", videos, segments, speakers, ["Speaker_1,Female", "Speaker_2,Male"])
+    command = [sys.executable, "stages/acquire_mspface.py", "--out", "acquired", "--metrics", "m.json"]
+    stage = subprocess.Popen(command, cwd=root, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list((root / "acquired" / "segments").glob("*.wav")):
+        time.sleep(0.05)
+    tools = descendants(stage.pid)
+    assert tools, "no ffmpeg under way"
+    stopped = time.monotonic()
+    stage.send_signal(signal.SIGTERM)
+    assert stage.wait(timeout=10) == 128 + signal.SIGTERM
+    assert time.monotonic() - stopped < 2
+    time.sleep(0.3)
+    assert not [pid for pid in tools if alive(pid)]
+    left = snapshot(root / "acquired")
+    assert not [name for name in left if name.endswith(".tmp")]
+    assert len([name for name in left if name.endswith(".wav")]) < 12  # stopped part way
+    time.sleep(3)
+    assert snapshot(root / "acquired") == left
