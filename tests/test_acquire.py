@@ -501,3 +501,23 @@ def test_downloads_from_one_host_are_limited_and_paced(tmp_path, youtube):
     assert (settings["sleep_interval"], settings["max_sleep_interval"]) == (5, 20)
     with pytest.raises(ValueError, match="cookies"):
         acquire(segments, videos, tmp_path, options=AcquireOptions(cookies=tmp_path / "missing.txt"))
+
+
+def test_the_report_names_a_listed_file_as_the_list_does_not_by_this_machines_path(tmp_path):
+    """The demo lists its videos as paths relative to the lists; a reason naming one must not carry the folder the
+    project happens to be in, or the report differs from one checkout to the next."""
+    from liser.files import read_json
+
+    lists = read_lists(
+        write_lists(
+            tmp_path / "lists",
+            videos=["MSP-FACE_0001.mp4\tonline/MSP-FACE_0001.mp4"],  # not there: gone
+            segments=["0.0\t1.0\tMSP-FACE_0001_0001.mp4"],
+            speakers=["MSP-FACE_0001_0001.mp4,Speaker_1"],
+            genders=["Speaker_1,Female"],
+        )
+    )
+    acquire(lists.segments, lists.videos, tmp_path / "out", options=LOCAL)
+    written = (tmp_path / "out" / "report.json").read_text()
+    assert "online/MSP-FACE_0001.mp4" in written and str(tmp_path) not in written
+    assert read_json(tmp_path / "out" / "report.json")["failures"][0]["class"] == "removed"
