@@ -62,6 +62,9 @@ def _ask_for_signal_when_parent_ends(signum: int) -> bool:
 
 
 def _stop(signum: int, frame: Any) -> None:
+    # once only: a second SIGTERM (dvc passes one on, and the kernel sends one when dvc ends) must not cut the
+    # clean-ups the first one started
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stop_tools()
     raise SystemExit(128 + signum)
 
@@ -130,16 +133,18 @@ def die_with_parent(parent: int, setup: Callable[[], None] | None = None) -> Non
 def _end_workers(pool: ProcessPoolExecutor) -> None:
     """SIGTERM to every worker of ``pool``, SIGKILL to those still there after :data:`GRACE_S`."""
     workers = list((getattr(pool, "_processes", None) or {}).values())  # the executor has no public list
-    for worker in workers:
-        with contextlib.suppress(ProcessLookupError, AttributeError):
-            worker.terminate()
-    deadline = time.monotonic() + GRACE_S
-    for worker in workers:
-        worker.join(max(0.0, deadline - time.monotonic()))
-    for worker in workers:
-        if worker.is_alive():
-            worker.kill()
-            worker.join(1.0)
+    try:
+        for worker in workers:
+            with contextlib.suppress(ProcessLookupError, AttributeError):
+                worker.terminate()
+        deadline = time.monotonic() + GRACE_S
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join(1.0)
 
 
 @contextlib.contextmanager

@@ -113,7 +113,8 @@ def test_sigterm_to_dvc_repro_stops_the_faces_stage_and_its_workers_within_two_s
     dvc.wait(timeout=30)
     while time.monotonic() - stopped < 2 and any(alive(pid) for pid in stage):
         time.sleep(0.05)
-    assert not [pid for pid in stage if alive(pid)], "processes of the stage outlived it by 2 s"
+    outlived = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in stage if alive(pid)}
+    assert not outlived, f"processes of the stage outlived it by 2 s: {outlived}"
     left = snapshot(root / "faces")
     assert not [name for name in left if name.endswith(".tmp")]
     assert len(list((root / "faces" / "tracks").glob("*.npz"))) < 10  # stopped part way
