@@ -38,7 +38,7 @@ def work(settings, args):
             args.corpus,
             folds,
             teacher,
-            share,
+            *share,  # label_efficiency.teacher, label_efficiency.seed
             args.labeled_percent,
             args.full_teachers,
             classes,
