@@ -215,7 +215,7 @@ def test_lora_rank_reruns_speech_teachers_their_softmaxes_and_students_only(proj
 
 def test_the_face_threshold_concerns_only_the_students_of_the_video_teacher(project):
     set_params(project, lambda p: p["windows"].update(min_face_fraction=0.9))
-    assert changed_stages(project) == USES_VD
+    assert changed_stages(project) == USES_VD | {"report"}  # which states it
     set_params(project, lambda p: p["windows"].update(min_face_fraction=0.5))
     assert changed_stages(project) == set()
 
@@ -229,7 +229,7 @@ def test_figure_2_teachers_learn_from_the_share_or_are_the_full_runs(project):
         assert share["folds"][fold]["utterances"]["train"] < full["folds"][fold]["utterances"]["train"]
         assert share["folds"][fold]["utterances"]["selection"] == full["folds"][fold]["utterances"]["selection"]
     set_params(project, lambda p: p["label_efficiency"].update(teacher="all"))
-    assert changed_stages(project) == {"speech_teacher_labeled@crema_d-50"}
+    assert changed_stages(project) == {"speech_teacher_labeled@crema_d-50", "report"}  # the report states it
     assert repro_ran(project) == {
         "speech_teacher_labeled@crema_d-50",
         "speech_softmaxes_labeled@crema_d-50",
