@@ -97,7 +97,7 @@ def members() -> list[Member]:
 
 def engine_agreement(device: torch.device, epochs: int) -> dict:
     base = load_params(REPO / "params.yaml").train
-    params = base.model_copy(update={"lr": 3e-3, "batch_size": 8, "epochs": epochs, "seed": 0, "population": 1})
+    params = base.model_copy(update={"lr": 3e-3, "batch_size": 8, "epochs": epochs, "seeds": [0], "population": 1})
     test = known_answer(40, 11)
     runs = {}
     for name, where, precision in (("cpu", "cpu", "float32"), ("device", str(device), "float32")):
