@@ -157,7 +157,7 @@ def main() -> None:
             lr=1e-4,
             epochs=1,
             batch_size=BATCH,
-            seed=0,
+            seeds=[0],
             threads=args.threads,
             device=str(device),
             precision=chosen,

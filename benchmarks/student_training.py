@@ -62,7 +62,7 @@ def train_once(corpus: str, name: str, fold: int, epochs: int, threads: int, pre
     )
     objective = run.objective(*lambda_candidates(run, params.loss)[0], params.loss.class_reduction)
     unlabeled = fold_unlabeled_set(where, fold, run, params.features.hop_s) if objective.distils else None
-    member = Member(f"{name} fold{fold}", train, validation, objective, unlabeled, seed=params.train.seed)
+    member = Member(f"{name} fold{fold}", train, validation, objective, unlabeled, seed=params.train.seeds[0])
     config = student_config(read_manifest(where.manifest).classes, params.student, params.features)
     start = time.perf_counter()
     train_population([member], config, params.train, windowing(params.features, params.evaluate))

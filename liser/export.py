@@ -329,17 +329,13 @@ def check_waveform_parity(
 
 
 def metrics_path_for(checkpoint: Path) -> Path | None:
-    """The configuration's metrics JSON where the pipeline puts it, if it is there.
-
-    ``outputs/students/<corpus>/<config>/fold<k>/student.safetensors`` has its metrics in
-    ``metrics/students/<corpus>/<config>.json`` (dvc.yaml), each fold's under ``folds``.
-    """
-    parts = checkpoint.parts
-    if len(parts) < 6 or parts[-6:-4] != ("outputs", "students"):
-        return None
-    corpus, config = parts[-4:-2]
-    candidate = Path(*parts[:-6], "metrics", "students", corpus, f"{config}.json")
-    return candidate if candidate.is_file() else None
+    """The configuration's results where the pipeline puts them, if they are there:
+    ``outputs/students/<corpus>/<config>/fold<k>/[seed<s>/]student.safetensors`` has every fold's figures in
+    ``outputs/students/<corpus>/<config>/results.json``, under ``folds``."""
+    for folder in checkpoint.parents[1:3]:
+        if (folder / "results.json").is_file():
+            return folder / "results.json"
+    return None
 
 
 def _fold_metrics(metrics: Path, fold: object) -> dict:

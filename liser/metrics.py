@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "uar", "war", "Scores", "score", "sample_std", "PairedDifference", "paired_difference"]
+__all__ = ["confusion_matrix", "uar", "war", "Scores", "score", "sample_std"]
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
@@ -58,49 +58,6 @@ def score(labels: np.ndarray, logits: np.ndarray) -> Scores:
 
 def sample_std(values) -> float:
     """The sample standard deviation (ddof 1) of per-fold scores, the one convention of every report here; 0 for
-    a single value."""
+    a single value.  Comparisons between configurations are :mod:`liser.results.statistics`'."""
     values = np.asarray(values, dtype=np.float64)
     return float(values.std(ddof=1)) if len(values) > 1 else 0.0
-
-
-@dataclass(frozen=True)
-class PairedDifference:
-    """``candidate - baseline`` over pairs that share everything else (fold, seed)."""
-
-    pairs: int
-    mean: float
-    low: float  # the confidence interval of the mean difference (Student's t)
-    high: float
-    wins: int  # pairs in which the candidate scored higher
-    ties: int
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {
-            "pairs": self.pairs,
-            "mean": self.mean,
-            "low": self.low,
-            "high": self.high,
-            "wins": self.wins,
-            "ties": self.ties,
-        }
-
-
-def paired_difference(candidate, baseline, confidence: float = 0.95) -> PairedDifference:
-    """The mean of the paired differences, its ``confidence`` interval from Student's t with n - 1 degrees of
-    freedom (as wide as the mean itself is unknown with one pair: infinite), and how many pairs it wins."""
-    from scipy import stats  # only here: the rest of the module is plain NumPy
-
-    candidate, baseline = np.asarray(candidate, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
-    if candidate.shape != baseline.shape or candidate.ndim != 1 or len(candidate) == 0:
-        raise ValueError(
-            f"paired scores must be two equal, non-empty lists (got {candidate.shape} and {baseline.shape})"
-        )
-    differences = candidate - baseline
-    n, mean = len(differences), float(differences.mean())
-    if n > 1:
-        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * differences.std(ddof=1) / np.sqrt(n))
-    else:
-        half = float("inf")
-    return PairedDifference(
-        n, mean, mean - half, mean + half, int((differences > 0).sum()), int((differences == 0).sum())
-    )

@@ -3,7 +3,10 @@
 ``params.yaml`` has one section per stage.  A value that differs between the paper's
 settings and the embedded demo is written as ``{demo: ..., paper: ...}``; the top-level
 ``profile`` key picks one, so switching the whole project between the two is one
-parameter change (``dvc exp run -S profile=paper``).  Everything else is a plain value.
+parameter change (``dvc exp run -S profile=paper``).  In the same way a value that differs
+between the two readings of the paper's protocol is written ``{strict: ..., literal: ...}``
+and ``protocol.reading`` picks one (``dvc exp run -S protocol.reading=literal``); the two
+may nest either way round.  Everything else is a plain value.
 
 An invalid value stops with a message naming the key and what is allowed::
 
@@ -33,17 +36,21 @@ __all__ = [
     "CorporaParams",
     "CorpusParams",
     "PROFILES",
+    "READINGS",
     "READERS",
     "UNLABELED_READERS",
     "Params",
     "ParamsError",
+    "ProtocolParams",
     "load_params",
     "recorded_reads",
     "resolve_profile",
+    "resolve_switches",
     "sections_in",
 ]
 
 PROFILES = ("demo", "paper")
+READINGS = ("strict", "literal")  # protocol.reading: how the paper's protocol is read (docs/paper-map.md)
 CORPORA = ("ravdess", "crema_d")  # corpora whose reader is their own name: `ravdess: {root: ...}` is enough
 READERS = ("ravdess", "crema_d", "manifest", "emobox", "iemocap")
 CORPUS_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")  # used in file and stage names: data/manifests/<name>.parquet
@@ -514,7 +521,11 @@ class TrainParams(_Section):
     weight_decay: float = Field(0.01, ge=0)
     batch_size: int = Field(25, gt=0)
     epochs: int = Field(50, gt=0)
-    seed: int = 0
+    # every fold's students are trained once per seed; a fold's score is the mean over its seeds
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
+    # matched: a configuration that does not distil trains as many candidates (seeds), chosen on validation as a
+    # lambda is, as the distilled configuration with the most lambda candidates; none: one candidate
+    selection_budget: Literal["matched", "none"] = "matched"
     threads: int = Field(2, ge=1)  # torch threads of each training process
     population: int | Literal["auto"] = "auto"  # students trained as one batched model; auto: all on a GPU, 1 on a CPU
     device: str = "auto"  # auto: CUDA when present, else the CPU; or cpu, cuda, cuda:1, ...
@@ -526,6 +537,8 @@ class TrainParams(_Section):
 
     @model_validator(mode="after")
     def _known_device(self) -> TrainParams:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: each seed at most once (got {self.seeds})")
         if isinstance(self.population, int) and self.population < 1:
             raise ValueError(f"population: must be auto or at least 1 (got {self.population})")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
@@ -577,8 +590,19 @@ class LabelEfficiencyParams(_Section):
         return self
 
 
+class ProtocolParams(_Section):
+    """How the paper's protocol is read where its words allow two readings (docs/paper-map.md, *Fair comparisons*).
+
+    ``strict``: the choices that keep the teachers and the selection away from what the student is scored on;
+    ``literal``: the paper's sentences taken word for word.  Values written ``{strict: ..., literal: ...}`` in
+    params.yaml take this reading's."""
+
+    reading: Literal["strict", "literal"] = "strict"
+
+
 class Params(_Section):
     profile: Literal["demo", "paper"]
+    protocol: ProtocolParams = Field(default_factory=ProtocolParams)
     demo: DemoParams
     corpora: CorporaParams
     runtime: RuntimeParams = Field(default_factory=RuntimeParams)
@@ -639,21 +663,38 @@ def sections_in(value: Any) -> set[str]:
     return set()
 
 
+_SWITCH_NAMES = {PROFILES: "profile", READINGS: "reading"}
+
+
+def resolve_switches(raw: Any, chosen: dict[tuple[str, ...], str], key: str = "", source: str = "params.yaml") -> Any:
+    """Replace every mapping in ``raw`` whose keys are the options of one switch of ``chosen`` (``("demo",
+    "paper")`` -> the profile, ``("strict", "literal")`` -> the reading) by the chosen option's value, at any depth
+    and nested either way round."""
+    if isinstance(raw, dict):
+        for options, option in chosen.items():
+            if raw and set(raw) <= set(options):
+                missing = set(options) - set(raw)
+                if missing:
+                    raise ParamsError(
+                        f"{source}: {key}: a per-{_SWITCH_NAMES[options]} value needs both "
+                        f"{' and '.join(options)} (missing {', '.join(sorted(missing))})"
+                    )
+                return resolve_switches(raw[option], chosen, key, source)
+        if raw and set(raw) <= {o for options in chosen for o in options}:
+            raise ParamsError(
+                f"{source}: {key}: mixes the options of {' and '.join(_SWITCH_NAMES[o] for o in chosen)} in one "
+                f"mapping ({', '.join(raw)}); nest one inside the other, e.g. {{strict: {{demo: .., paper: ..}}, "
+                "literal: ..}"
+            )
+        return {k: resolve_switches(v, chosen, f"{key}.{k}" if key else str(k), source) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [resolve_switches(v, chosen, f"{key}[{i}]", source) for i, v in enumerate(raw)]
+    return raw
+
+
 def resolve_profile(raw: Any, profile: str, key: str = "", source: str = "params.yaml") -> Any:
     """Replace every ``{demo: x, paper: y}`` mapping in ``raw`` by the value for ``profile``."""
-    if isinstance(raw, dict):
-        if raw and set(raw) <= set(PROFILES):
-            missing = set(PROFILES) - set(raw)
-            if missing:
-                raise ParamsError(
-                    f"{source}: {key}: a per-profile value needs both {' and '.join(PROFILES)} "
-                    f"(missing {', '.join(sorted(missing))})"
-                )
-            return resolve_profile(raw[profile], profile, key, source)
-        return {k: resolve_profile(v, profile, f"{key}.{k}" if key else str(k), source) for k, v in raw.items()}
-    if isinstance(raw, list):
-        return [resolve_profile(v, profile, f"{key}[{i}]", source) for i, v in enumerate(raw)]
-    return raw
+    return resolve_switches(raw, {PROFILES: profile}, key, source)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -677,7 +718,11 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
     profile = raw.get("profile")
     if profile not in PROFILES:
         raise ParamsError(f"{source}: profile: must be one of {', '.join(PROFILES)} (got {profile!r})")
-    resolved = resolve_profile(raw, profile, source=source)
+    protocol = resolve_profile(raw.get("protocol") or {}, profile, "protocol", source)
+    reading = protocol.get("reading", "strict") if isinstance(protocol, dict) else None
+    if reading not in READINGS:
+        raise ParamsError(f"{source}: protocol.reading: must be one of {', '.join(READINGS)} (got {reading!r})")
+    resolved = resolve_switches(raw, {PROFILES: profile, READINGS: reading}, source=source)
     try:
         params = Params.model_validate(resolved)
     except ValidationError as exc:

@@ -15,12 +15,19 @@ parser.add_argument("--reports", type=Path, required=True)
 
 
 def read_params(params, args):
-    return params.corpora.use, params.cv.folds, params.label_efficiency.percents
+    protocol = {  # the reading, and the settings whose value it chooses, as the report states them
+        "protocol.reading": params.protocol.reading,
+        "speech_teacher.split": params.speech_teacher.split,
+        "label_efficiency.teacher": params.label_efficiency.teacher,
+        "windows.min_face_fraction": params.windows.min_face_fraction,
+        "train.batch_composition": params.train.batch_composition,
+    }
+    return params.corpora.use, params.cv.folds, params.label_efficiency.percents, protocol
 
 
 def work(settings, args):
-    corpora, folds, percents = settings
-    report(corpora, folds, percents, args.runs, args.metrics, args.summary, args.plots, args.reports)
+    corpora, folds, percents, protocol = settings
+    report(corpora, folds, percents, protocol, args.runs, args.metrics, args.summary, args.plots, args.reports)
 
 
 if __name__ == "__main__":

@@ -207,6 +207,7 @@ def train_student(
     objective: Objective = Objective(),
     initial_state: dict[str, torch.Tensor] | None = None,
     batches_per_epoch: int | None = None,
+    seed: int = 0,
 ) -> TrainResult:
     """Train on labeled crops (and, when ``objective`` distils, unlabeled crops in the same batches);
     keep the epoch with the best validation UAR (ties keep the earlier epoch).
@@ -217,7 +218,7 @@ def train_student(
     ``initial_state`` starts from given weights instead of the seed's initialisation (two-stage training).
     """
     validation_windowing = validation_windowing or windowing
-    rng = seed_everything(params.seed, params.threads)
+    rng = seed_everything(seed, params.threads)
     model = Student(config)
     if initial_state is not None:
         model.load_state_dict(initial_state)
@@ -243,12 +244,13 @@ def distil_only(
     params: TrainParams,
     windowing: Windowing,
     objective: Objective,
+    seed: int = 0,
 ) -> tuple[dict[str, torch.Tensor], pd.DataFrame]:
     """First stage of two-stage training: ``params.epochs`` epochs on the unlabeled items alone (there is
     no label to select an epoch with, so the last is kept); the weights and the loss per epoch."""
     if not objective.distils:
         raise ValueError("distillation alone needs a teacher with a non-zero lambda")
-    rng = seed_everything(params.seed, params.threads)
+    rng = seed_everything(seed, params.threads)
     device = resolve_device(params.device)
     precision = resolve_precision(params.precision, device)
     model = Student(config).to(device)

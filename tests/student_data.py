@@ -18,7 +18,7 @@ CONFIG = StudentConfig(speech_classes=2, video_classes=7)
 
 def train_params(**updates) -> TrainParams:
     """The demo's training section with a fast, exactly repeatable setting for tests, and ``updates``."""
-    fast = {"lr": 3e-3, "batch_size": 8, "seed": 0, "threads": 1, "precision": "float32", "device": "cpu"}
+    fast = {"lr": 3e-3, "batch_size": 8, "seeds": [0], "threads": 1, "precision": "float32", "device": "cpu"}
     return load_params(REPO / "params.yaml").train.model_copy(update={**fast, **updates})
 
 
@@ -81,8 +81,9 @@ def train_one(
     config: StudentConfig = CONFIG,
     windowing: Windowing = WINDOWING,
     validation_windowing: Windowing | None = None,
+    seed: int = 0,
 ) -> MemberResult:
-    """One student through the population engine (a population of one), seeded with ``params.seed``."""
-    member = Member("student", train, validation, objective, unlabeled, seed=params.seed, initial_state=initial_state)
+    """One student through the population engine (a population of one), seeded with ``seed``."""
+    member = Member("student", train, validation, objective, unlabeled, seed=seed, initial_state=initial_state)
     (result,) = train_population([member], config, params, windowing, validation_windowing)
     return result

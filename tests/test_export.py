@@ -135,3 +135,15 @@ def test_what_cannot_be_exported_is_refused(tmp_path, repo_params):
     with pytest.raises(ValueError, match="should end in .onnx"):
         export_student(tmp_path / "s.safetensors", tmp_path / "m.json", repo_params.features, repo_params.evaluate)
     assert [p.name for p in tmp_path.iterdir()] == ["s.safetensors"]
+
+
+def test_a_pipeline_students_results_are_found_beside_it(tmp_path):
+    from liser.export import metrics_path_for
+
+    run = tmp_path / "outputs/students/ravdess/no-dstl"
+    for student in (run / "fold2/student.safetensors", run / "fold2/seed1/student.safetensors"):
+        student.parent.mkdir(parents=True, exist_ok=True)
+        assert metrics_path_for(student) is None
+        (run / "results.json").write_text(json.dumps(CONFIGURATION_METRICS))
+        assert metrics_path_for(student) == run / "results.json"
+        (run / "results.json").unlink()

@@ -340,7 +340,8 @@ def test_pipeline_runs_on_a_manifest_and_an_emobox_corpus(tmp_path):
     for corpus in ("mine", "box"):
         summary = json.loads((project / f"metrics/corpora/{corpus}.json").read_text())
         assert summary["files_usable"] == 54 and summary["files_rejected"] == 0 and summary["speakers"] == 6
-        results = json.loads((project / f"metrics/students/{corpus}/no-dstl.json").read_text())
-        assert set(results["folds"]) == {"0", "1"} and 0 <= results["test"]["uar"] <= 1
+        figures = json.loads((project / f"metrics/students/{corpus}/no-dstl.json").read_text())
+        results = json.loads((project / f"outputs/students/{corpus}/no-dstl/results.json").read_text())
+        assert set(results["folds"]) == {"0", "1"} and 0 <= figures["test"]["uar"] <= 1
     labels = pd.read_parquet(project / "data/manifests/box.parquet").drop_duplicates("emotion").set_index("emotion")
     assert labels["label"].to_dict() == {"sad": 0, "hap": 1, "ang": 2}

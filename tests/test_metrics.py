@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.metrics import confusion_matrix as sk_confusion
 
-from liser.metrics import confusion_matrix, paired_difference, sample_std, uar, war
+from liser.metrics import confusion_matrix, sample_std, uar, war
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -28,19 +28,6 @@ def test_uar_differs_from_war_on_imbalanced_classes():
 def test_mismatched_lengths():
     with pytest.raises(ValueError):
         uar(np.array([0, 1]), np.array([0]), 2)
-
-
-def test_paired_difference_mean_interval_and_wins():
-    baseline = np.array([0.50, 0.52, 0.48, 0.55, 0.51])
-    paired = paired_difference(baseline + np.array([0.01, 0.02, 0.03, 0.04, 0.05]), baseline)
-    # differences 1..5 points: mean 3, sample std 1.5811, t(0.975, 4) = 2.776445
-    assert paired.pairs == 5 and paired.wins == 5 and paired.ties == 0
-    assert paired.mean == pytest.approx(0.03)
-    assert paired.low == pytest.approx(0.03 - 0.01963243, abs=1e-7)
-    assert paired.high == pytest.approx(0.03 + 0.01963243, abs=1e-7)
-    assert paired_difference([0.5, 0.4], [0.5, 0.5]).as_dict()["ties"] == 1
-    with pytest.raises(ValueError, match="equal"):
-        paired_difference([0.5], [0.5, 0.6])
 
 
 def test_one_standard_deviation_convention():

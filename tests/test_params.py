@@ -160,3 +160,42 @@ def test_a_missing_profile_value_is_reported_against_the_file_read(raw, tmp_path
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ParamsError, match=f"^{path}: train.epochs: a per-profile value needs both"):
         load_params(path)
+
+
+def test_the_reading_picks_values_as_the_profile_does(raw):
+    assert parse_params(raw).protocol.reading == "strict"
+    literal = copy.deepcopy(raw)
+    literal["protocol"]["reading"] = "literal"
+    params = parse_params(literal)
+    assert params.speech_teacher.split == "non_test" and params.label_efficiency.teacher == "all"
+    assert params.windows.min_face_fraction == 0.0
+    # nested either way round
+    literal["windows"]["min_face_fraction"] = {
+        "strict": {"demo": 0.5, "paper": 0.6},
+        "literal": {"demo": 0.1, "paper": 0},
+    }
+    literal["train"]["epochs"] = {"demo": {"strict": 4, "literal": 5}, "paper": 50}
+    params = parse_params(literal)
+    assert params.windows.min_face_fraction == 0.1 and params.train.epochs == 5
+    literal["protocol"]["reading"] = {"demo": "strict", "paper": "literal"}  # the reading may follow the profile
+    assert parse_params(literal).train.epochs == 4
+
+
+def test_a_reading_value_needs_both_and_switches_do_not_mix(raw):
+    message = error_for(raw, lambda r: r["windows"].update(min_face_fraction={"literal": 0}))
+    assert "windows.min_face_fraction: a per-reading value needs both strict and literal (missing strict)" in message
+    message = error_for(raw, lambda r: r["windows"].update(min_face_fraction={"demo": 0.5, "literal": 0}))
+    assert "windows.min_face_fraction: mixes the options of profile and reading" in message
+    assert "protocol.reading: must be one of strict, literal (got 'loose')" in error_for(
+        raw, lambda r: r["protocol"].update(reading="loose")
+    )
+
+
+def test_seeds_are_distinct_and_the_budget_named(raw):
+    assert parse_params(raw).train.seeds == [0] and parse_params(raw).train.selection_budget == "matched"
+    paper = copy.deepcopy(raw)
+    paper["profile"] = "paper"
+    assert parse_params(paper).train.seeds == [0, 1, 2]
+    assert "train.seeds: each seed at most once" in error_for(raw, lambda r: r["train"].update(seeds=[1, 1]))
+    assert "train.selection_budget" in error_for(raw, lambda r: r["train"].update(selection_budget="all"))
+    assert "train.seed: unknown key" in error_for(raw, lambda r: r["train"].update(seed=0))

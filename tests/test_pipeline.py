@@ -81,6 +81,13 @@ STUDENTS = [
 USES_VD = {  # the student stages that distil from the video teacher
     f"{name}@crema_d" for name in ("vid-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-vid", "two-stage-vid")
 } | {"vid-sp-dstl-labeled@crema_d-50"}
+# the student stages without teachers: as many candidates as the distilled runs choose lambda from
+SUPERVISED = {"no-dstl@crema_d", "no-dstl-matched-steps@crema_d", "no-dstl-labeled@crema_d-50"}
+
+
+def results_of(project, run_name):
+    """Every fold, seed and candidate of a student stage (not DVC metrics: its output folder's results.json)."""
+    return json.loads((project / f"outputs/students/crema_d/{run_name}/results.json").read_text())
 
 
 def metrics_of(project):
@@ -100,12 +107,14 @@ def repro_ran(project):
 def test_repro_writes_every_configuration_and_the_report(project):
     metrics = metrics_of(project)
     for run_name in STUDENTS:
-        fold_results = metrics[f"metrics/students/crema_d/{run_name}.json"]
-        assert set(fold_results["folds"]) == {"0", "1"} and 0 <= fold_results["test"]["uar"] <= 1
+        figures = metrics[f"metrics/students/crema_d/{run_name}.json"]
+        assert "folds" not in figures and 0 <= figures["test"]["uar"] <= 1 and 0 <= figures["test"]["pooled_uar"] <= 1
+        assert set(results_of(project, run_name)["folds"]) == {"0", "1"}
     summary = metrics["metrics/summary.json"]["crema_d"]
-    assert set(summary) == set(STUDENTS)
+    assert set(summary) == set(STUDENTS[:6])  # Table 2 and the control: their UAR
     report = (project / "reports" / "results.md").read_text()
     assert "Table 2" in report and "Table 3" in report and "| conf-vid-sp-dstl |" in report
+    assert "the **strict** reading" in report and "Nadeau" in report
     assert (project / "reports" / "figure2.png").stat().st_size > 1000
     assert (project / "outputs/students/crema_d/vid-sp-dstl/fold1/student.safetensors").is_file()
     assert (project / "outputs/students/crema_d/two-stage-sp/fold0/distillation_history.parquet").is_file()
@@ -117,7 +126,9 @@ def test_teachers_are_scored_and_their_softmaxes_cover_the_windows(project):
     metrics = metrics_of(project)
     assert 0 <= metrics["metrics/teachers/video.json"]["test"]["uar"] <= 1
     speech = metrics["metrics/teachers/speech/crema_d.json"]
-    assert set(speech["folds"]) == {"0", "1"} and 0 <= speech["test"]["uar"] <= 1
+    assert set(speech) == {"test"} and 0 <= speech["test"]["uar"] <= 1  # the figures to compare; detail beside
+    detail = json.loads((project / "outputs/teachers/speech/crema_d/results.json").read_text())
+    assert set(detail["folds"]) == {"0", "1"} and detail["test"] == speech["test"]
     windows = read_window_table(project / "data/mspface/windows.parquet")
     for table in (
         read_softmaxes(project / "data/softmaxes/video.parquet"),
@@ -220,8 +231,9 @@ def test_experiments_show_the_training_curves_best_and_final_values(project):
 
 def test_lambda_vd_reruns_only_the_students_that_use_it(project):
     set_params(project, lambda p: p["loss"].update(lambda_vd=5))
-    assert changed_stages(project) == USES_VD
-    assert repro_ran(project) == USES_VD | {"report"}
+    chooses_lambda_vd = USES_VD - {"two-stage-vid@crema_d"}  # two-stage: lambda only scales its first stage's loss
+    assert changed_stages(project) == chooses_lambda_vd | SUPERVISED
+    assert repro_ran(project) == chooses_lambda_vd | SUPERVISED | {"report"}
 
 
 def test_lora_rank_reruns_speech_teachers_their_softmaxes_and_students_only(project):
@@ -237,22 +249,23 @@ def test_lora_rank_reruns_speech_teachers_their_softmaxes_and_students_only(proj
 
 
 def test_the_face_threshold_concerns_only_the_students_of_the_video_teacher(project):
+    shipped = yaml.safe_load((project / "params.yaml").read_text())["windows"]["min_face_fraction"]
     set_params(project, lambda p: p["windows"].update(min_face_fraction=0.9))
-    assert changed_stages(project) == USES_VD
-    set_params(project, lambda p: p["windows"].update(min_face_fraction=0.5))
+    assert changed_stages(project) == USES_VD | {"report"}  # which states it
+    set_params(project, lambda p: p["windows"].update(min_face_fraction=shipped))  # {strict: 0.5, literal: 0}
     assert changed_stages(project) == set()
 
 
 def test_figure_2_teachers_learn_from_the_share_or_are_the_full_runs(project):
     import pandas as pd
 
-    full = json.loads((project / "metrics/teachers/speech/crema_d.json").read_text())
-    share = json.loads((project / "metrics/teachers/speech/crema_d-labeled50.json").read_text())
+    full = json.loads((project / "outputs/teachers/speech/crema_d/results.json").read_text())
+    share = json.loads((project / "outputs/teachers/speech/crema_d-labeled50/results.json").read_text())
     for fold in ("0", "1"):
         assert share["folds"][fold]["utterances"]["train"] < full["folds"][fold]["utterances"]["train"]
         assert share["folds"][fold]["utterances"]["selection"] == full["folds"][fold]["utterances"]["selection"]
     set_params(project, lambda p: p["label_efficiency"].update(teacher="all"))
-    assert changed_stages(project) == {"speech_teacher_labeled@crema_d-50"}
+    assert changed_stages(project) == {"speech_teacher_labeled@crema_d-50", "report"}  # the report states it
     assert repro_ran(project) == {
         "speech_teacher_labeled@crema_d-50",
         "speech_softmaxes_labeled@crema_d-50",
@@ -268,15 +281,16 @@ def test_figure_2_teachers_learn_from_the_share_or_are_the_full_runs(project):
 
 
 def test_steps_are_recorded_and_the_control_matches_the_distilled_run(project):
-    metrics = metrics_of(project)
-    runs = {name: metrics[f"metrics/students/crema_d/{name}.json"] for name in STUDENTS}
+    runs = {name: results_of(project, name) for name in STUDENTS}
     for fold in ("0", "1"):
         distilled = runs["vid-sp-dstl"]["folds"][fold]["steps"]
         assert runs["no-dstl-matched-steps"]["folds"][fold]["steps"] == distilled
         assert distilled >= runs["no-dstl"]["folds"][fold]["steps"]  # more when the unlabeled fill a batch
+        two_stage = runs["two-stage-sp"]["folds"][fold]["seeds"]["0"]
+        assert two_stage["steps"] == two_stage["distillation_steps"] + runs["no-dstl"]["folds"][fold]["steps"]
     report = (project / "reports" / "results.md").read_text()
-    assert "| no-dstl-matched-steps |" in report and "## Paired comparison with no-dstl" in report
-    assert "UAR vs no-dstl" in report
+    assert "| no-dstl-matched-steps |" in report and "## Paired contrasts over folds" in report
+    assert "| vid-sp-dstl − no-dstl-matched-steps | 1 vs 1 |" in report and "UAR vs no-dstl" in report
 
 
 def test_a_training_parameter_concerns_only_students(project):
@@ -288,18 +302,21 @@ def test_a_training_parameter_concerns_only_students(project):
 def test_auto_lambda_is_chosen_per_fold_on_validation(project):
     set_params(project, lambda p: p["loss"].update(lambda_vd="auto", lambda_grid=[0.5, 5]))
     dvc("repro", "--single-item", "vid-dstl@crema_d", cwd=project)
-    metrics = json.loads((project / "metrics/students/crema_d/vid-dstl.json").read_text())
-    for fold, result in metrics["folds"].items():
-        candidates = result["candidates"]
-        assert [c["lambda_vd"] for c in candidates] == [0.5, 5.0]
-        assert all(c["lambda_sd"] == 0 and 0 <= c["test_uar"] <= 1 for c in candidates)
-        best = max(candidates, key=lambda c: c["validation_uar"])  # the first of equals, as the stage
-        assert result["lambda_vd"] == best["lambda_vd"] and result["validation"]["uar"] == best["validation_uar"]
-        assert result["steps"] > 0
+    results = results_of(project, "vid-dstl")
+    assert [c["lambda_vd"] for c in results["trained_candidates"]] == [0.5, 5.0]
+    for fold, result in results["folds"].items():
+        kept = result["seeds"]["0"]
+        candidates = kept["candidates"]
+        assert all(0 <= c["test_uar"] <= 1 for c in candidates)
+        best = max(range(2), key=lambda i: candidates[i]["validation_uar"])  # the first of equals, as the stage
+        assert kept["chosen"] == best and kept["lambda_vd"] == [0.5, 5.0][best]
+        assert kept["validation"]["uar"] == candidates[best]["validation_uar"] and kept["steps"] > 0
         from liser.students.checkpoints import load_student
 
         _, _, info = load_student(project / f"outputs/students/crema_d/vid-dstl/fold{fold}/student.safetensors")
-        assert float(info["lambda_vd"]) == result["lambda_vd"]
+        assert float(info["lambda_vd"]) == kept["lambda_vd"]
+    figures = json.loads((project / "metrics/students/crema_d/vid-dstl.json").read_text())
+    assert figures["lambda_vd"] in (0.5, 5.0) and figures["candidates"]["count"] == 2
 
 
 def test_sigterm_ends_a_student_stage_with_nothing_left_behind(project):

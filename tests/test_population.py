@@ -238,10 +238,9 @@ SCENARIOS = {
 def trained_alone(member: Member, params, two_stage: bool, stage_one_state=None):
     """The reference loop's result for the member; for two-stage, its distillation alone, and its fine-tuning from
     ``stage_one_state`` (the engine's stage 1: stage 2 is compared from the same start)."""
-    params = params.model_copy(update={"seed": member.seed})
     initial, distillation = None, None
     if two_stage:
-        _, distillation = distil_only(member.unlabeled, CONFIG, params, WINDOWING, member.objective)
+        _, distillation = distil_only(member.unlabeled, CONFIG, params, WINDOWING, member.objective, seed=member.seed)
         initial = stage_one_state
     result = train_student(
         member.train,
@@ -253,6 +252,7 @@ def trained_alone(member: Member, params, two_stage: bool, stage_one_state=None)
         objective=Objective() if two_stage else member.objective,
         initial_state=initial,
         batches_per_epoch=member.batches_per_epoch,
+        seed=member.seed,
     )
     return result, distillation
 

@@ -1,16 +1,19 @@
 """DVC's promise for parameters: a change reruns every stage that reads it and no other.
 
 What a stage reads is what its script's ``read_params`` reads through liser/params.py (``liser.stage``), recorded
-for the stage's own arguments under each profile.  Its ``params`` list in dvc.yaml must be exactly that, plus
-``profile`` exactly when those values differ between the profiles (DVC compares the raw YAML, in which a value
-written ``{demo: ..., paper: ...}`` does not change when ``profile`` does).  Then, in a temporary project whose
-dvc.lock records the parameters as they are, ``dvc status`` after switching the profile, or after changing a corpus
+for the stage's own arguments under each profile and each reading of the protocol.  Its ``params`` list in dvc.yaml
+must be exactly that, plus ``profile`` exactly when those values differ between the profiles, and
+``protocol.reading`` exactly when they differ between the readings (DVC compares the raw YAML, in which a value
+written ``{demo: ..., paper: ...}`` does not change when ``profile`` does, nor one written ``{strict: ...,
+literal: ...}`` when ``protocol.reading`` does).  Then, in a temporary project whose dvc.lock records the
+parameters as they are, ``dvc status`` after switching the profile or the reading, or after changing a corpus
 entry, marks exactly the stages whose values differ."""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
+import itertools
 import shlex
 from functools import cache
 from pathlib import Path
@@ -20,11 +23,25 @@ import yaml
 from dvc.repo import Repo
 from pydantic import BaseModel
 
-from liser.params import PROFILES, CorporaParams, parse_params, recorded_reads, sections_in
+from liser.params import PROFILES, READINGS, CorporaParams, parse_params, recorded_reads, sections_in
 from tests.code_closure import ROOT
 from tests.helpers import copy_project
 
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
+SWITCHES = {"profile": PROFILES, "protocol.reading": READINGS}  # the keys that choose between values written per option
+
+
+def _switched(raw: dict, choice: dict[str, str]) -> dict:
+    """``raw`` with the switches set as ``choice`` says (``{"profile": "paper", "protocol.reading": "literal"}``)."""
+    raw = copy.deepcopy(raw)
+    if "profile" in choice:
+        raw["profile"] = choice["profile"]
+    if "protocol.reading" in choice:
+        raw["protocol"] = {**(raw.get("protocol") or {}), "reading": choice["protocol.reading"]}
+    return raw
+
+
+CHOICES = [dict(zip(SWITCHES, options)) for options in itertools.product(*SWITCHES.values())]
 
 
 @cache
@@ -48,16 +65,35 @@ def _reads(cmd: str, raw: dict) -> set[str]:
     return reads | sections_in(settings)
 
 
-def _value(raw: dict, key: str, profile: str):
-    """The value of ``key`` as the stage sees it under ``profile`` (defaults included)."""
-    node = parse_params({**copy.deepcopy(raw), "profile": profile})
+@cache
+def _parsed(choice: tuple[tuple[str, str], ...]):
+    return parse_params(_switched(RAW, dict(choice)))
+
+
+def _value(key: str, choice: dict[str, str]):
+    """The value of ``key`` as the stage sees it under ``choice`` of profile and reading (defaults included)."""
+    node = _parsed(tuple(sorted(choice.items())))
     for part in key.split("."):
         node = node.corpus(part) if isinstance(node, CorporaParams) and part != "use" else getattr(node, part)
     return node.model_dump() if isinstance(node, BaseModel) else node
 
 
-def _differs(raw: dict, keys: set[str]) -> bool:
-    return any(_value(raw, key, "demo") != _value(raw, key, "paper") for key in keys if key != "profile")
+def _differs(keys: set[str], switch: str) -> bool:
+    """Whether switching ``switch`` alone changes any of ``keys``' values, whatever the other switches say."""
+    keys = keys - set(SWITCHES)
+    for choice in CHOICES:
+        for option in SWITCHES[switch]:
+            other = {**choice, switch: option}
+            if any(_value(key, choice) != _value(key, other) for key in keys):
+                return True
+    return False
+
+
+def _expected(read: set[str]) -> set[str]:
+    """The params list a stage reading ``read`` must have: what it reads (a key inside a section it reads whole is
+    that section's), and each switch that changes it."""
+    keys = {key for key in read - set(SWITCHES) if not any(key.startswith(f"{other}.") for other in read)}
+    return keys | {switch for switch in SWITCHES if switch in read or _differs(read, switch)}
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +108,10 @@ def stages() -> dict[str, tuple[str, set[str]]]:
 
 
 @pytest.fixture(scope="module")
-def reads(stages) -> dict[str, dict[str, set[str]]]:
-    """name -> profile -> the keys the stage reads in that profile."""
+def reads(stages) -> dict[str, set[str]]:
+    """name -> the keys the stage reads under any profile and reading."""
     return {
-        name: {profile: _reads(cmd, {**RAW, "profile": profile}) for profile in PROFILES}
+        name: set().union(*(_reads(cmd, _switched(RAW, choice)) for choice in CHOICES))
         for name, (cmd, _) in stages.items()
     }
 
@@ -83,8 +119,7 @@ def reads(stages) -> dict[str, dict[str, set[str]]]:
 def test_every_stage_lists_exactly_what_it_reads(stages, reads):
     wrong = []
     for name, (_, listed) in stages.items():
-        read = reads[name]["demo"] | reads[name]["paper"]
-        expected = (read - {"profile"}) | ({"profile"} if "profile" in read or _differs(RAW, read) else set())
+        expected = _expected(reads[name])
         if listed != expected:
             missing, extra = sorted(expected - listed), sorted(listed - expected)
             wrong.append(f"{name}: lists {sorted(listed)}; missing {missing}, not read {extra}")
@@ -93,7 +128,15 @@ def test_every_stage_lists_exactly_what_it_reads(stages, reads):
 
 def test_the_speech_base_and_video_weights_follow_the_profile(reads):
     """The bug this test was written for: both read per-profile values, so switching the profile must rerun them."""
-    assert _differs(RAW, reads["speech_base"]["paper"]) and _differs(RAW, reads["video_weights"]["paper"])
+    assert _differs(reads["speech_base"], "profile") and _differs(reads["video_weights"], "profile")
+
+
+def test_the_readings_differ_where_the_paper_allows_two(reads):
+    literal = parse_params(_switched(RAW, {"protocol.reading": "literal"}))
+    assert literal.speech_teacher.split == "non_test" and literal.label_efficiency.teacher == "all"
+    assert literal.windows.min_face_fraction == 0 and literal.train.batch_composition == "pooled"
+    assert "protocol.reading" in _expected(reads["vid-sp-dstl@ravdess"])
+    assert "protocol.reading" not in _expected(reads["no-dstl@ravdess"])
 
 
 # --- what dvc status says ------------------------------------------------------------------------------------
@@ -137,14 +180,35 @@ def _changed_params(project: Path, raw: dict) -> set[str]:
     }
 
 
+def _values_under(keys: set[str], choice: dict[str, str]) -> list:
+    return [_value(key, choice) for key in sorted(keys - set(SWITCHES))]
+
+
 def test_switching_the_profile_reruns_exactly_the_stages_whose_values_differ(recorded, monkeypatch, stages, reads):
     monkeypatch.chdir(recorded)
-    paper = {**RAW, "profile": "paper"}
-    expected = {name for name in stages if _differs(RAW, reads[name]["demo"] | reads[name]["paper"])} | {
-        name for name in stages if "profile" in reads[name]["demo"] | reads[name]["paper"]
+    now, paper = {"profile": RAW["profile"]}, {"profile": "paper"}
+    expected = {
+        name
+        for name in stages
+        if "profile" in reads[name] or _values_under(reads[name], now) != _values_under(reads[name], paper)
     }
     assert {"speech_base", "video_weights"} <= expected
-    assert _changed_params(recorded, paper) == expected
+    assert _changed_params(recorded, _switched(RAW, paper)) == expected
+
+
+def test_the_literal_reading_reruns_exactly_the_stages_its_settings_feed(recorded, monkeypatch, stages, reads):
+    """`dvc exp run -S protocol.reading=literal` marks the stages whose values the reading changes (the speech
+    teachers, Figure 2's teachers, the students distilling from the video teacher) and the report, and no other."""
+    monkeypatch.chdir(recorded)
+    now, literal = {"protocol.reading": RAW["protocol"]["reading"]}, {"protocol.reading": "literal"}
+    expected = {
+        name
+        for name in stages
+        if "protocol.reading" in reads[name] or _values_under(reads[name], now) != _values_under(reads[name], literal)
+    }
+    assert {"speech_teacher@ravdess", "speech_teacher_labeled@crema_d-50", "vid-dstl@ravdess", "report"} <= expected
+    assert not {"no-dstl@ravdess", "sp-dstl@crema_d", "speech_softmaxes@ravdess", "video_teacher"} & expected
+    assert _changed_params(recorded, _switched(RAW, literal)) == expected
 
 
 def test_a_new_class_in_a_corpus_entry_reruns_exactly_its_readers(recorded, monkeypatch, stages, reads):
@@ -157,10 +221,7 @@ def test_a_new_class_in_a_corpus_entry_reruns_exactly_its_readers(recorded, monk
     expected = {
         name
         for name in stages
-        if any(
-            key == f"corpora.{corpus}" or key.startswith(f"corpora.{corpus}.emotions")
-            for key in reads[name]["demo"] | reads[name]["paper"]
-        )
+        if any(key == f"corpora.{corpus}" or key.startswith(f"corpora.{corpus}.emotions") for key in reads[name])
     }
     assert f"corpus@{corpus}" in expected
     assert _changed_params(recorded, changed) == expected

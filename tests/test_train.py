@@ -11,7 +11,7 @@ from tests.student_data import WINDOWING, band_set, train_one, train_params
 
 def small_run(epochs=3, seed=0, precision="float32", **options):
     return train_one(
-        band_set(32, 1), band_set(16, 2), train_params(epochs=epochs, seed=seed, precision=precision), **options
+        band_set(32, 1), band_set(16, 2), train_params(epochs=epochs, precision=precision), seed=seed, **options
     )
 
 

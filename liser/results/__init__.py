@@ -1,3 +1,4 @@
-"""What the students' cross-validation results say: the paper's tables and figure beside ours, the comparisons
-between configurations (:mod:`liser.results.report`), and λ chosen across DVC experiments
-(:mod:`liser.results.lambda_search`)."""
+"""What the students' cross-validation results say: the paper's tables and figure beside ours
+(:mod:`liser.results.report`), paired contrasts between configurations over folds
+(:mod:`liser.results.statistics`), λ chosen across DVC experiments (:mod:`liser.results.lambda_search`), and
+experiments side by side (:mod:`liser.results.experiments`)."""

@@ -3,6 +3,11 @@
 The grid runs as DVC experiments (README: `dvc exp run --queue -S 'loss.lambda_sd=...' -S 'loss.lambda_vd=...'`
 then `dvc queue start`); :func:`candidates` reads `dvc exp show --json`, :func:`choose` picks the pair whose
 students have the best validation UAR (never test), and :func:`write_choice` puts it back in params.yaml.
+
+Each experiment's λ are its params.yaml's as its stages read them: a value written per profile or per reading
+(``{demo: 1.0, paper: auto}``) is resolved by the experiment's own ``profile`` and ``protocol.reading``.  An
+experiment whose λ is ``auto`` chose λ per fold inside its stages, so it is no candidate here; nor is one without
+the configuration's results (a queued experiment).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from liser.files import write_text
+from liser.params import PROFILES, READINGS, ParamsError, resolve_switches
 
 __all__ = ["Candidate", "candidates", "choose", "write_choice"]
 
@@ -41,33 +47,60 @@ def _runs(node: object) -> Iterator[dict]:
             yield from _runs(value)
 
 
-def candidates(
-    shown: list, configuration: str = "vid-sp-dstl", summary: str = "metrics/summary.json"
-) -> list[Candidate]:
-    """One candidate per experiment that has results for ``configuration``; duplicates of a rev are dropped."""
-    found, seen = [], set()
+def _lambdas(raw: dict, where: str) -> tuple[object, object]:
+    """loss.lambda_sd and loss.lambda_vd as the experiment's stages read them."""
+    profile = raw.get("profile", PROFILES[0])
+    protocol = resolve_switches(raw.get("protocol") or {}, {PROFILES: profile}, "protocol", where)
+    reading = protocol.get("reading", READINGS[0]) if isinstance(protocol, dict) else READINGS[0]
+    loss = resolve_switches(raw.get("loss") or {}, {PROFILES: profile, READINGS: reading}, "loss", where)
+    return loss.get("lambda_sd", 1.0), loss.get("lambda_vd", 1.0)
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def candidates(shown: list, configuration: str = "vid-sp-dstl") -> tuple[list[Candidate], list[str]]:
+    """One candidate per experiment that has results for ``configuration`` (its stages' metrics files,
+    ``metrics/students/<corpus>/<configuration>.json``) and a number for each λ; duplicates of a rev are dropped.
+    Also each experiment left out, with the reason."""
+    found, skipped, seen = [], [], set()
+    pattern = re.compile(rf"metrics/students/[^/]+/{re.escape(configuration)}\.json")
     for run in _runs(shown):
         rev = run.get("rev") or run["data"].get("rev")
         if rev in seen:
             continue
         seen.add(rev)
-        loss = (run["data"]["params"].get("params.yaml", {}).get("data") or {}).get("loss")
-        metrics = (run["data"]["metrics"].get(summary) or {}).get("data")
-        if not loss or not metrics:
-            continue
-        per_corpus = [runs[configuration] for runs in metrics.values() if configuration in runs]
+        name = run.get("name") or rev
+        raw = (run["data"]["params"].get("params.yaml") or {}).get("data") or {}
+        per_corpus = [
+            entry["data"]
+            for path, entry in sorted(run["data"]["metrics"].items())
+            if pattern.fullmatch(path) and isinstance((entry or {}).get("data"), dict)
+        ]
         if not per_corpus:
+            skipped.append(f"{name}: no results for {configuration} (queued, failed or not run)")
+            continue
+        try:
+            lambda_sd, lambda_vd = _lambdas(raw, f"{name}'s params.yaml")
+        except ParamsError as problem:
+            skipped.append(f"{name}: {problem}")
+            continue
+        if _number(lambda_sd) is None or _number(lambda_vd) is None:
+            skipped.append(
+                f"{name}: lambda_sd = {lambda_sd}, lambda_vd = {lambda_vd}: auto chooses per fold inside the stage"
+            )
             continue
         found.append(
             Candidate(
-                experiment=run.get("name") or rev,
-                lambda_sd=float(loss["lambda_sd"]),
-                lambda_vd=float(loss["lambda_vd"]),
-                validation_uar=sum(r["validation_uar"] for r in per_corpus) / len(per_corpus),
-                test_uar=sum(r["uar"] for r in per_corpus) / len(per_corpus),
+                experiment=name,
+                lambda_sd=_number(lambda_sd),
+                lambda_vd=_number(lambda_vd),
+                validation_uar=sum(r["validation"]["uar"] for r in per_corpus) / len(per_corpus),
+                test_uar=sum(r["test"]["uar"] for r in per_corpus) / len(per_corpus),
             )
         )
-    return found
+    return found, skipped
 
 
 def choose(found: list[Candidate], grid: list[float] | None = None) -> Candidate:

@@ -1,10 +1,17 @@
 """The paper's tables and figure from the cross-validation results: Table 2 (configurations, with the
 matched-steps control), Table 3 (ablations, per teacher), Figure 2 (less labeled speech), each with the paper's
-figures alongside; every row's relative change in UAR over no-dstl (as the paper prints it) and its optimiser
-steps; a paired comparison of every configuration with no-dstl over the folds; plus the plot data DVC renders
-(confusion per configuration, label efficiency).
+figures alongside; every row's relative change in UAR over no-dstl (as the paper prints it), its candidates, their
+mean test UAR beside the kept one's, and its optimiser steps; paired contrasts over folds
+(:mod:`liser.results.statistics`); the protocol reading that produced it; plus the plot data DVC renders (confusion
+per configuration, label efficiency).
 
-Every standard deviation here is the sample standard deviation over folds (ddof 1), as in every metrics file."""
+UAR is given two ways: the mean ± sample standard deviation (ddof 1) of the per-fold UARs, the primary figure (as
+the paper's tables), and the UAR over the pooled test predictions of every fold ("pooled UAR"), labelled as such.
+A fold's score is the mean over its seeds; every inference is over folds.
+
+A contrast between a configuration without teachers and one with is made at an equal selection budget: the
+former's per-fold scores are re-chosen on validation from its first K candidates, K the other's (its candidates are
+draws of the seed, which any K of can stand for; a λ grid cannot be cut)."""
 
 from __future__ import annotations
 
@@ -17,8 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from liser.files import atomic_path, read_json, write_csv, write_json, write_text  # noqa: E402
-from liser.metrics import paired_difference  # noqa: E402
-from liser.students.configurations import CONTROLS, FIGURE_2, TABLE_2, TABLE_3  # noqa: E402
+from liser.results.statistics import fold_contrast, ratio_of_test_to_train  # noqa: E402
+from liser.students.configurations import CONTROLS, FIGURE_2, RESULTS_FILE, TABLE_2, TABLE_3  # noqa: E402
 
 __all__ = ["PAPER_TABLE_2", "PAPER_TABLE_3", "PAPER_CORPORA", "collect", "report"]
 
@@ -43,15 +50,30 @@ def corpus_title(name: str) -> str:
     return TITLES.get(name, name)
 
 
-def collect(corpora: list[str], runs: list[str], metrics: Path) -> dict:
-    """``metrics/<corpus>/<run>.json`` of every corpus and run, as {corpus: {run: metrics}}."""
-    missing = [metrics / c / f"{r}.json" for c in corpora for r in runs if not (metrics / c / f"{r}.json").is_file()]
-    if missing:
-        raise FileNotFoundError(f"missing student results: {', '.join(map(str, missing))}")
-    return {corpus: {run: read_json(metrics / corpus / f"{run}.json") for run in runs} for corpus in corpora}
+def collect(corpora: list[str], runs: list[str], metrics: Path, outputs: Path) -> dict:
+    """Every corpus's and run's figures (``metrics/<corpus>/<run>.json``) with its folds, seeds and candidates
+    (``outputs/<corpus>/<run>/results.json``), as {corpus: {run: results}}."""
+    files = [
+        path
+        for c in corpora
+        for r in runs
+        for path in (metrics / c / f"{r}.json", outputs / c / r / RESULTS_FILE)
+        if not path.is_file()
+    ]
+    if files:
+        raise FileNotFoundError(f"missing student results: {', '.join(map(str, files))}")
+    return {
+        corpus: {
+            run: {**read_json(outputs / corpus / run / RESULTS_FILE), **read_json(metrics / corpus / f"{run}.json")}
+            for run in runs
+        }
+        for corpus in corpora
+    }
 
 
 BASELINE = "no-dstl"
+CONTROL = "no-dstl-matched-steps"
+ABLATIONS = sorted({run for per_teacher in TABLE_3.values() for run in per_teacher.values()} - set(TABLE_2))
 
 
 def _cell(result: dict, metric: str) -> str:
@@ -68,22 +90,54 @@ def _change(results: dict, corpus: str, run: str) -> str:
 
 
 def _steps(result: dict) -> str:
-    """Optimiser steps of a fold's student, mean over folds."""
-    return f"{result['steps']:,.0f}" if "steps" in result else "-"
+    """Optimiser steps of a fold's student (both stages of two-stage training), mean over folds."""
+    return f"{result['steps']:,.0f}"
 
 
-def fold_scores(result: dict) -> dict[str, float]:
-    """Test UAR per fold, keyed by fold."""
-    return {fold: scores["test"]["uar"] for fold, scores in result["folds"].items()}
+def _distils(result: dict) -> bool:
+    """Whether a run's candidates are λ values (else draws of the seed, which a budget may cut)."""
+    return any(c["lambda_sd"] > 0 or c["lambda_vd"] > 0 for c in result["trained_candidates"])
 
 
-def paired_with_baseline(result: dict, baseline: dict) -> dict:
-    """The run's test UAR minus the baseline's over the folds both have (same test speakers)."""
-    ours, theirs = fold_scores(result), fold_scores(baseline)
+def fold_scores(result: dict, budget: int | None = None) -> dict[str, float]:
+    """Test UAR per fold (the mean over its seeds); with ``budget``, each fold and seed re-chosen on validation from
+    the first ``budget`` candidates only (ties: the earlier)."""
+    scores = {}
+    for fold, record in result["folds"].items():
+        if budget is None:
+            scores[fold] = record["test"]["uar"]
+            continue
+        kept = []
+        for seed in record["seeds"].values():
+            pool = seed["candidates"][:budget]
+            best = max(range(len(pool)), key=lambda i: (pool[i]["validation_uar"], -i))
+            kept.append(pool[best]["test_uar"])
+        scores[fold] = sum(kept) / len(kept)
+    return scores
+
+
+def _budgets(result: dict, baseline: dict) -> tuple[int | None, int | None]:
+    """Each side's candidate budget in a contrast: a side without teachers is cut to the other side's count (to the
+    smaller when neither has teachers); a side with teachers keeps its λ grid."""
+    mine, theirs = result["candidates"]["count"], baseline["candidates"]["count"]
+    cut_mine = not _distils(result) and mine > theirs
+    cut_theirs = not _distils(baseline) and theirs > mine
+    return (theirs if cut_mine else None), (mine if cut_theirs else None)
+
+
+def contrast(result: dict, baseline: dict) -> dict:
+    """The run's test UAR minus the baseline's over the folds (same test speakers), at an equal selection budget:
+    :func:`liser.results.statistics.fold_contrast`, with the candidates each side was chosen from."""
+    budget, baseline_budget = _budgets(result, baseline)
+    ours, theirs = fold_scores(result, budget), fold_scores(baseline, baseline_budget)
     shared = sorted(set(ours) & set(theirs), key=int)
     if not shared:
         raise ValueError("no fold in common with the baseline")
-    return paired_difference([ours[f] for f in shared], [theirs[f] for f in shared]).as_dict()
+    ratio = ratio_of_test_to_train([baseline["folds"][f]["utterances"] for f in shared])
+    compared = fold_contrast([ours[f] for f in shared], [theirs[f] for f in shared], ratio).as_dict()
+    compared["candidates"] = budget or result["candidates"]["count"]
+    compared["baseline_candidates"] = baseline_budget or baseline["candidates"]["count"]
+    return compared
 
 
 def _paper(pair: tuple[float, float] | None) -> list[str]:
@@ -94,35 +148,43 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def _candidates(result: dict) -> list[str]:
+    count = result["candidates"]["count"]
+    return [f"{count}", f"{result['candidates']['test_uar']:.3f}"]
+
+
 def _table_2(results: dict, corpora: list[str]) -> list[str]:
-    header = ["configuration"]
-    header += [f"{corpus_title(c)} {m}" for c in corpora for m in ("UAR", "WAR", "UAR vs no-dstl", "steps")]
-    header += [f"paper {corpus_title(c)} {m}" for c in corpora if c in PAPER_CORPORA for m in ("UAR", "WAR")]
-    rows = []
-    for name in [*TABLE_2, *CONTROLS]:
-        row = [name]
-        for c in corpora:
-            result = results[c][name]
-            row += [_cell(result, "uar"), _cell(result, "war"), _change(results, c, name), _steps(result)]
-        row += [cell for c in corpora if c in PAPER_CORPORA for cell in _paper(PAPER_TABLE_2.get(name, {}).get(c))]
-        rows.append(row)
-    return [
+    lines = [
         "## Table 2: configurations",
         "",
-        "UAR vs no-dstl: the change in mean UAR, in % of no-dstl's. steps: optimiser steps of a fold's student "
-        "(mean over folds). no-dstl-matched-steps is no-dstl trained for vid-sp-dstl's steps: what the unlabeled "
-        "items' extra steps alone would give.",
-        "",
-        *_table(header, rows),
+        "UAR and WAR: mean ± sample std of the per-fold scores; pooled UAR: over every fold's test predictions "
+        "together. UAR vs no-dstl: the change in mean UAR, in % of no-dstl's. candidates: the students trained per "
+        "fold and seed, of which the best on validation is kept (λ values, or draws of the seed for a configuration "
+        "without teachers); their mean test UAR beside the kept one's shows what the choice itself adds. steps: "
+        "optimiser steps of a fold's student (mean over folds). no-dstl-matched-steps is no-dstl trained for "
+        "vid-sp-dstl's steps: what the unlabeled items' extra steps alone would give.",
         "",
     ]
+    for corpus in corpora:
+        header = ["configuration", "UAR", "WAR", "pooled UAR", "UAR vs no-dstl", "candidates", "candidates' UAR"]
+        header += ["steps", *(["paper UAR", "paper WAR"] if corpus in PAPER_CORPORA else [])]
+        rows = []
+        for name in [*TABLE_2, *CONTROLS]:
+            result = results[corpus][name]
+            row = [name, _cell(result, "uar"), _cell(result, "war"), f"{result['test']['pooled_uar']:.3f}"]
+            row += [_change(results, corpus, name), *_candidates(result), _steps(result)]
+            if corpus in PAPER_CORPORA:
+                row += _paper(PAPER_TABLE_2.get(name, {}).get(corpus))
+            rows.append(row)
+        lines += [f"### {corpus_title(corpus)}", "", *_table(header, rows), ""]
+    return lines
 
 
 def _table_3(results: dict, corpora: list[str]) -> list[str]:
     lines = ["## Table 3: ablations of the distillation loss and of the training method", ""]
     for corpus in corpora:
         header = ["configuration"]
-        header += [f"{t} {m}" for t in ("video", "speech") for m in ("UAR", "WAR", "UAR vs no-dstl")]
+        header += [f"{t} {m}" for t in ("video", "speech") for m in ("UAR", "WAR", "UAR vs no-dstl", "steps")]
         if corpus == "ravdess":
             header += ["paper video UAR", "paper video WAR", "paper speech UAR", "paper speech WAR"]
         rows = []
@@ -131,11 +193,16 @@ def _table_3(results: dict, corpora: list[str]) -> list[str]:
             for t in ("video", "speech"):
                 run = TABLE_3[t][label]
                 row += [_cell(results[corpus][run], "uar"), _cell(results[corpus][run], "war")]
-                row += [_change(results, corpus, run)]
+                row += [_change(results, corpus, run), _steps(results[corpus][run])]
             if corpus == "ravdess":
                 row += [cell for t in ("video", "speech") for cell in _paper(PAPER_TABLE_3[t][label])]
             rows.append(row)
         lines += [f"### {corpus_title(corpus)}", "", *_table(header, rows), ""]
+    lines += [
+        "two-stage-train counts the steps of both stages; its first stage runs once per fold and seed with λ = 1, "
+        "since λ only scales its one loss term, which AdamW's step does not see (docs/paper-map.md).",
+        "",
+    ]
     return lines
 
 
@@ -156,38 +223,75 @@ def label_efficiency(results: dict, corpus: str, percents: list[int]) -> pd.Data
                     "uar_std": test["uar_std"],
                     "war": test["war"],
                     "war_std": test["war_std"],
+                    "pooled_uar": test["pooled_uar"],
                     "uar_vs_no_dstl_percent": relative_change(result, results[corpus][BASELINE]),
-                    "steps": result.get("steps", float("nan")),
+                    "steps": result["steps"],
                 }
             )
     return pd.DataFrame(rows)
 
 
-def _paired_section(results: dict, corpora: list[str], runs: list[str], folds: int) -> list[str]:
+def contrasts(percents: list[int]) -> dict[str, list[tuple[str, str]]]:
+    """The contrasts of the report, by group: (run, baseline) pairs."""
+    runs = [*TABLE_2, *CONTROLS, *ABLATIONS]
+    distilled = [run for run in [*TABLE_2, *ABLATIONS] if run != BASELINE]
+    return {
+        "against no-dstl": [(run, BASELINE) for run in [*runs, *_figure_2_runs(percents)] if run != BASELINE],
+        "against no-dstl trained for vid-sp-dstl's steps": [(run, CONTROL) for run in distilled],
+        "both teachers against one": [("vid-sp-dstl", "vid-dstl"), ("vid-sp-dstl", "sp-dstl")],
+        "confidence weights (eq. 5 against eq. 4)": [("conf-vid-sp-dstl", "vid-sp-dstl")],
+        "Figure 2 at the same labeled share": [
+            (f"vid-sp-dstl-labeled{p}", f"no-dstl-labeled{p}") for p in sorted(percents)
+        ],
+    }
+
+
+def _points(value: float) -> str:
+    return f"{100 * value:+.2f}"
+
+
+def _interval(low: float, high: float) -> str:
+    return f"[{_points(low)}, {_points(high)}]"
+
+
+def _contrast_section(results: dict, corpora: list[str], percents: list[int]) -> tuple[list[str], dict]:
     lines = [
-        "## Paired comparison with no-dstl",
+        "## Paired contrasts over folds",
         "",
-        f"Each run's test UAR minus no-dstl's on the same fold (same test speakers), over the {folds} folds (one "
-        "seed per fold): the mean difference in UAR points, its 95 % confidence interval (Student's t, n - 1 "
-        "degrees of freedom) and the folds it wins. An interval that excludes 0 is a measured gain or loss; one "
-        "that spans 0 is not.",
+        "Each row is a run's test UAR minus its baseline's on the same folds (same test speakers), in UAR points, "
+        "with k folds as the units (k - 1 degrees of freedom; a fold's score is the mean over its seeds): the mean "
+        "difference, its 95 % interval by Student's t, the same corrected for the overlap of the folds' training "
+        "sets (Nadeau and Bengio: the variance times 1/k + n_test/n_train, from each fold's utterance counts), and "
+        "the folds won / lost / tied. candidates: how many each side was chosen from on validation; a run without "
+        "teachers is re-chosen from its first candidates when the other side had fewer. An interval that excludes "
+        "0 is a measured gain or loss; one that spans 0 is not. Read the corrected interval first.",
         "",
     ]
+    found: dict = {}
     for corpus in corpora:
-        rows = []
-        for run in runs:
-            paired = paired_with_baseline(results[corpus][run], results[corpus][BASELINE])
-            rows.append(
-                [
-                    run,
-                    f"{100 * paired['mean']:+.2f}",
-                    f"[{100 * paired['low']:+.2f}, {100 * paired['high']:+.2f}]",
-                    f"{paired['wins']} of {paired['pairs']}",
-                ]
-            )
-        header = ["run", "UAR difference (points)", "95 % interval", "folds won"]
-        lines += [f"### {corpus_title(corpus)}", "", *_table(header, rows), ""]
-    return lines
+        lines += [f"### {corpus_title(corpus)}", ""]
+        for group, pairs in contrasts(percents).items():
+            rows = []
+            for run, baseline in pairs:
+                compared = contrast(results[corpus][run], results[corpus][baseline])
+                found.setdefault(corpus, {})[f"{run} - {baseline}"] = compared
+                rows.append(
+                    [
+                        f"{run} − {baseline}",
+                        f"{compared['candidates']} vs {compared['baseline_candidates']}",
+                        _points(compared["mean"]),
+                        _interval(compared["t_low"], compared["t_high"]),
+                        _interval(compared["corrected_low"], compared["corrected_high"]),
+                        f"{compared['won']} / {compared['lost']} / {compared['tied']}",
+                    ]
+                )
+            header = ["contrast", "candidates", "UAR difference", "95 % t", "95 % corrected", "won / lost / tied"]
+            lines += [f"#### {group}", "", *_table(header, rows), ""]
+    return lines, found
+
+
+def _figure_2_runs(percents: list[int]) -> list[str]:
+    return [f"{name}-labeled{p}" for name in FIGURE_2 for p in sorted(percents)]
 
 
 def _figure_2(curves: dict[str, pd.DataFrame], target: Path) -> None:
@@ -210,31 +314,48 @@ def _figure_2(curves: dict[str, pd.DataFrame], target: Path) -> None:
 
 
 def _plot_data(corpus: str, run: str, runs: Path, folds: list[int], plots: Path) -> None:
-    """The test confusion pooled over folds.  The validation curves are the student stages' own, through DVCLive
-    (:mod:`liser.tracking`)."""
+    """The test confusion pooled over folds and seeds.  The validation curves are the student stages' own, through
+    DVCLive (:mod:`liser.tracking`)."""
     folders = [runs / corpus / run / f"fold{k}" for k in folds]
-    pooled = pd.concat([pd.read_parquet(f / "predictions.parquet") for f in folders], ignore_index=True)
+    files = [f / "predictions.parquet" for f in folders] + sorted(
+        p for f in folders for p in f.glob("seed*/predictions.parquet")
+    )
+    pooled = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     write_csv(
         plots / "confusion" / f"{corpus}_{run}.csv",
         pooled[["actual_emotion", "predicted_emotion"]].set_axis(["actual", "predicted"], axis=1),
     )
 
 
+def _protocol_lines(protocol: dict[str, object], results: dict) -> list[str]:
+    settings = ", ".join(f"`{key}: {value}`" for key, value in protocol.items() if key != "protocol.reading")
+    seeds = sorted({tuple(r["seeds"]) for per_run in results.values() for r in per_run.values()})
+    return [
+        f"Protocol: the **{protocol['protocol.reading']}** reading of the paper (`protocol.reading`; "
+        f"docs/paper-map.md): {settings}. Seeds per fold: {', '.join(str(list(s)) for s in seeds)}; a fold's "
+        "score is the mean over its seeds.",
+        "",
+    ]
+
+
 def report(
     corpora: list[str],
     folds: list[int],
     percents: list[int],
+    protocol: dict[str, object],
     runs: Path,
     metrics: Path,
     summary_out: Path,
     plots: Path,
     reports: Path,
 ) -> dict:
-    """Write ``reports/results.md`` (Tables 2 and 3), ``reports/figure2.png``, the plot data and the summary."""
-    ablations = sorted({run for per_teacher in TABLE_3.values() for run in per_teacher.values()} - set(TABLE_2))
-    fractions = [f"{name}-labeled{p}" for name in FIGURE_2 for p in percents]
-    runs_listed = [*TABLE_2, *CONTROLS, *ablations, *fractions]
-    results = collect(corpora, runs_listed, metrics)
+    """Write ``reports/results.md`` (Tables 2 and 3, Figure 2's table, the paired contrasts), ``reports/figure2.png``,
+    everything in ``reports/results.json``, the plot data, and ``summary_out``: Table 2's UAR per corpus and
+    configuration, the few figures DVC shows per experiment.  ``protocol``: the reading and the settings it sets,
+    stated at the top."""
+    fractions = _figure_2_runs(percents)
+    runs_listed = [*TABLE_2, *CONTROLS, *ABLATIONS, *fractions]
+    results = collect(corpora, runs_listed, metrics, runs)
     for corpus in corpora:
         for run in runs_listed:
             _plot_data(corpus, run, runs, folds, plots)
@@ -245,8 +366,10 @@ def report(
     lines = [
         "# LiSER results: speaker-independent cross-validation",
         "",
-        f"Test UAR and WAR, mean ± sample standard deviation (ddof 1) over {len(folds)} folds; the paper's "
-        "figures alongside.",
+        *_protocol_lines(protocol, results),
+        f"Test UAR and WAR over {len(folds)} folds: the mean ± sample standard deviation (ddof 1) of the per-fold "
+        "scores, the primary figures (as the paper's tables); pooled UAR: UAR over the test predictions of every fold "
+        "together. The paper's figures alongside.",
         "",
         *_table_2(results, corpora),
         *_table_3(results, corpora),
@@ -262,29 +385,33 @@ def report(
                 f"{r.labeled_percent}",
                 f"{r.uar:.3f} ± {r.uar_std:.3f}",
                 f"{r.war:.3f} ± {r.war_std:.3f}",
+                f"{r.pooled_uar:.3f}",
                 f"{r.uar_vs_no_dstl_percent:+.2f} %",
                 f"{r.steps:,.0f}",
             ]
             for r in table.itertuples()
         ]
-        header = ["configuration", "labeled %", "UAR", "WAR", "UAR vs no-dstl (100 %)", "steps"]
+        header = ["configuration", "labeled %", "UAR", "WAR", "pooled UAR", "UAR vs no-dstl (100 %)", "steps"]
         lines += [f"### {corpus_title(corpus)}", "", *_table(header, rows), ""]
-    lines += _paired_section(results, corpora, [r for r in runs_listed if r != BASELINE], len(folds))
+    contrast_lines, compared = _contrast_section(results, corpora, percents)
+    lines += contrast_lines
     write_text(reports / "results.md", "\n".join(lines))
+    write_json(
+        reports / "results.json",
+        {
+            "protocol": protocol,
+            "runs": {
+                corpus: {
+                    run: {key: r[key] for key in ("test", "validation", "candidates", "steps")}
+                    for run, r in per_run.items()
+                }
+                for corpus, per_run in results.items()
+            },
+            "contrasts": compared,
+        },
+    )
     summary = {
-        corpus: {
-            run: {
-                "uar": r["test"]["uar"],
-                "uar_std": r["test"]["uar_std"],
-                "war": r["test"]["war"],
-                "war_std": r["test"]["war_std"],
-                "validation_uar": r["validation"]["uar"],
-                "uar_vs_no_dstl_percent": relative_change(r, per_run[BASELINE]),
-                "steps": r.get("steps"),
-            }
-            for run, r in per_run.items()
-        }
-        for corpus, per_run in results.items()
+        corpus: {run: results[corpus][run]["test"]["uar"] for run in [*TABLE_2, *CONTROLS]} for corpus in corpora
     }
     write_json(summary_out, summary)
     return summary

@@ -1,10 +1,13 @@
 """The student configurations of the paper: Table 2, the ablations of Table 3 and the label-efficiency
-study of Figure 2, each a way of building the mini-batch loss from the loss parameters."""
+study of Figure 2, each a way of building the mini-batch loss from the loss parameters, and the candidates each
+trains per fold and seed, of which the one with the best validation UAR is kept (:func:`candidates`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Literal
+
+import numpy as np
 
 from liser.params import LossParams
 from liser.students.objective import Objective
@@ -17,8 +20,15 @@ __all__ = [
     "FIGURE_2",
     "CONTROLS",
     "configuration",
+    "Candidate",
+    "candidates",
     "lambda_candidates",
+    "matched_budget",
+    "draw_seed",
+    "RESULTS_FILE",
 ]
+
+RESULTS_FILE = "results.json"  # in a run's output folder: its every fold, seed and candidate (liser.students.crossval)
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,10 @@ class Configuration:
     # supervised, but each epoch as many batches as vid-sp-dstl's: separates what distillation adds from the
     # optimisation steps the unlabeled items bring with them under train.batch_composition: pooled
     matched_steps: bool = False
+
+    @property
+    def distils(self) -> bool:
+        return self.speech or self.video
 
     @property
     def run_name(self) -> str:
@@ -99,3 +113,48 @@ def lambda_candidates(configuration: Configuration, loss: LossParams) -> list[tu
     return [
         (sd, vd) for sd in values(configuration.speech, "lambda_sd") for vd in values(configuration.video, "lambda_vd")
     ]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One student a configuration trains per fold and seed; the one with the best validation UAR is kept."""
+
+    lambda_sd: float = 0.0
+    lambda_vd: float = 0.0
+    draw: int = 0  # which initialisation and data order of the seed: 0 is the seed itself (:func:`draw_seed`)
+
+    @property
+    def label(self) -> str:
+        lambdas = f"lambda_sd={self.lambda_sd:g} lambda_vd={self.lambda_vd:g}"
+        return lambdas if self.draw == 0 else f"{lambdas} draw {self.draw}"
+
+
+def matched_budget(loss: LossParams) -> int:
+    """The most candidates a distilled configuration trains per fold and seed: the size of its λ grid (25 with
+    both teachers on ``auto``, 1 with both fixed)."""
+    return max(len(lambda_candidates(c, loss)) for c in CONFIGURATIONS.values() if c.distils and not c.two_stage)
+
+
+def candidates(configuration: Configuration, loss: LossParams, budget: Literal["matched", "none"]) -> list[Candidate]:
+    """The candidates ``configuration`` trains per fold and seed.
+
+    A distilled configuration: its λ candidates (:func:`lambda_candidates`).  Two-stage training: one, with λ = 1 for
+    its teacher, because its first stage optimises that teacher's term alone and AdamW's step does not depend on
+    the scale of the loss (the other λ would give the same weights; docs/paper-map.md); its second stage has no λ.
+    A configuration that does not distil: with ``budget`` ``matched``, as many candidates as
+    :func:`matched_budget`, each another draw of the seed, so that its best-on-validation student is chosen from
+    as many as a distilled run's is; with ``none``, one."""
+    if configuration.two_stage:
+        return [Candidate(float(configuration.speech), float(configuration.video))]
+    if configuration.distils:
+        return [Candidate(sd, vd) for sd, vd in lambda_candidates(configuration, loss)]
+    draws = matched_budget(loss) if budget == "matched" else 1
+    return [Candidate(draw=draw) for draw in range(draws)]
+
+
+def draw_seed(seed: int, draw: int) -> int:
+    """The seed of draw ``draw`` of training seed ``seed``: the seed itself for draw 0, else one derived from both
+    (NumPy's SeedSequence), so that every (seed, draw) starts its own way and a draw 0 run is the plain seed's."""
+    if draw == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, draw]).generate_state(1)[0])

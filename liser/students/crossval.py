@@ -1,12 +1,23 @@
 """Students per corpus, configuration and fold: trained on the fold's training speakers (and the unlabeled segments
-when the configuration distils), chosen on its validation speakers and scored on its unseen test speakers.  A λ
-set to ``auto`` is chosen per fold the paper's way (section 3.6): every candidate of ``loss.lambda_grid`` is
-trained, and the one with the best validation UAR is kept.  All of a stage's students (folds x candidates) go
-through the population engine (:mod:`liser.students.population`)."""
+when the configuration distils), chosen on its validation speakers and scored on its unseen test speakers.
+
+Per fold, every seed of ``train.seeds`` trains every candidate of the configuration
+(:func:`liser.students.configurations.candidates`): the λ values of ``loss.lambda_grid`` for a λ set to ``auto``
+(section 3.6), or further draws of the seed for a configuration without teachers under
+``train.selection_budget: matched``.  Per fold and seed the candidate with the best validation UAR is kept (never
+test), and a fold's score is the mean over its seeds: the folds are the units every comparison is made over
+(:mod:`liser.results.statistics`).  All of a stage's students (folds x seeds x candidates) go through the
+population engine (:mod:`liser.students.population`).
+
+A stage writes two files of figures: the few a person compares across experiments (``metrics``, declared as DVC
+metrics: test UAR and WAR over folds, pooled UAR, the candidates' mean test UAR, steps, the λ chosen most often),
+and every fold, seed and candidate beside its students (``<out>/results.json``), which the report reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,13 +28,13 @@ from liser.features import FeatureStore
 from liser.files import atomic_directory, write_json, write_parquet
 from liser.folds import FoldsError, fold_utterances, labeled_share
 from liser.manifests import read_manifest
-from liser.metrics import sample_std, score
+from liser.metrics import Scores, sample_std, score
 from liser.models.student import StudentConfig
 from liser.params import EvaluateParams, FeatureParams, Params, StudentParams, TrainParams
 from liser.runtime import resolve_device
 from liser.students.batching import epoch_batches
 from liser.students.checkpoints import save_student
-from liser.students.configurations import Configuration, lambda_candidates
+from liser.students.configurations import RESULTS_FILE, Candidate, Configuration, candidates, draw_seed
 from liser.students.data import LabeledSet, UnlabeledSet, unlabeled_set
 from liser.students.evaluate import utterance_logits, windowing
 from liser.students.objective import Objective
@@ -52,7 +63,7 @@ class StudentSettings:
     student: StudentParams
     train: TrainParams
     evaluate: EvaluateParams
-    candidates: list[tuple[float, float]]  # (λ_sd, λ_vd) to train per fold: loss.lambda_sd/_vd/_grid as used
+    candidates: list[Candidate]  # to train per fold and seed: loss.lambda_*, train.selection_budget as used
     class_reduction: str = "mean"  # loss.class_reduction, for a configuration with an MAE distillation term
     min_face_fraction: float = 0.0  # windows.min_face_fraction, for a configuration distilling from the video teacher
     share_seed: int = 0  # label_efficiency.seed, for a configuration on a share of the labeled utterances
@@ -60,15 +71,16 @@ class StudentSettings:
     @classmethod
     def read(cls, params: Params, configuration: Configuration) -> StudentSettings:
         """The settings ``configuration`` uses, and only those: a change to any other leaves its stage alone."""
-        distils_with_mae = (configuration.speech or configuration.video) and configuration.distill_loss == "mae"
+        # two-stage: the MAE's class reduction only scales its first stage's one loss term, which AdamW ignores
+        weighs_mae = configuration.distils and configuration.distill_loss == "mae" and not configuration.two_stage
         return cls(
             folds=params.cv.folds,
             features=params.features,
             student=params.student,
             train=params.train,
             evaluate=params.evaluate,
-            candidates=lambda_candidates(configuration, params.loss),
-            class_reduction=params.loss.class_reduction if distils_with_mae else "mean",
+            candidates=candidates(configuration, params.loss, params.train.selection_budget),
+            class_reduction=params.loss.class_reduction if weighs_mae else "mean",
             min_face_fraction=params.windows.min_face_fraction if configuration.video else 0.0,
             share_seed=params.label_efficiency.seed if configuration.labeled_percent < 100 else 0,
         )
@@ -194,72 +206,162 @@ def _train(members: list[Member], config: StudentConfig, settings: StudentSettin
     return results
 
 
-def _scored(result: MemberResult, fold: _Fold, settings: StudentSettings) -> dict:
+@dataclass(frozen=True)
+class _Unit:
+    """One student of a stage: a fold, a seed and one of the configuration's candidates."""
+
+    fold: _Fold
+    seed: int
+    candidate: int  # index into StudentSettings.candidates
+
+
+@dataclass
+class _Trained:
+    result: MemberResult
+    test_logits: np.ndarray
+    test: Scores
+    validation: dict[str, float]
+    distillation: MemberResult | None  # two-stage: its first stage
+
+
+def _scored(result: MemberResult, fold: _Fold, settings: StudentSettings, first: MemberResult | None) -> _Trained:
     test_logits = utterance_logits(
         result.model, fold.sets["test"].features, windowing(settings.features, settings.evaluate)
     )
     best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]
-    return {
-        "test_logits": test_logits,
-        "test": score(fold.sets["test"].labels, test_logits),
-        "validation": {"uar": float(best["validation_uar"]), "war": float(best["validation_war"])},
-    }
+    validation = {"uar": float(best["validation_uar"]), "war": float(best["validation_war"])}
+    return _Trained(result, test_logits, score(fold.sets["test"].labels, test_logits), validation, first)
 
 
-def _write_fold(
+def _write_student(
     out: Path,
     corpus: str,
     configuration: Configuration,
-    fold: _Fold,
-    result: MemberResult,
-    scored: dict,
-    distillation: pd.DataFrame | None,
+    unit: _Unit,
+    candidate: Candidate,
+    trained: _Trained,
     classes: tuple[str, ...],
-    chosen: tuple[float, float],
 ) -> None:
+    """The kept student of one fold and seed, its training history and its test predictions."""
     out.mkdir(parents=True, exist_ok=True)
-    test, test_logits = scored["test"], scored["test_logits"]
     save_student(
         out / "student.safetensors",
-        result.model,
+        trained.result.model,
         list(classes),
         corpus=corpus,
-        fold=fold.fold,
+        fold=unit.fold.fold,
+        seed=unit.seed,
         configuration=configuration.run_name,
-        best_epoch=result.best_epoch,
-        test_uar=test.uar,
-        test_war=test.war,
-        lambda_sd=chosen[0],
-        lambda_vd=chosen[1],
+        best_epoch=trained.result.best_epoch,
+        test_uar=trained.test.uar,
+        test_war=trained.test.war,
+        lambda_sd=candidate.lambda_sd,
+        lambda_vd=candidate.lambda_vd,
     )
-    write_parquet(out / "history.parquet", result.history)
-    if distillation is not None:
-        write_parquet(out / "distillation_history.parquet", distillation)
-    labels = fold.sets["test"].labels
+    write_parquet(out / "history.parquet", trained.result.history)
+    if trained.distillation is not None:
+        write_parquet(out / "distillation_history.parquet", trained.distillation.history)
+    labels, predicted = unit.fold.sets["test"].labels, trained.test_logits.argmax(axis=1)
     predictions = pd.DataFrame(
         {
-            "utterance": fold.sets["test"].utterances,
+            "utterance": unit.fold.sets["test"].utterances,
             "label": labels,
-            "predicted": test_logits.argmax(axis=1),
+            "predicted": predicted,
             "actual_emotion": [classes[i] for i in labels],
-            "predicted_emotion": [classes[i] for i in test_logits.argmax(axis=1)],
+            "predicted_emotion": [classes[i] for i in predicted],
         }
     )
     for k, name in enumerate(classes):
-        predictions[f"logit_{name}"] = test_logits[:, k]
+        predictions[f"logit_{name}"] = trained.test_logits[:, k]
     write_parquet(out / "predictions.parquet", predictions)
 
 
-def _fold_summary(per_fold: dict[int, dict]) -> dict:
-    """Mean and sample standard deviation (ddof 1) over folds, and the mean optimiser steps of a fold's student."""
-    summary: dict = {}
-    for split in ("test", "validation"):
-        for metric in ("uar", "war"):
-            values = np.array([m[split][metric] for m in per_fold.values()])
-            summary.setdefault(split, {})[metric] = float(values.mean())
-            summary[split][f"{metric}_std"] = sample_std(values)
-    summary["steps"] = float(np.mean([m["steps"] for m in per_fold.values()]))
-    return summary
+def _steps(trained: _Trained) -> int:
+    """Optimiser steps of a student, both stages of two-stage training counted."""
+    return trained.result.steps + (0 if trained.distillation is None else trained.distillation.steps)
+
+
+def _seed_record(rows: list[int], kept: int, trained: list[_Trained], candidates: list[Candidate]) -> dict:
+    """One fold and seed (``rows``: its units, in candidate order): the kept candidate, its scores and steps, and
+    every candidate's validation and test scores."""
+    chosen, candidate = trained[kept], candidates[rows.index(kept)]
+    record = {
+        "chosen": rows.index(kept),
+        "lambda_sd": candidate.lambda_sd,
+        "lambda_vd": candidate.lambda_vd,
+        "best_epoch": int(chosen.result.best_epoch),
+        "steps": _steps(chosen),
+        "test": chosen.test.as_dict(),
+        "validation": chosen.validation,
+        "candidates": [
+            {
+                "validation_uar": trained[i].validation["uar"],
+                "test_uar": trained[i].test.uar,
+                "test_war": trained[i].test.war,
+            }
+            for i in rows
+        ],
+    }
+    if chosen.distillation is not None:
+        record["distillation_steps"] = chosen.distillation.steps
+    return record
+
+
+def _mean(values) -> float:
+    return float(np.mean(list(values)))
+
+
+def _fold_record(fold: _Fold, by_seed: dict[int, dict]) -> dict:
+    """A fold's scores: means over its seeds of the kept students'."""
+    seeds = list(by_seed.values())
+    return {
+        "utterances": {role: len(fold.sets[role].labels) for role in ("train", "validation", "test")},
+        "test": {m: _mean(s["test"][m] for s in seeds) for m in ("uar", "war")},
+        "validation": {m: _mean(s["validation"][m] for s in seeds) for m in ("uar", "war")},
+        "candidates_test_uar": _mean(c["test_uar"] for s in seeds for c in s["candidates"]),
+        "steps": _mean(s["steps"] for s in seeds),
+        "seeds": {str(seed): record for seed, record in by_seed.items()},
+    }
+
+
+def _most_chosen(values: list[float]) -> float:
+    """The value chosen most often (ties: the smaller)."""
+    counts = Counter(values)
+    return min(counts, key=lambda value: (-counts[value], value))
+
+
+def _pooled(parts_by_seed: dict[int, list[tuple[np.ndarray, np.ndarray]]]) -> dict[str, float]:
+    """UAR and WAR over the test predictions of every fold pooled, per seed; the mean over seeds."""
+    scores = []
+    for parts in parts_by_seed.values():
+        labels = np.concatenate([labels for labels, _ in parts])
+        logits = np.concatenate([logits for _, logits in parts])
+        scores.append(score(labels, logits))
+    return {"uar": _mean(s.uar for s in scores), "war": _mean(s.war for s in scores)}
+
+
+def stage_metrics(configuration: Configuration, per_fold: dict[int, dict], pooled: dict, n_candidates: int) -> dict:
+    """The figures a person compares across experiments (the stage's DVC metrics): test UAR and WAR as mean and
+    sample std (ddof 1) of the per-fold scores, UAR over the pooled test predictions, validation UAR, the
+    candidates' mean test UAR beside the kept one's, optimiser steps, and the λ chosen most often."""
+    folds = list(per_fold.values())
+    test = {}
+    for metric in ("uar", "war"):
+        values = [f["test"][metric] for f in folds]
+        test[metric], test[f"{metric}_std"] = _mean(values), sample_std(values)
+    test["pooled_uar"] = pooled["uar"]
+    figures = {
+        "test": test,
+        "validation": {"uar": _mean(f["validation"]["uar"] for f in folds)},
+        "candidates": {"count": n_candidates, "test_uar": _mean(f["candidates_test_uar"] for f in folds)},
+        "steps": _mean(f["steps"] for f in folds),
+    }
+    if configuration.distils and not configuration.two_stage:
+        chosen = [s for f in folds for s in f["seeds"].values()]
+        for key, uses in (("lambda_sd", configuration.speech), ("lambda_vd", configuration.video)):
+            if uses:
+                figures[key] = _most_chosen([s[key] for s in chosen])
+    return figures
 
 
 def run_configuration(
@@ -271,11 +373,12 @@ def run_configuration(
     metrics: Path,
     live: Path | None = None,
 ) -> dict:
-    """Every fold of ``settings.folds`` (times every λ candidate) trained as populations; per fold the candidate
-    with the best validation UAR (never test) goes to ``out/fold<k>/``.  ``metrics``: mean ± std over folds, and per
-    fold its scores, chosen λ, optimiser steps and every candidate's validation and test UAR.  ``out`` appears
-    whole when every fold is done.  ``live``: the DVCLive folder of the kept students' curves
-    (:mod:`liser.tracking`), logged from their histories once they are chosen."""
+    """Every fold of ``settings.folds`` times every seed of ``train.seeds`` times every candidate, trained as
+    populations; per fold and seed the candidate with the best validation UAR (never test) is kept: the first seed's
+    in ``out/fold<k>/``, a further seed's in ``out/fold<k>/seed<s>/``.  ``metrics`` gets :func:`stage_metrics`,
+    ``out/results.json`` every fold, seed and candidate.  ``out`` appears whole when every fold is done.  ``live``:
+    the DVCLive folder of the kept students' curves (:mod:`liser.tracking`), logged once they are chosen.
+    Returns the figures of ``metrics``."""
     manifest = read_manifest(inputs.manifest)
     speaker_roles = pd.read_csv(inputs.folds, dtype={"speaker": str})
     store = FeatureStore(inputs.features)
@@ -285,80 +388,76 @@ def run_configuration(
         for k in settings.folds
     ]
     config = student_config(manifest.classes, settings.student, settings.features)
-    candidates = settings.candidates
-    pairs = [(fold, candidate) for fold in folds for candidate in candidates]
-    objectives = [configuration.objective(*candidate, settings.class_reduction) for _, candidate in pairs]
-    distillations: list[pd.DataFrame | None] = [None] * len(pairs)
-    initial: list[dict | None] = [None] * len(pairs)
-    seed = settings.train.seed
-    if configuration.two_stage:
-        first = [
-            Member(f"fold{f.fold} {_label(c)} distillation", None, None, o, f.unlabeled, seed=seed)
-            for (f, c), o in zip(pairs, objectives)
+    candidates, seeds = settings.candidates, settings.train.seeds
+    objectives = [configuration.objective(c.lambda_sd, c.lambda_vd, settings.class_reduction) for c in candidates]
+    units = [_Unit(fold, seed, i) for fold in folds for seed in seeds for i in range(len(candidates))]
+    first: dict[tuple[int, int], MemberResult] = {}
+    if configuration.two_stage:  # stage 1 once per fold and seed: its one candidate
+        starts = [(fold, seed) for fold in folds for seed in seeds]
+        distilling = [
+            Member(f"fold{f.fold} seed{s} distillation", None, None, objectives[0], f.unlabeled, seed=s)
+            for f, s in starts
         ]
-        stage_one = _train(first, config, settings, f"{name} distillation")
-        initial = [r.model.state_dict() for r in stage_one]
-        distillations = [r.history for r in stage_one]
+        results = _train(distilling, config, settings, f"{name} distillation")
+        first = {(f.fold, s): r for (f, s), r in zip(starts, results)}
     members = [
         Member(
-            f"fold{f.fold} {_label(c)}",
-            f.sets["train"],
-            f.sets["validation"],
-            Objective() if configuration.two_stage else o,
-            None if configuration.two_stage else f.unlabeled,
-            seed=seed,
-            initial_state=state,
-            batches_per_epoch=f.batches_per_epoch,
+            f"fold{u.fold.fold} seed{u.seed} {candidates[u.candidate].label}",
+            u.fold.sets["train"],
+            u.fold.sets["validation"],
+            Objective() if configuration.two_stage else objectives[u.candidate],
+            None if configuration.two_stage else u.fold.unlabeled,
+            seed=draw_seed(u.seed, candidates[u.candidate].draw),
+            initial_state=first[(u.fold.fold, u.seed)].model.state_dict() if configuration.two_stage else None,
+            batches_per_epoch=u.fold.batches_per_epoch,
         )
-        for (f, c), o, state in zip(pairs, objectives, initial)
+        for u in units
     ]
     results = _train(members, config, settings, name)
-    scored = [_scored(r, f, settings) for r, (f, _) in zip(results, pairs)]
-    per_fold = {}
+    trained = [_scored(r, u.fold, settings, first.get((u.fold.fold, u.seed))) for r, u in zip(results, units)]
+    per_fold: dict[int, dict] = {}
+    pooled_parts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {seed: [] for seed in seeds}
     curves = TrainingCurves(live)
     with atomic_directory(out) as staging:
         for fold in folds:
-            rows = [i for i, (f, _) in enumerate(pairs) if f is fold]
-            chosen = max(rows, key=lambda i: (scored[i]["validation"]["uar"], -i))  # ties: the earlier candidate
-            curves.log_history(f"fold{fold.fold}", results[chosen].history)
-            _write_fold(
-                staging / f"fold{fold.fold}",
-                corpus,
-                configuration,
-                fold,
-                results[chosen],
-                scored[chosen],
-                distillations[chosen],
-                manifest.classes,
-                pairs[chosen][1],
-            )
-            lambda_sd, lambda_vd = pairs[chosen][1]
-            per_fold[fold.fold] = {
-                "test": scored[chosen]["test"].as_dict(),
-                "validation": scored[chosen]["validation"],
-                "best_epoch": int(results[chosen].best_epoch),
-                "steps": int(results[chosen].steps),
-                "lambda_sd": lambda_sd,
-                "lambda_vd": lambda_vd,
-            }
-            if len(candidates) > 1:
-                per_fold[fold.fold]["candidates"] = [
-                    {
-                        "lambda_sd": pairs[i][1][0],
-                        "lambda_vd": pairs[i][1][1],
-                        "validation_uar": scored[i]["validation"]["uar"],
-                        "test_uar": scored[i]["test"].uar,
-                    }
-                    for i in rows
-                ]
-            log.info(
-                "%s fold %d: test UAR %.3f (%s)", name, fold.fold, scored[chosen]["test"].uar, _label(pairs[chosen][1])
-            )
+            by_seed = {}
+            for seed in seeds:
+                rows = [i for i, u in enumerate(units) if u.fold is fold and u.seed == seed]
+                kept = max(rows, key=lambda i: (trained[i].validation["uar"], -i))  # ties: the earlier candidate
+                unit, candidate = units[kept], candidates[units[kept].candidate]
+                folder = staging / f"fold{fold.fold}"
+                if seed != seeds[0]:
+                    folder = folder / f"seed{seed}"
+                _write_student(folder, corpus, configuration, unit, candidate, trained[kept], manifest.classes)
+                curves.log_history(
+                    f"fold{fold.fold}" if len(seeds) == 1 else f"fold{fold.fold}/seed{seed}",
+                    trained[kept].result.history,
+                )
+                by_seed[seed] = _seed_record(rows, kept, trained, candidates)
+                pooled_parts[seed].append((fold.sets["test"].labels, trained[kept].test_logits))
+                log.info(
+                    "%s fold %d seed %d: test UAR %.3f (%s)",
+                    name,
+                    fold.fold,
+                    seed,
+                    trained[kept].test.uar,
+                    candidate.label,
+                )
+            per_fold[fold.fold] = _fold_record(fold, by_seed)
+        pooled = _pooled(pooled_parts)
+        figures = stage_metrics(configuration, per_fold, pooled, len(candidates))
+        write_json(
+            staging / RESULTS_FILE,
+            {
+                "corpus": corpus,
+                "configuration": configuration.run_name,
+                "seeds": list(seeds),
+                "trained_candidates": [dataclasses.asdict(c) for c in candidates],
+                **figures,
+                "pooled": pooled,
+                "folds": {str(k): v for k, v in per_fold.items()},
+            },
+        )
     curves.finish()
-    summary = {**_fold_summary(per_fold), "folds": {str(k): v for k, v in per_fold.items()}}
-    write_json(metrics, summary)
-    return summary
-
-
-def _label(candidate: tuple[float, float]) -> str:
-    return f"lambda_sd={candidate[0]:g} lambda_vd={candidate[1]:g}"
+    write_json(metrics, figures)
+    return figures

@@ -413,7 +413,7 @@ def train_population(
     validation_windowing = validation_windowing or windowing
     device = resolve_device(params.device)
     precision = resolve_precision(params.precision, device)
-    seed_everything(params.seed, params.threads)
+    seed_everything(members[0].seed, params.threads)  # each member then draws from its own seed
     states = [_initial_state(m, config) for m in members]
     if len(members) == 1:  # PyTorch's own LSTM and AdamW: on a CPU faster than the batched forms for one
         model = optimizer = _OneStudent(config, states[0], device, params.lr, params.weight_decay)

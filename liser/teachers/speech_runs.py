@@ -36,6 +36,8 @@ from liser.teachers.speech_model import TEACHER_FILE, build_speech_teacher, fold
 from liser.teachers.speech_training import teacher_split, train_speech_teacher
 from liser.tracking import TrainingCurves
 
+RESULTS_FILE = "results.json"  # every fold's figures, beside the teachers
+
 __all__ = ["TeacherStage", "teacher_utterances", "speech_teacher_runs", "share_teacher_runs"]
 
 log = logging.getLogger(__name__)
@@ -145,9 +147,7 @@ def speech_teacher_runs(
         write_parquet(folder / "history.parquet", result.history)
         log.info("%s fold %d: speech teacher test UAR %.3f", corpus, fold, scores.uar)
     curves.finish()
-    summary = {"test": _mean_and_spread(per_fold), "folds": {str(k): v for k, v in per_fold.items()}}
-    write_json(stage.metrics, summary)
-    return summary
+    return _write_results(stage, {"test": _mean_and_spread(per_fold)}, per_fold)
 
 
 def share_teacher_runs(
@@ -174,10 +174,13 @@ def share_teacher_runs(
         per_fold[fold] = {"test": {"uar": info["uar"], "war": info["war"]}, "labeled_percent": 100}
     log.info("%s: the full run's speech teachers copied for the %d %% students", stage.corpus, labeled_percent)
     TrainingCurves(stage.live).finish()  # the declared DVCLive folder, without curves: nothing trained here
-    summary = {
-        "test": _mean_and_spread(per_fold),
-        "teacher": "all",
-        "folds": {str(k): v for k, v in per_fold.items()},
-    }
-    write_json(stage.metrics, summary)
-    return summary
+    return _write_results(stage, {"test": _mean_and_spread(per_fold), "teacher": "all"}, per_fold)
+
+
+def _write_results(stage: TeacherStage, figures: dict, per_fold: dict[int, dict]) -> dict:
+    """The stage's metrics (the figures a person compares across experiments: test UAR/WAR, mean and spread over
+    folds) and, in ``stage.out/results.json`` beside the teachers, every fold's detail."""
+    results = {**figures, "folds": {str(k): v for k, v in per_fold.items()}}
+    write_json(Path(stage.out) / RESULTS_FILE, results)
+    write_json(stage.metrics, figures)
+    return results

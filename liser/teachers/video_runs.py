@@ -75,6 +75,9 @@ def video_teacher_run(
         summary["test"] = {"uar": scores["uar"], "war": scores["war"], "clips": scores["clips"]}
         log.info("video teacher: test UAR %.3f, WAR %.3f on %d clips", scores["uar"], scores["war"], scores["clips"])
     save_video_teacher(out / VIDEO_TEACHER_FILE, model, **summary)
+    write_json(out / "results.json", summary)  # what the teacher is and where it came from, beside it
     curves.finish()
-    write_json(metrics, summary)
+    write_json(
+        metrics, {"test": {k: v for k, v in summary["test"].items() if k != "clips"}} if "test" in summary else {}
+    )
     return summary
