@@ -25,7 +25,7 @@ from timing import median_time
 from liser.features import LogMel, load_audio
 from liser.files import write_json
 from liser.models.student import Student, StudentConfig
-from liser.params import FeatureParams
+from liser.params import load_params
 from liser.runtime import keep_freed_buffers
 
 RESULTS = Path(__file__).parent / "results" / "frontend_and_student.json"
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="audio length for the front-end figures")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    params = FeatureParams()
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml").features
     extractor = LogMel(params)
     rng = np.random.default_rng(0)
     audio = rng.normal(0, 0.1, int(args.seconds * params.sample_rate)).astype(np.float32)

@@ -17,13 +17,15 @@ import os
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+
 import numpy as np
 import psutil
 import torch
 
 from liser.files import write_json
 from liser.models.student import StudentConfig
-from liser.params import TrainParams
+from liser.params import load_params
 from liser.runtime import describe_machine, resolve_device, resolve_precision
 from liser.students.data import LabeledSet, UnlabeledSet
 from liser.students.evaluate import Windowing
@@ -153,15 +155,17 @@ def main() -> None:
     memory = psutil.virtual_memory().available if not per_device else torch.cuda.mem_get_info(device)[0]
     for precision in ("float32", "auto"):
         chosen = resolve_precision(precision, device)
-        params = TrainParams(
-            lr=1e-4,
-            epochs=1,
-            batch_size=BATCH,
-            seeds=[0],
-            threads=args.threads,
-            device=str(device),
-            precision=chosen,
-            population=1,
+        params = load_params(REPO / "params.yaml").train.model_copy(
+            update=dict(
+                lr=1e-4,
+                epochs=1,
+                batch_size=BATCH,
+                seeds=[0],
+                threads=args.threads,
+                device=str(device),
+                precision=chosen,
+                population=1,
+            )
         )
         small_labeled = LabeledSet(labeled.utterances[:2], labeled.features[:2], labeled.labels[:2])
         small = UnlabeledSet(

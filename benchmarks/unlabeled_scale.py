@@ -228,7 +228,7 @@ def ray_workers(cpus: int, work) -> float:
     nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": cpus, "include_dashboard": False})
     ray.init(address=nodes.address, logging_level="WARNING", log_to_driver=False)
     try:
-        runtime = RuntimeParams(cluster="ray", ray_address=nodes.address)
+        runtime = RuntimeParams(cluster="ray", ray_address=nodes.address, shared_root=None)
         work(runtime)  # warm-up: workers started, libraries imported, models built
         start = time.perf_counter()
         work(runtime)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from liser.params import RuntimeParams
 from liser.processes import worker_pool
 
-__all__ = ["Resources", "ray_session", "run_jobs", "job_input"]
+__all__ = ["ON_THIS_MACHINE", "Resources", "ray_session", "run_jobs", "job_input"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 # (and a test's cluster) listens and talks on the loopback interface only.
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 TASKS_PER_WORKER = 2  # handed out ahead, so a worker never waits for the next job
+# where work runs when its caller names no runtime (a library call, not a stage): this machine's processes
+ON_THIS_MACHINE = RuntimeParams(cluster="local", ray_address=None, shared_root=None)
 
 
 @dataclass(frozen=True)

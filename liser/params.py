@@ -103,14 +103,14 @@ class DemoParams(_Section):
     labeled file, and an MSP-Face video that is gone and one without a face.
     """
 
-    seed: int = 0
-    ravdess_actors: int = Field(12, ge=10, le=24)
-    crema_d_actors: int = Field(12, ge=10, le=91)
-    mspface_speakers: int = Field(24, ge=1)
-    mspface_videos: int = Field(30, ge=3)
-    ferv39k_clips_per_class: int = Field(80, ge=2)
-    ferv39k_identities: int = Field(24, ge=2)
-    broken_files: bool = True
+    seed: int
+    ravdess_actors: int = Field(ge=10, le=24)
+    crema_d_actors: int = Field(ge=10, le=91)
+    mspface_speakers: int = Field(ge=1)
+    mspface_videos: int = Field(ge=3)
+    ferv39k_clips_per_class: int = Field(ge=2)
+    ferv39k_identities: int = Field(ge=2)
+    broken_files: bool
 
     @model_validator(mode="after")
     def _every_identity_shows_every_expression(self) -> DemoParams:
@@ -230,9 +230,9 @@ class RuntimeParams(_Section):
     without it each input file is sent with its task.  Outputs are always written by the stage itself.
     """
 
-    cluster: Literal["local", "ray"] = "local"
-    ray_address: str | None = None
-    shared_root: Path | None = None
+    cluster: Literal["local", "ray"]
+    ray_address: str | None
+    shared_root: Path | None
 
     @model_validator(mode="after")
     def _ray_settings_need_ray(self) -> RuntimeParams:
@@ -255,11 +255,11 @@ class UnlabeledParams(_Section):
     left out (say, the labeled corpora's speakers).
     """
 
-    reader: Literal["mspface", "voxceleb2", "avspeech", "folder"] = "mspface"
-    root: Path | None = None
-    table: Path | None = None
-    sets: list[Literal["dev", "test"]] = Field(default_factory=lambda: ["dev"])  # voxceleb2
-    exclude_speakers: list[str] = Field(default_factory=list)
+    reader: Literal["mspface", "voxceleb2", "avspeech", "folder"]
+    root: Path | None
+    table: Path | None
+    sets: list[Literal["dev", "test"]]  # voxceleb2
+    exclude_speakers: list[str]
 
     @model_validator(mode="after")
     def _where_the_reader_reads(self) -> UnlabeledParams:
@@ -281,19 +281,19 @@ class MspFaceParams(_Section):
     that downloads (``unlabeled.reader: avspeech`` too)."""
 
     lists: Path  # folder with link_videos.txt, segments_data.txt, speaker_id_*.txt
-    limit_videos: int | None = Field(None, gt=0)  # first N videos only, to try the pipeline on a subset
-    limit_hours: float | None = Field(None, gt=0)
-    workers: int = Field(2, ge=1)
-    retries: int = Field(3, ge=0)
-    backoff_s: float = Field(5.0, ge=0)
-    ratelimit: int | None = Field(None, gt=0)  # bytes per second per download
-    cookies: Path | None = None  # a cookies.txt (Netscape format), for YouTube's bot checks and age gates
-    cookies_from_browser: str | None = None  # or read from a browser: firefox, chrome, "chrome:Profile 1"
-    sleep_s: float = Field(0.0, ge=0)  # wait before each download
-    max_sleep_s: float | None = Field(None, ge=0)  # a random wait between sleep_s and this
-    per_host: int = Field(1, ge=1)  # downloads at a time from one host
-    retry_gone: bool = False  # try again videos an earlier run found removed, private, region-locked, age-gated
-    allow_local_files: bool = False  # file:// URLs in the lists (the demo's); otherwise https YouTube URLs only
+    limit_videos: int | None = Field(gt=0)  # first N videos only, to try the pipeline on a subset
+    limit_hours: float | None = Field(gt=0)
+    workers: int = Field(ge=1)
+    retries: int = Field(ge=0)
+    backoff_s: float = Field(ge=0)
+    ratelimit: int | None = Field(gt=0)  # bytes per second per download
+    cookies: Path | None  # a cookies.txt (Netscape format), for YouTube's bot checks and age gates
+    cookies_from_browser: str | None  # or read from a browser: firefox, chrome, "chrome:Profile 1"
+    sleep_s: float = Field(ge=0)  # wait before each download
+    max_sleep_s: float | None = Field(ge=0)  # a random wait between sleep_s and this
+    per_host: int = Field(ge=1)  # downloads at a time from one host
+    retry_gone: bool  # try again videos an earlier run found removed, private, region-locked, age-gated
+    allow_local_files: bool  # file:// URLs in the lists (the demo's); otherwise https YouTube URLs only
 
     @model_validator(mode="after")
     def _sleep_range(self) -> MspFaceParams:
@@ -305,18 +305,18 @@ class MspFaceParams(_Section):
 class FaceParams(_Section):
     """Face detection, alignment and cropping (stage ``faces``)."""
 
-    detector: str = "opencv"  # a DeepFace backend whose weights are present
-    detect_every: int = Field(1, ge=1)  # detect on every k-th frame, interpolate in between
-    margin: float = Field(0.2, ge=0)
-    max_gap: int = Field(15, ge=0)
-    min_face_fraction: float = Field(0.5, ge=0, le=1)
-    workers: int = Field(1, ge=1)
+    detector: str  # a DeepFace backend whose weights are present
+    detect_every: int = Field(ge=1)  # detect on every k-th frame, interpolate in between
+    margin: float = Field(ge=0)
+    max_gap: int = Field(ge=0)
+    min_face_fraction: float = Field(ge=0, le=1)
+    workers: int = Field(ge=1)
     # false: only each segment's face track is kept, and the video teacher aligns the faces from the segment's
     # video as it scores them; true: the aligned 224 x 224 crops are kept too, as H.264 clips of quality crf
-    keep_crops: bool = True
-    crf: int = Field(18, ge=0, le=51)  # 0 keeps the crops losslessly (RGB), exactly the frames the teacher sees
+    keep_crops: bool
+    crf: int = Field(ge=0, le=51)  # 0 keeps the crops losslessly (RGB), exactly the frames the teacher sees
     # listed: the face boxes a corpus lists (VoxCeleb2's txt files) where it lists them, detection elsewhere
-    boxes: Literal["detect", "listed"] = "detect"
+    boxes: Literal["detect", "listed"]
 
     @model_validator(mode="after")
     def _gap_covers_the_stride(self) -> FaceParams:
@@ -330,11 +330,11 @@ class FaceParams(_Section):
 class WindowParams(_Section):
     """The teachers' unit: non-overlapping windows of video frames (stage ``windows``)."""
 
-    frames: int = Field(16, gt=0)
-    fps: float = Field(30.0, gt=0)
+    frames: int = Field(gt=0)
+    fps: float = Field(gt=0)
     # read by the students that distil from the video teacher, not by stage `windows`: a window in which a face
     # was detected in fewer of its frames gives no video target
-    min_face_fraction: float = Field(0.5, ge=0, le=1)
+    min_face_fraction: float = Field(ge=0, le=1)
 
 
 class VideoTeacherParams(_Section):
@@ -455,7 +455,7 @@ class CvParams(_Section):
     """Speaker-independent cross-validation."""
 
     folds: list[int]
-    seed: int = 0
+    seed: int
 
     @model_validator(mode="after")
     def _folds_are_a_range(self) -> CvParams:
@@ -473,12 +473,12 @@ class CvParams(_Section):
 class FeatureParams(_Section):
     """Log-Mel front end shared by every corpus (labeled and unlabeled)."""
 
-    sample_rate: int = Field(16000, gt=0)
-    n_mels: int = Field(64, gt=0)
-    window_s: float = Field(0.128, gt=0)
-    hop_s: float = Field(0.032, gt=0)
-    crop_s: float = Field(3.0, gt=0)
-    log_floor: float = Field(1e-6, gt=0)
+    sample_rate: int = Field(gt=0)
+    n_mels: int = Field(gt=0)
+    window_s: float = Field(gt=0)
+    hop_s: float = Field(gt=0)
+    crop_s: float = Field(gt=0)
+    log_floor: float = Field(gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureParams:
@@ -507,33 +507,33 @@ class FeatureParams(_Section):
 class StudentParams(_Section):
     """The CNN-LSTM student of Table 1."""
 
-    conv_channels: int = Field(64, gt=0)
-    lstm_hidden: int = Field(64, gt=0)
-    distill_hidden: int = Field(32, gt=0)
-    video_classes: int = Field(7, gt=0)
+    conv_channels: int = Field(gt=0)
+    lstm_hidden: int = Field(gt=0)
+    distill_hidden: int = Field(gt=0)
+    video_classes: int = Field(gt=0)
 
 
 class TrainParams(_Section):
     """Student optimisation (section 3.6)."""
 
-    optimizer: Literal["adamw"] = "adamw"
-    lr: float = Field(1e-4, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    batch_size: int = Field(25, gt=0)
-    epochs: int = Field(50, gt=0)
+    optimizer: Literal["adamw"]
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    batch_size: int = Field(gt=0)
+    epochs: int = Field(gt=0)
     # every fold's students are trained once per seed; a fold's score is the mean over its seeds
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
     # matched: a configuration that does not distil trains as many candidates (seeds), chosen on validation as a
     # lambda is, as the distilled configuration with the most lambda candidates; none: one candidate
-    selection_budget: Literal["matched", "none"] = "matched"
-    threads: int = Field(2, ge=1)  # torch threads of each training process
-    population: int | Literal["auto"] = "auto"  # students trained as one batched model; auto: all on a GPU, 1 on a CPU
-    device: str = "auto"  # auto: CUDA when present, else the CPU; or cpu, cuda, cuda:1, ...
-    precision: Literal["auto", "float32", "bfloat16"] = "auto"  # the training forward pass; weights stay float32
+    selection_budget: Literal["matched", "none"]
+    threads: int = Field(ge=1)  # torch threads of each training process
+    population: int | Literal["auto"]  # students trained as one batched model; auto: all on a GPU, 1 on a CPU
+    device: str  # auto: CUDA when present, else the CPU; or cpu, cuda, cuda:1, ...
+    precision: Literal["auto", "float32", "bfloat16"]  # the training forward pass; weights stay float32
     # pooled: labeled and unlabeled items shuffled together, an epoch is one pass over both; fixed: every batch holds
     # labeled_per_batch labeled items and the rest unlabeled, an epoch is one pass over the labeled items
-    batch_composition: Literal["pooled", "fixed"] = "pooled"
-    labeled_per_batch: int = Field(5, gt=0)  # with fixed
+    batch_composition: Literal["pooled", "fixed"]
+    labeled_per_batch: int = Field(gt=0)  # with fixed
 
     @model_validator(mode="after")
     def _known_device(self) -> TrainParams:
@@ -554,18 +554,18 @@ class TrainParams(_Section):
 class EvaluateParams(_Section):
     """Whole-utterance evaluation with a sliding 3 s window (section 3.3)."""
 
-    stride_s: float = Field(0.1, gt=0)  # test utterances, and `liser predict`
-    validation_stride_s: float = Field(0.1, gt=0)  # validation utterances, once per epoch, to pick the epoch
-    eval_batch_size: int = Field(64, gt=0)
+    stride_s: float = Field(gt=0)  # test utterances, and `liser predict`
+    validation_stride_s: float = Field(gt=0)  # validation utterances, once per epoch, to pick the epoch
+    eval_batch_size: int = Field(gt=0)
 
 
 class LossParams(_Section):
     """Distillation weights of eq. (4)/(5); ``lambda_grid`` is the paper's search space."""
 
-    lambda_sd: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Literal["auto"] = 1.0  # auto: chosen on validation
-    lambda_vd: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Literal["auto"] = 1.0
-    lambda_grid: list[float] = Field(default_factory=lambda: [0.1, 0.5, 1.0, 5.0, 10.0], min_length=1)
-    class_reduction: Literal["mean", "sum"] = "mean"  # the MAE of one item over its classes
+    lambda_sd: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Literal["auto"]  # auto: chosen on validation
+    lambda_vd: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Literal["auto"]
+    lambda_grid: list[float] = Field(min_length=1)
+    class_reduction: Literal["mean", "sum"]  # the MAE of one item over its classes
 
     @model_validator(mode="after")
     def _grid_non_negative(self) -> LossParams:
@@ -577,11 +577,11 @@ class LossParams(_Section):
 class LabelEfficiencyParams(_Section):
     """Figure 2: students trained on part of each fold's labeled training utterances."""
 
-    percents: list[int] = Field(default_factory=lambda: [25, 50, 75])
-    seed: int = 0
+    percents: list[int]
+    seed: int
     # share: each share's speech teachers are fine-tuned on the labeled utterances its students see; all: the
     # teachers of the full run (trained on every labeled training utterance) are reused
-    teacher: Literal["share", "all"] = "share"
+    teacher: Literal["share", "all"]
 
     @model_validator(mode="after")
     def _percents(self) -> LabelEfficiencyParams:
@@ -597,16 +597,16 @@ class ProtocolParams(_Section):
     ``literal``: the paper's sentences taken word for word.  Values written ``{strict: ..., literal: ...}`` in
     params.yaml take this reading's."""
 
-    reading: Literal["strict", "literal"] = "strict"
+    reading: Literal["strict", "literal"]
 
 
 class Params(_Section):
     profile: Literal["demo", "paper"]
-    protocol: ProtocolParams = Field(default_factory=ProtocolParams)
+    protocol: ProtocolParams
     demo: DemoParams
     corpora: CorporaParams
-    runtime: RuntimeParams = Field(default_factory=RuntimeParams)
-    unlabeled: UnlabeledParams = Field(default_factory=UnlabeledParams)
+    runtime: RuntimeParams
+    unlabeled: UnlabeledParams
     mspface: MspFaceParams
     faces: FaceParams
     windows: WindowParams

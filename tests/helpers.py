@@ -10,6 +10,15 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 
 
+def section(name: str, **changes):
+    """The params section ``name`` of the project's params.yaml (demo profile), with ``changes``, validated:
+    params.yaml is where every setting's value lives, so the tests start from it."""
+    from liser.params import load_params
+
+    current = getattr(load_params(REPO / "params.yaml"), name)
+    return type(current).model_validate({**current.model_dump(), **changes})
+
+
 def write_tone(
     path: Path, seconds: float = 1.0, sample_rate: int = 16000, channels: int = 1, freq: float = 220.0
 ) -> Path:

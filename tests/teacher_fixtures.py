@@ -9,9 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel, Wav2Vec2FeatureExtractor
 
-from liser.params import load_params
-
-from .helpers import REPO
+from .helpers import REPO, section  # noqa: F401  (section: the teacher tests import it from here)
 
 RATE = 16000
 # Two conv layers (10 ms frames), two encoder layers of two heads: a few thousand parameters.
@@ -46,12 +44,6 @@ OWN_SETTINGS = {
     "wavlm": {"num_buckets": 8, "max_bucket_distance": 16},
     "data2vec-audio": {"num_conv_pos_embeddings": 2, "conv_pos_kernel_size": 3},  # layers of the positional conv
 }
-
-
-def section(name: str, **changes):
-    """The params section ``name`` of the project's params.yaml (demo profile), with ``changes``, validated."""
-    current = getattr(load_params(REPO / "params.yaml"), name)
-    return type(current).model_validate({**current.model_dump(), **changes})
 
 
 def encoder_config(model_type: str, shape: dict | None = None, **settings) -> AutoConfig:

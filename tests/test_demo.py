@@ -8,13 +8,15 @@ from liser.corpora.labeled import read_corpus
 from liser.demo import DEMO_FOLDERS, MANIFESTS, write_demo
 from liser.demo.voice import random_speaker, speak
 from liser.files import folder_manifest
-from liser.params import DemoParams
+
+from .helpers import section
 
 
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "demo"
-    params = DemoParams(
+    params = section(
+        "demo",
         seed=0,
         ravdess_actors=10,
         crema_d_actors=10,
@@ -55,7 +57,8 @@ def test_demo_carries_the_damage_real_copies_have(demo_root):
 
 
 def test_demo_is_deterministic(tmp_path):
-    params = DemoParams(
+    params = section(
+        "demo",
         seed=4,
         ravdess_actors=10,
         crema_d_actors=10,

@@ -6,20 +6,19 @@ import pytest
 import soundfile as sf
 
 from liser.features import FeatureStore, LogMel, audio_blocks, extract_corpus_features, load_audio
-from liser.params import FeatureParams
 
-from .helpers import write_tone
+from .helpers import section, write_tone
 
 
 def test_three_seconds_is_64_by_94():
-    params = FeatureParams()
+    params = section("features")
     logmel = LogMel(params)(np.random.default_rng(0).normal(0, 0.1, 48000).astype(np.float32))
     assert logmel.shape == (64, 94) == (params.n_mels, params.crop_frames)
     assert logmel.dtype == np.float32
 
 
 def test_silence_maps_to_the_log_floor():
-    params = FeatureParams()
+    params = section("features")
     logmel = LogMel(params)(np.zeros(16000, dtype=np.float32))
     assert np.allclose(logmel, LogMel.silence_of(params))
 
@@ -33,7 +32,7 @@ def test_48k_stereo_is_resampled_to_16k_mono(tmp_path):
 
 
 def test_tone_energy_lands_in_the_right_mel_band():
-    params = FeatureParams()
+    params = section("features")
     t = np.arange(16000) / 16000
     low = LogMel(params)(np.sin(2 * np.pi * 200 * t).astype(np.float32)).mean(axis=1).argmax()
     high = LogMel(params)(np.sin(2 * np.pi * 4000 * t).astype(np.float32)).mean(axis=1).argmax()
@@ -45,14 +44,14 @@ def test_store_round_trip_and_bad_file_reported(tmp_path):
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF....WAVEfmt garbage")
     manifest = pd.DataFrame({"utterance": ["a", "b", "c", "broken"], "path": [*map(str, paths), str(broken)]})
-    problems = extract_corpus_features(manifest, FeatureParams(), tmp_path / "features")
+    problems = extract_corpus_features(manifest, section("features"), tmp_path / "features")
     assert list(problems["path"]) == [str(broken)]
     store = FeatureStore(tmp_path / "features")
     assert sorted(p.name for p in (tmp_path / "features").iterdir()) == ["index.parquet", "logmel.npy", "problems.csv"]
     assert list(pd.read_csv(tmp_path / "features" / "problems.csv")["path"]) == [str(broken)]
     assert store["b"].shape == (64, 94)
     assert store["a"].shape == (64, 32) and store["c"].shape[1] == 13
-    expected = LogMel(FeatureParams())(load_audio(paths[0], 16000))
+    expected = LogMel(section("features"))(load_audio(paths[0], 16000))
     np.testing.assert_allclose(store["a"], expected)
     assert "broken" not in store
     # written an utterance at a time, the file is what np.save writes for the whole array
@@ -73,7 +72,7 @@ def test_audio_read_in_blocks_is_the_audio_read_whole(tmp_path, rate, channels):
 
 @pytest.mark.parametrize("seconds, block_s", [(7.3, 2.0), (3.0, 0.05), (0.6, 10.0), (5.0, 0.128)])
 def test_log_mel_computed_block_by_block_is_the_log_mel_of_the_whole(seconds, block_s):
-    params = FeatureParams()
+    params = section("features")
     waveform = np.random.default_rng(1).normal(0, 0.1, int(seconds * 16000)).astype(np.float32)
     size = int(block_s * 16000)
     blocks = [waveform[i : i + size] for i in range(0, len(waveform), size)]

@@ -9,7 +9,6 @@ import torch
 from liser.features import FeatureStore
 from liser.files import write_npy, write_parquet
 from liser.folds import labeled_share
-from liser.params import LossParams
 from liser.students.batching import WindowTargets
 from liser.students.configurations import CONFIGURATIONS, configuration, lambda_candidates
 from liser.students.data import unlabeled_set
@@ -17,6 +16,7 @@ from liser.students.evaluate import score, utterance_logits
 from liser.students.objective import Objective, StackedObjectives
 from liser.students.population import Member, train_population
 from liser.window_tables import Softmaxes
+from tests.helpers import section
 from tests.student_data import CONFIG, WINDOWING, band_set, known_answer, teacher_knows, train_one, train_params
 
 LOGITS = {
@@ -160,7 +160,7 @@ def test_two_stage_starts_from_the_distilled_weights():
 
 
 def test_configurations_use_their_lambdas_only():
-    loss = LossParams(lambda_sd=0.5, lambda_vd=5.0)
+    loss = section("loss", lambda_sd=0.5, lambda_vd=5.0)
 
     def objective(name):
         (pair,) = lambda_candidates(CONFIGURATIONS[name], loss)
@@ -176,11 +176,11 @@ def test_configurations_use_their_lambdas_only():
 
 
 def test_auto_lambda_trains_the_grid_for_the_teachers_used():
-    loss = LossParams(lambda_sd="auto", lambda_vd="auto", lambda_grid=[0.1, 1, 10])
+    loss = section("loss", lambda_sd="auto", lambda_vd="auto", lambda_grid=[0.1, 1, 10])
     assert lambda_candidates(CONFIGURATIONS["no-dstl"], loss) == [(0.0, 0.0)]
     assert lambda_candidates(CONFIGURATIONS["vid-dstl"], loss) == [(0.0, 0.1), (0.0, 1.0), (0.0, 10.0)]
     assert len(lambda_candidates(CONFIGURATIONS["vid-sp-dstl"], loss)) == 9
-    fixed_video = LossParams(lambda_sd="auto", lambda_vd=5.0, lambda_grid=[0.1, 1, 10])
+    fixed_video = section("loss", lambda_sd="auto", lambda_vd=5.0, lambda_grid=[0.1, 1, 10])
     assert lambda_candidates(CONFIGURATIONS["vid-sp-dstl"], fixed_video) == [(0.1, 5.0), (1.0, 5.0), (10.0, 5.0)]
 
 

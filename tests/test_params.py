@@ -199,3 +199,15 @@ def test_seeds_are_distinct_and_the_budget_named(raw):
     assert "train.seeds: each seed at most once" in error_for(raw, lambda r: r["train"].update(seeds=[1, 1]))
     assert "train.selection_budget" in error_for(raw, lambda r: r["train"].update(selection_budget="all"))
     assert "train.seed: unknown key" in error_for(raw, lambda r: r["train"].update(seed=0))
+
+
+def test_every_setting_has_its_value_in_params_yaml_only(raw):
+    """params.yaml is the one place a setting's value lives: leave any key out and loading names it as missing
+    (a corpus entry's optional keys apart: each corpus says only what its reader needs)."""
+    for section, values in raw.items():
+        if section in ("profile", "corpora") or not isinstance(values, dict):
+            continue
+        for key in values:
+            message = error_for(raw, lambda r, section=section, key=key: r[section].pop(key))
+            assert f"{section}.{key}: missing" in message, message
+        assert f"{section}: missing" in error_for(raw, lambda r, section=section: r.pop(section))

@@ -11,7 +11,7 @@ from liser.features import FeatureStore
 from liser.files import write_json, write_npy, write_parquet
 from liser.folds import fold_utterances, labeled_share, speaker_folds
 from liser.models.student import Student
-from liser.params import TrainParams, load_params
+from liser.params import load_params
 from liser.students.batching import BatchOrder, WindowTargets
 from liser.students.configurations import configuration
 from liser.students.crossval import distilled_batches_per_epoch
@@ -138,7 +138,7 @@ def test_an_epoch_stretched_to_a_distilled_runs_batches_passes_the_labeled_items
 
 def test_fixed_needs_room_for_unlabeled_items():
     with pytest.raises(ValueError, match="labeled_per_batch"):
-        TrainParams(batch_composition="fixed", batch_size=5, labeled_per_batch=5)
+        section("train", batch_composition="fixed", batch_size=5, labeled_per_batch=5)
 
 
 def test_the_matched_steps_control_takes_the_distilled_runs_steps():

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from skimage import data
 
-from liser.cluster import LOOPBACK_ONLY, Resources, run_jobs
+from liser.cluster import LOOPBACK_ONLY, ON_THIS_MACHINE, Resources, run_jobs
 from liser.ffmpeg import write_video
 from liser.params import RuntimeParams
 from liser.unlabeled.acquire import AcquireOptions, acquire, prepare_files
@@ -26,7 +26,7 @@ from liser.unlabeled.faces import CropOptions
 
 from .helpers import REPO, write_tone
 
-LOCAL = RuntimeParams()
+LOCAL = ON_THIS_MACHINE
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def on_ray(cluster):
-    return RuntimeParams(cluster="ray", ray_address=cluster.address)
+    return RuntimeParams(cluster="ray", ray_address=cluster.address, shared_root=None)
 
 
 def _descendants(root: int) -> set[int]:
@@ -195,7 +195,7 @@ DRIVER = textwrap.dedent(
     from liser.unlabeled.faces import CropOptions
 
     segments = pd.read_parquet(sys.argv[1])
-    runtime = RuntimeParams(cluster="ray", ray_address=sys.argv[3])
+    runtime = RuntimeParams(cluster="ray", ray_address=sys.argv[3], shared_root=None)
     crop_segments(segments, sys.argv[2], CropOptions(detect_every=2), runtime=runtime)
     """
 )

@@ -8,9 +8,9 @@ import pytest
 
 from liser.corpora import avspeech, folder, voxceleb2
 from liser.corpora.audiovisual import SEGMENT_COLUMNS, InvalidId, check_id
-from liser.params import UnlabeledParams
 from liser.unlabeled.corpus import read_unlabeled
 
+from .helpers import section
 from .test_mspface import write_lists
 
 CLIP_BYTES = b"\x00\x00\x00\x18ftypmp42 a clip the readers do not decode"
@@ -180,16 +180,16 @@ def test_params_choose_the_reader_and_leave_out_excluded_speakers(vox, tmp_path)
         speakers=["MSP-FACE_0001_0001.mp4,Speaker_1", "MSP-FACE_0001_0002.mp4,Speaker_2"],
         genders=["Speaker_1,Female", "Speaker_2,Male"],
     )
-    msp = read_unlabeled(UnlabeledParams(reader="mspface", exclude_speakers=["Speaker_2"]), lists)
+    msp = read_unlabeled(section("unlabeled", exclude_speakers=["Speaker_2"]), lists)
     assert list(msp.segments["segment"]) == ["MSP-FACE_0001_0001"] and msp.downloads
     assert msp.videos["listed"].tolist() == ["videos/MSP-FACE_0001.mp4"]
     assert "Speaker_2 is in unlabeled.exclude_speakers" in problems_of(msp)["MSP-FACE_0001_0002"]
-    vox_corpus = read_unlabeled(UnlabeledParams(reader="voxceleb2", root=vox, exclude_speakers=["id00012"]), lists)
+    vox_corpus = read_unlabeled(section("unlabeled", reader="voxceleb2", root=vox, exclude_speakers=["id00012"]), lists)
     assert set(vox_corpus.segments["speaker"]) == {"id00015", "id00016"}
     with pytest.raises(ValueError, match="root: missing"):
-        UnlabeledParams(reader="voxceleb2")
+        section("unlabeled", reader="voxceleb2")
     with pytest.raises(ValueError, match="table: the voxceleb2 reader does not read it"):
-        UnlabeledParams(reader="voxceleb2", root=vox, table=tmp_path / "t.csv")
+        section("unlabeled", reader="voxceleb2", root=vox, table=tmp_path / "t.csv")
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "", "a.b", "x" * 201, "\u0661", "a\n", None])
@@ -206,12 +206,10 @@ def test_ids_of_every_reader_are_safe_names():
 
 
 def test_ray_settings_need_cluster_ray():
-    from liser.params import RuntimeParams
-
-    assert RuntimeParams(cluster="ray", ray_address="127.0.0.1:6379").ray_address == "127.0.0.1:6379"
+    assert section("runtime", cluster="ray", ray_address="127.0.0.1:6379").ray_address == "127.0.0.1:6379"
     with pytest.raises(ValueError, match="ray_address: a Ray setting, but cluster is local"):
-        RuntimeParams(ray_address="127.0.0.1:6379")
+        section("runtime", ray_address="127.0.0.1:6379")
     with pytest.raises(ValueError, match="shared_root: a Ray setting"):
-        RuntimeParams(shared_root="/mnt/liser")
+        section("runtime", shared_root="/mnt/liser")
     with pytest.raises(ValueError):
-        RuntimeParams(cluster="spark")
+        section("runtime", cluster="spark")

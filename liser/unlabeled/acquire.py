@@ -51,7 +51,7 @@ import pandas as pd
 import yt_dlp
 from tqdm import tqdm
 
-from liser.cluster import Resources, job_input, run_jobs
+from liser.cluster import ON_THIS_MACHINE, Resources, job_input, run_jobs
 from liser.corpora.audio_check import UnusableAudio, check_audio
 from liser.corpora.audiovisual import InvalidId, check_id
 from liser.files import atomic_path, write_bytes, write_json, write_parquet
@@ -685,7 +685,7 @@ def acquire(
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1 (got {workers})")
-    runtime = runtime or RuntimeParams()
+    runtime = runtime or ON_THIS_MACHINE
     options = options or AcquireOptions()
     options.check()
     out_given = Path(out_dir)
@@ -873,7 +873,7 @@ def prepare_files(
     A segment whose sound is there is not done again.  A file that cannot be read (no picture or sound stream,
     undecodable, shorter than its segment) is a failure with its reason and the run goes on.  Writes and returns
     the report and the obtained table as :func:`acquire` does."""
-    runtime = runtime or RuntimeParams()
+    runtime = runtime or ON_THIS_MACHINE
     out_given = Path(out_dir)
     out_dir = out_given.resolve()
     _remove_stale(out_dir)

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from liser.cluster import Resources, job_input, run_jobs
+from liser.cluster import ON_THIS_MACHINE, Resources, job_input, run_jobs
 from liser.corpora.audiovisual import check_id
 from liser.corpora.voxceleb2 import read_face_boxes
 from liser.files import atomic_path, write_bytes, write_csv, write_json
@@ -191,7 +191,7 @@ def crop_segments(
         raise ValueError(f"workers must be at least 1 (got {workers})")
     options = options or CropOptions()
     options.check()
-    runtime = runtime or RuntimeParams()
+    runtime = runtime or ON_THIS_MACHINE
     repeated = segments["segment"][segments["segment"].duplicated()]
     if len(repeated):
         raise ValueError(f"segment {repeated.iloc[0]!r} appears more than once")
