@@ -36,7 +36,8 @@ ROLES = {
 
 def write_store(folder, names, features):
     frames = [f.shape[1] for f in features]
-    write_npy(folder / "logmel.npy", np.concatenate([f.T for f in features]).astype(np.float32))
+    # rows of frames, as the features stage writes its store (C order)
+    write_npy(folder / "logmel.npy", np.ascontiguousarray(np.concatenate([f.T for f in features]), np.float32))
     offsets = np.concatenate([[0], np.cumsum(frames)[:-1]])
     write_parquet(folder / "index.parquet", pd.DataFrame({"utterance": names, "offset": offsets, "frames": frames}))
 
