@@ -13,10 +13,10 @@ difference of their means.  Per-fold contrasts within one experiment are the rep
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from liser.params import PROFILES, READINGS, resolve_switches
+from liser.results.lambda_search import experiment_entries
 from liser.students.configurations import CONTROLS, FIGURE_2, TABLE_2, TABLE_3
 
 __all__ = ["Experiment", "experiments", "select", "side_by_side"]
@@ -38,22 +38,10 @@ class Experiment:
         return f"{self.name} ({self.reading}, {self.profile})"
 
 
-def _entries(node: object) -> Iterator[dict]:
-    if isinstance(node, dict):
-        data = node.get("data")
-        if isinstance(data, dict) and "params" in data and "metrics" in data:
-            yield node
-        for value in node.values():
-            yield from _entries(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _entries(value)
-
-
 def experiments(shown: list) -> list[Experiment]:
     """Every entry of `dvc exp show --json` with student results, in the order shown."""
     found = []
-    for entry in _entries(shown):
+    for entry in experiment_entries(shown):
         rev = entry.get("rev") or entry["data"].get("rev") or ""
         results: dict[str, dict[str, dict]] = {}
         for path, metrics in entry["data"]["metrics"].items():

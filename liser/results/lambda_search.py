@@ -34,17 +34,17 @@ class Candidate:
     test_uar: float  # reported beside, never used to choose
 
 
-def _runs(node: object) -> Iterator[dict]:
+def experiment_entries(node: object) -> Iterator[dict]:
     """Every experiment or commit entry of `dvc exp show --json` (entries carrying params and metrics)."""
     if isinstance(node, dict):
         data = node.get("data")
         if isinstance(data, dict) and "params" in data and "metrics" in data:
             yield node
         for value in node.values():
-            yield from _runs(value)
+            yield from experiment_entries(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _runs(value)
+            yield from experiment_entries(value)
 
 
 def _lambdas(raw: dict, where: str) -> tuple[object, object]:
@@ -66,7 +66,7 @@ def candidates(shown: list, configuration: str = "vid-sp-dstl") -> tuple[list[Ca
     Also each experiment left out, with the reason."""
     found, skipped, seen = [], [], set()
     pattern = re.compile(rf"metrics/students/[^/]+/{re.escape(configuration)}\.json")
-    for run in _runs(shown):
+    for run in experiment_entries(shown):
         rev = run.get("rev") or run["data"].get("rev")
         if rev in seen:
             continue

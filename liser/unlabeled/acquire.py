@@ -370,17 +370,33 @@ def _valid_times(start: Any, end: Any) -> bool:
     return math.isfinite(start) and math.isfinite(end) and 0 <= start < end
 
 
+FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]  # quiet, overwriting, no keyboard
+
+
+def _sound_output(audio_out: Path) -> list[str]:
+    """ffmpeg's output options for a segment's sound: its first audio stream, mono 16-bit WAV at the segment rate."""
+    return [
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        str(SEGMENT_SAMPLE_RATE),
+        "-c:a",
+        "pcm_s16le",
+        "-f",
+        "wav",
+        str(audio_out),
+    ]
+
+
 def _cut_command(source: Path, start: float, end: float, video_out: Path, audio_out: Path) -> list[str]:
     """One ffmpeg run writing both files of a segment from ``source``, re-encoded."""
     coarse = max(0.0, start - INPUT_SEEK_MARGIN_S)
     exact = ["-ss", f"{start - coarse:.6f}", "-t", f"{end - start:.6f}"]
     return [
-        "ffmpeg",
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
+        *FFMPEG,
         "-ss",
         f"{coarse:.6f}",
         "-i",
@@ -403,18 +419,7 @@ def _cut_command(source: Path, start: float, end: float, video_out: Path, audio_
         "mp4",
         str(video_out),
         *exact,
-        "-map",
-        "0:a:0",
-        "-vn",
-        "-ac",
-        "1",
-        "-ar",
-        str(SEGMENT_SAMPLE_RATE),
-        "-c:a",
-        "pcm_s16le",
-        "-f",
-        "wav",
-        str(audio_out),
+        *_sound_output(audio_out),
     ]
 
 
@@ -800,27 +805,11 @@ def _probe(path: Path) -> tuple[set[str], float]:
 def _sound_command(source: Path, start: float, end: float | None, audio_out: Path) -> list[str]:
     span = ["-ss", f"{start:.6f}"] + ([] if end is None else ["-t", f"{end - start:.6f}"])
     return [
-        "ffmpeg",
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
+        *FFMPEG,
         "-i",
         str(source),
         *span,
-        "-map",
-        "0:a:0",
-        "-vn",
-        "-ac",
-        "1",
-        "-ar",
-        str(SEGMENT_SAMPLE_RATE),
-        "-c:a",
-        "pcm_s16le",
-        "-f",
-        "wav",
-        str(audio_out),
+        *_sound_output(audio_out),
     ]
 
 
