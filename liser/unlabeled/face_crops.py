@@ -316,9 +316,13 @@ def _write_face_masks(out_dir: Path, segments: pd.DataFrame, kept: list[str]) ->
             writer.write_table(pa.table(columns, schema=FACE_MASK_SCHEMA))
 
 
+FACE_METRICS = ("segments_total", "segments_kept", "segments_dropped", "face_fraction", "kept_frames_total")
+
+
 def crop_faces(segments: str | Path, faces: FaceParams, fps: float, runtime: RuntimeParams, out: str | Path) -> dict:
     """Stage faces: the tracks (and crops) of every segment of the obtained table ``segments``, read at ``fps``;
-    the coverage report without its per-segment lists."""
+    returns the figures of the coverage report compared across experiments (the whole report, with the settings
+    and each dropped segment's reason, is written beside the faces)."""
     options = CropOptions(
         detector=faces.detector,
         detect_every=faces.detect_every,
@@ -332,4 +336,4 @@ def crop_faces(segments: str | Path, faces: FaceParams, fps: float, runtime: Run
     coverage = crop_segments(
         pd.read_parquet(segments), out, options, keep_crops=faces.keep_crops, workers=faces.workers, runtime=runtime
     )
-    return {k: v for k, v in coverage.items() if not isinstance(v, (list, dict))}
+    return {key: coverage[key] for key in FACE_METRICS}

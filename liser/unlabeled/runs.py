@@ -22,13 +22,24 @@ __all__ = ["obtain_segments"]
 
 log = logging.getLogger(__name__)
 
+ACQUISITION_METRICS = (
+    "segments_selected",
+    "segments_ok",
+    "segments_failed",
+    "videos_ok",
+    "videos_failed",
+    "hours_obtained",
+    "speakers_obtained",
+)
+
 
 def obtain_segments(unlabeled: UnlabeledParams, mspface: MspFaceParams, runtime: RuntimeParams, out: Path) -> dict:
     """Obtain the segments of the unlabeled corpus into ``out``: download and cut them (MSP-Face, AVSpeech, with the
     ``mspface`` download settings), or check the corpus's files and take out their sound (VoxCeleb2, a folder).
 
-    Returns the report without its failure list and without what only this run did, so that the metrics of a
-    resumed run equal those of an uninterrupted one; stops with :class:`NothingObtained` when no segment was."""
+    Returns the few figures of the report compared across experiments (not what only this run did, so that the
+    metrics of a resumed run equal those of an uninterrupted one); stops with :class:`NothingObtained` when no
+    segment was."""
     corpus = read_unlabeled(unlabeled, mspface.lists)
     write_csv(out / "list-problems.csv", corpus.problems)
     if corpus.downloads:
@@ -50,8 +61,10 @@ def obtain_segments(unlabeled: UnlabeledParams, mspface: MspFaceParams, runtime:
         report = prepare_files(corpus.segments, out, workers=mspface.workers, runtime=runtime)
     failures = pd.DataFrame(report["failures"], columns=["id", "stage", "class", "reason"])
     write_csv(out / "failures.csv", failures)
-    shown = {k: v for k, v in report.items() if k not in ("failures", "this_run")}
-    summary = {**shown, "list_problems": len(corpus.problems)}
+    # the figures compared across experiments (a corpus of files has no videos to download); each failure's class
+    # and reason are in report.json and failures.csv
+    summary = {key: report[key] for key in ACQUISITION_METRICS if key in report}
+    summary["list_problems"] = len(corpus.problems)
     if report["segments_ok"] == 0:
         raise NothingObtained(
             f"{out}: no segment obtained of {report['segments_selected']} selected ({len(failures)} failures, "
