@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -82,6 +83,24 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             tmp_path.unlink(missing_ok=True)
 
 
+def remove_leftovers(target: str | Path) -> None:
+    """Remove what a writer of ``target`` killed outright (SIGKILL, power loss) left beside it: its temporary file
+    or staging folder; an earlier folder set aside for the new one is put back if the new one never arrived.  For
+    a stage's outputs, not per item: it lists the folder."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return
+    name = re.escape(target.name)
+    # the names tempfile gives (8 characters of [a-z0-9_]) with the prefixes atomic_path and _staged use
+    staged = re.compile(rf"\.{name}\.[a-z0-9_]{{8}}(\.tmp)?")
+    set_aside = re.compile(rf"\.{name}\.earlier\.[a-z0-9_]{{8}}")
+    for path in sorted(target.parent.iterdir()):
+        if set_aside.fullmatch(path.name) and path.is_dir() and not target.exists():
+            path.rename(target)
+        elif staged.fullmatch(path.name) or set_aside.fullmatch(path.name):
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; on success it replaces ``target`` whole, with ordinary
@@ -94,6 +113,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def _staged(target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield staging

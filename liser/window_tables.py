@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from liser.files import atomic_path, parquet_batches, parquet_described
+from liser.files import atomic_path, parquet_batches, parquet_described, remove_leftovers
 from liser.logs import UserError
 
 __all__ = [
@@ -175,6 +175,7 @@ class SoftmaxWriter:
     def __enter__(self) -> SoftmaxWriter:
         columns = ["face_fraction"] if self.face_fraction else []
         self._schema = _softmax_schema(columns, self.classes, self.teacher, self.ordered)
+        remove_leftovers(self.path)  # of a run killed while it wrote this table
         self._staging = atomic_path(self.path)
         self._writer = pq.ParquetWriter(self._staging.__enter__(), self._schema)
         return self

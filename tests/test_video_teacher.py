@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -334,3 +338,49 @@ def test_clip_views_are_the_first_and_last_16_frames():
     assert clip_views(10) == [0]
     assert clip_views(16) == [0]
     assert clip_views(25) == [0, 9]
+
+
+KILLED_SCORER = """
+import sys, time
+import pandas as pd
+import pyarrow.parquet as pq
+from liser.teachers.video_model import load_video_teacher
+from liser.teachers.video_windows import window_softmaxes
+
+write_table = pq.ParquetWriter.write_table
+def write_then_wait(self, *args, **kwargs):  # the table's rows written, its footer not yet: killed here
+    write_table(self, *args, **kwargs)
+    time.sleep(60)
+pq.ParquetWriter.write_table = write_then_wait
+model, _ = load_video_teacher(sys.argv[1])
+window_softmaxes(model, pd.read_parquet(sys.argv[2]), sys.argv[3], 1, device="cpu", out=sys.argv[4])
+"""
+
+
+def test_scoring_killed_mid_write_keeps_the_earlier_table_and_resumes_to_the_same_bytes(faces, scoring_model, tmp_path):
+    """SIGKILL while the table is being written: the earlier complete table is untouched and no partial one
+    appears; the next run leaves no temporary file and writes the bytes of a run never interrupted."""
+    folder, windows = faces
+    save_video_teacher(tmp_path / "teacher.safetensors", scoring_model)
+    model, _ = load_video_teacher(tmp_path / "teacher.safetensors")
+    windows.to_parquet(tmp_path / "windows.parquet")
+    uninterrupted = tmp_path / "uninterrupted" / "video.parquet"
+    full = window_softmaxes(model, windows, folder, 2, device="cpu", out=uninterrupted)
+    out = tmp_path / "softmaxes" / "video.parquet"
+    write_softmaxes(out, full.iloc[[1]], VIDEO_CLASSES, read_softmaxes(uninterrupted).teacher)  # an earlier run's
+    earlier = out.read_bytes()
+
+    command = [sys.executable, "-c", KILLED_SCORER, tmp_path / "teacher.safetensors", tmp_path / "windows.parquet"]
+    scorer = subprocess.Popen([*map(str, command), str(folder), str(out)])
+    deadline = time.monotonic() + 120
+    while not any(p.stat().st_size for p in out.parent.glob(".video.parquet.*.tmp")):  # being written
+        assert scorer.poll() is None and time.monotonic() < deadline, "the scorer ended before it wrote"
+        time.sleep(0.05)
+    scorer.send_signal(signal.SIGKILL)
+    scorer.wait(timeout=30)
+    assert out.read_bytes() == earlier
+
+    again = window_softmaxes(model, windows, folder, 2, device="cpu", out=out)
+    pd.testing.assert_frame_equal(again, full)
+    assert out.read_bytes() == uninterrupted.read_bytes()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["video.parquet"]

@@ -24,6 +24,7 @@ from liser.teachers.window_scores import (
     BATCHES_PER_CHUNK,
     ChunkScorer,
     folder_bytes,
+    full_batch,
     scores_on_ray,
     teacher_fingerprint,
     unpacked,
@@ -76,15 +77,18 @@ def _planned_batches(
         yield list(chosen), list(spans)
 
 
-def _probabilities(model: torch.nn.Module, spans: list[np.ndarray], convention, device: torch.device) -> np.ndarray:
-    batch, _ = padded_batch(spans, convention, device)  # same-length windows: no padding, nothing to mask
-    return torch.softmax(logits(model, batch), dim=-1).cpu().numpy()
+def _probabilities(
+    model: torch.nn.Module, spans: list[np.ndarray], batch_size: int, convention, device: torch.device
+) -> np.ndarray:
+    """One of the model's batches, run at ``batch_size`` (:func:`full_batch`): the probabilities of each span."""
+    batch, _ = padded_batch(full_batch(spans, batch_size), convention, device)  # one length: nothing to mask
+    return torch.softmax(logits(model, batch), dim=-1).cpu().numpy()[: len(spans)]
 
 
 class _SpeechScorer(ChunkScorer):
     """A Ray Data actor holding one fold's speech teacher: its folder and its base's, as archives or paths."""
 
-    def __init__(self, teacher: bytes | str, base: bytes | str, threads: int):
+    def __init__(self, teacher: bytes | str, base: bytes | str, threads: int, batch_size: int):
         super().__init__(threads)
         keep_freed_buffers()
         scratch = Path(self.scratch.name)
@@ -92,10 +96,13 @@ class _SpeechScorer(ChunkScorer):
         self.device = resolve_device(None)
         self.model = load_speech_teacher(folder, base_folder)[0].eval().to(self.device)
         self.convention = waveform_input(self.model)
+        self.batch_size = batch_size
 
     @torch.inference_mode()
     def score(self, chunk: list[list[np.ndarray]]) -> np.ndarray:
-        return np.concatenate([_probabilities(self.model, spans, self.convention, self.device) for spans in chunk])
+        return np.concatenate(
+            [_probabilities(self.model, spans, self.batch_size, self.convention, self.device) for spans in chunk]
+        )
 
 
 def _on_ray(
@@ -103,6 +110,7 @@ def _on_ray(
     teacher: Path,
     base: Path,
     classes: int,
+    batch_size: int,
     runtime: RuntimeParams,
     threads: int,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -112,6 +120,7 @@ def _on_ray(
         "teacher": folder_bytes(teacher) if send else str(runtime.shared_root / teacher),
         "base": folder_bytes(base) if send else str(runtime.shared_root / base),
         "threads": threads,
+        "batch_size": batch_size,
     }
 
     def chunks() -> Iterator[tuple[np.ndarray, list[list[np.ndarray]]]]:
@@ -171,9 +180,9 @@ def window_softmaxes(
     if runtime is not None and runtime.cluster == "ray":
         if folders is None:
             raise ValueError("scoring on Ray needs the teacher's and its base's folders")
-        scored = _on_ray(batches, *folders, len(classes), runtime, threads)
+        scored = _on_ray(batches, *folders, len(classes), batch_size, runtime, threads)
     else:
-        scored = ((rows, _probabilities(model, spans, convention, device)) for rows, spans in batches)
+        scored = ((rows, _probabilities(model, spans, batch_size, convention, device)) for rows, spans in batches)
 
     def scored_so_far() -> pd.DataFrame:
         done = ~np.isnan(probabilities).any(axis=1)

@@ -28,7 +28,13 @@ from liser.teachers.video_model import (
     logits,
     save_video_teacher,
 )
-from liser.teachers.window_scores import BATCHES_PER_CHUNK, ChunkScorer, scores_on_ray, teacher_fingerprint
+from liser.teachers.window_scores import (
+    BATCHES_PER_CHUNK,
+    ChunkScorer,
+    full_batch,
+    scores_on_ray,
+    teacher_fingerprint,
+)
 from liser.unlabeled.face_crops import face_inputs, face_source, segment_faces
 from liser.unlabeled.faces import aligned_frames, read_face_clip
 from liser.window_tables import (
@@ -66,10 +72,10 @@ def _window_clips(
             yield int(row), preprocess_clip(span, config)
 
 
-def _probabilities(model: S2D, clips: list[torch.Tensor], device: torch.device) -> np.ndarray:
-    """One of the model's batches: the seven probabilities of each clip."""
-    batch = torch.stack(clips).to(device)
-    return torch.softmax(logits(model, batch), dim=-1).float().cpu().numpy()
+def _probabilities(model: S2D, clips: list[torch.Tensor], batch_size: int, device: torch.device) -> np.ndarray:
+    """One of the model's batches (run at ``batch_size``, :func:`full_batch`): the seven probabilities of each clip."""
+    batch = torch.stack(full_batch(clips, batch_size)).to(device)
+    return torch.softmax(logits(model, batch), dim=-1).float().cpu().numpy()[: len(clips)]
 
 
 def _local_faces(faces_dir: Path, segment: str) -> np.ndarray:
@@ -101,7 +107,7 @@ class _VideoScorer(ChunkScorer):
         clips = [clip for _, clip in _window_clips(windows, np.arange(len(windows)), faces_of, self.model.config)]
         return np.concatenate(
             [
-                _probabilities(self.model, clips[start : start + self.batch_size], self.device)
+                _probabilities(self.model, clips[start : start + self.batch_size], self.batch_size, self.device)
                 for start in range(0, len(clips), self.batch_size)
             ]
         )
@@ -186,12 +192,12 @@ def window_softmaxes(
                 pending.append((row, clip))
                 if len(pending) == batch_size:
                     rows, clips = zip(*pending)
-                    probabilities[list(rows)] = _probabilities(model, list(clips), device)
+                    probabilities[list(rows)] = _probabilities(model, list(clips), batch_size, device)
                     progress.update(len(pending))
                     pending.clear()
             if pending:
                 rows, clips = zip(*pending)
-                probabilities[list(rows)] = _probabilities(model, list(clips), device)
+                probabilities[list(rows)] = _probabilities(model, list(clips), batch_size, device)
                 progress.update(len(pending))
     table = softmax_frame(windows, probabilities, VIDEO_CLASSES, windows["face_fraction"].to_numpy())
     if out is not None:

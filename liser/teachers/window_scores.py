@@ -35,6 +35,14 @@ BATCHES_PER_CHUNK = 4  # the model's batches in one Ray Data row
 WAVE_BYTES = 256 * 1024 * 1024  # the inputs sent with one Ray Data dataset, at most (the next follows it)
 
 
+def full_batch(items: list, size: int) -> list:
+    """``items`` with its last one repeated up to ``size``.  The teachers run every batch at one size: a kernel's
+    summation order can change with the batch's size (a window scored in a batch of 1 differs from the same window
+    in a batch of 2 by ~3e-8) but not with its place or its neighbours, so a window's probabilities are the same
+    bits whatever was scored with it, and a resumed or incremental run writes the bytes of a fresh one."""
+    return list(items) + [items[-1]] * (size - len(items))
+
+
 def teacher_fingerprint(model: torch.nn.Module) -> str:
     """SHA-256 of every weight and buffer: earlier window scores are reused only from the same teacher."""
     digest = hashlib.sha256()
