@@ -8,7 +8,11 @@ Ray worker brings to the steps that see every frame.
    - ``softmaxes``: both teachers' window-softmax tables written a part at a time (probabilities drawn at random:
      the table's cost, not the teachers') and read back whole, a batch at a time;
    - ``loader``: the students' unlabeled set built from a feature store of that many segments (its log-Mel file
-     sparse: only the pages read take disk) and both tables, then 2,000 items drawn at random.
+     sparse: only the pages read take disk) and both tables, then 2,000 items drawn at random;
+   - ``bank``: the training loop's unlabeled data: the set, its log-Mels streamed (``StreamedBank``, the
+     population's bank beyond its in-memory limit) and 200 batches of 25 crops drawn as the loop draws them, then
+     both teachers' window targets (held whole) for the same batches: time per batch, and peak RSS after the
+     crops and at the end.
    Peak RSS should stay within 1.5x from 10 k up and time should grow linearly (seconds per million windows).
 2. Faces (detect every 5th frame, crops kept) on a Ray cluster of this machine with 1 and then 2 worker CPUs, the
    same segments: the speed-up, and the disk each segment's outputs take per hour of video, with and without its
@@ -154,7 +158,59 @@ def step_loader(folder: Path) -> dict:
     return {"segments": len(unlabeled), "draws": 2000, "checksum": checksum}
 
 
-STEPS = {"windows": step_windows, "softmaxes": step_softmaxes, "loader": step_loader}
+def peak_rss_mb() -> float:
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
+
+
+def step_bank(folder: Path, batches: int = 200, batch_size: int = 25) -> dict:
+    """The training loop's unlabeled data at this size: the set, its log-Mels streamed (the bank the population
+    uses beyond its in-memory limit) and both teachers' window targets, ``batches`` batches of crops drawn as the
+    loop draws them; peak RSS after the bank's batches, then after the targets' (built whole, in memory)."""
+    import torch
+
+    from liser.features import FeatureStore
+    from liser.students.batching import StreamedBank, plan_batch, window_targets
+    from liser.students.data import unlabeled_set
+
+    unlabeled = unlabeled_set(
+        FeatureStore(folder / "store"), HOP_S, folder / "speech.parquet", folder / "video.parquet", 0.5
+    )
+    start = time.perf_counter()
+    bank = StreamedBank([unlabeled.features])
+    build_s = time.perf_counter() - start
+    rng = np.random.default_rng(2)
+    plans = [
+        plan_batch(rng.integers(0, len(bank), batch_size), 0, np.zeros(0, int), bank.lengths, 94, rng)
+        for _ in range(batches)
+    ]
+    checksum = 0.0
+    start = time.perf_counter()
+    for plan in plans:
+        checksum += float(bank.crops(torch.from_numpy(plan.items), torch.from_numpy(plan.starts), 94, -13.8).sum())
+    crops_s = time.perf_counter() - start
+    bank_rss = peak_rss_mb()
+    start = time.perf_counter()
+    targets = window_targets(unlabeled, "cpu")
+    targets_build_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for plan in plans:
+        for table in targets.values():
+            checksum += float(table.targets(torch.from_numpy(plan.items), torch.from_numpy(plan.starts), 94)[0].sum())
+    targets_s = time.perf_counter() - start
+    return {
+        "segments": len(unlabeled),
+        "batches": batches,
+        "batch_size": batch_size,
+        "bank_build_s": build_s,
+        "crops_ms_per_batch": crops_s / batches * 1e3,
+        "bank_peak_rss_mb": bank_rss,
+        "targets_build_s": targets_build_s,
+        "targets_ms_per_batch": targets_s / batches * 1e3,
+        "checksum": checksum,
+    }
+
+
+STEPS = {"windows": step_windows, "softmaxes": step_softmaxes, "loader": step_loader, "bank": step_bank}
 
 
 def measured(step: str, folder: Path) -> dict:
@@ -172,6 +228,9 @@ def measured(step: str, folder: Path) -> dict:
     return {"seconds": seconds, **json.loads(output.splitlines()[-1])}
 
 
+STEP_NAMES = ("windows_step", "softmaxes_step", "loader_step", "bank_step")
+
+
 def scale(sizes: list[int], work: Path) -> dict:
     rows = {}
     for size in sizes:
@@ -183,23 +242,25 @@ def scale(sizes: list[int], work: Path) -> dict:
         row["softmaxes_step"] = measured("softmaxes", folder)
         make_store(folder)
         row["loader_step"] = measured("loader", folder)
+        row["bank_step"] = measured("bank", folder)
         row["windows"] = windows
-        for step in ("windows_step", "softmaxes_step", "loader_step"):
+        for step in STEP_NAMES:
             row[step]["seconds_per_million_windows"] = row[step]["seconds"] / windows * 1e6
         rows[size] = row
         print(
             f"{size:>9} segments {windows:>10} windows | "
             + " | ".join(
-                f"{step[:-5]} {row[step]['seconds']:7.1f} s {row[step]['peak_rss_mb']:6.0f} MB"
-                for step in ("windows_step", "softmaxes_step", "loader_step")
-            ),
+                f"{step[:-5]} {row[step]['seconds']:7.1f} s {row[step]['peak_rss_mb']:6.0f} MB" for step in STEP_NAMES
+            )
+            + f" | streamed crops {row['bank_step']['result']['crops_ms_per_batch']:.1f} ms/batch, bank"
+            f" {row['bank_step']['result']['bank_peak_rss_mb']:.0f} MB",
             flush=True,
         )
         shutil.rmtree(folder)
     base = min((size for size in rows if size >= 10_000), default=None)
     if base is not None:
         for row in rows.values():
-            for step in ("windows_step", "softmaxes_step", "loader_step"):
+            for step in STEP_NAMES:
                 row[step]["rss_over_10k"] = row[step]["peak_rss_mb"] / rows[base][step]["peak_rss_mb"]
     return {str(size): row for size, row in rows.items()}
 
@@ -388,8 +449,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.step:
         result = STEPS[args.step](args.folder)
-        peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-        print(json.dumps({"result": result, "peak_rss_mb": peak_kb / 1024}))
+        print(json.dumps({"result": result, "peak_rss_mb": peak_rss_mb()}))
         return
 
     from liser.files import write_json

@@ -3,6 +3,7 @@ runs: members of different folds, lambda candidates sharing one fold's unlabeled
 batch composition and stretched epochs, two-stage training, a population of one, and bfloat16 autocast."""
 
 import dataclasses
+import logging
 
 import numpy as np
 import pytest
@@ -377,3 +378,22 @@ def test_bfloat16_autocast_stays_near_float32(scenario):
         uar = [score(test.labels, utterance_logits(r.model, test.features, WINDOWING)).uar for r in (exact, autocast)]
         assert abs(uar[0] - uar[1]) <= BFLOAT16_UAR_ATOL, (member.name, uar)
         assert all(p.dtype == torch.float32 for p in autocast.model.parameters())
+
+
+@pytest.mark.parametrize(
+    "scenario", ["different folds", "lambda candidates of one fold", "fixed composition and matched steps"]
+)
+def test_streamed_unlabeled_items_train_exactly_as_items_in_memory(scenario, caplog):
+    """The unlabeled log-Mels read a crop at a time give the same students, bit for bit, as gathered in memory:
+    members sharing one set, two teachers, partly faceless windows."""
+    built = SCENARIOS[scenario]()
+    caplog.set_level(logging.INFO, logger="liser.students.population")
+    in_memory = train_population(built.members, CONFIG, built.params, WINDOWING, stream_unlabeled=False)
+    streamed = train_population(built.members, CONFIG, built.params, WINDOWING, stream_unlabeled=True)
+    banks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("unlabeled log-Mels")]
+    assert len(banks) == 2 and "held in one tensor" in banks[0] and "a crop at a time" in banks[1], banks
+    for member, ours, theirs in zip(built.members, streamed, in_memory):
+        assert ours.best_epoch == theirs.best_epoch and ours.steps == theirs.steps, member.name
+        assert ours.history.equals(theirs.history), member.name
+        for name, value in theirs.model.state_dict().items():
+            assert torch.equal(ours.model.state_dict()[name], value), (member.name, name)

@@ -4,7 +4,8 @@ Log-Mels of many utterances (or segments) live in one flat ``(mels, total frames
 and length; the window softmaxes of the unlabeled segments in one padded ``(segments, windows, classes)`` tensor
 with the windows' midpoints.  A batch's random 3 s crops, the silence padding of short items and each teacher's
 target (the mean softmax of the windows a crop covers, :mod:`liser.students.data`) are then a few
-tensor gathers.
+tensor gathers.  Unlabeled log-Mels too large to hold (VoxCeleb2's are about 70 GB) stay in their feature store:
+a :class:`StreamedBank` reads each drawn crop's frames and gives the same crops.
 
 :class:`BatchOrder` decides which items each batch of an epoch holds (``train.batch_composition``): ``pooled``
 shuffles labeled and unlabeled items together, so a distilled run takes as many more steps as it has unlabeled
@@ -27,10 +28,19 @@ from typing import Literal
 import numpy as np
 import torch
 
-from liser.students.data import UnlabeledSet
+from liser.students.data import UnlabeledSet, frame_counts, frame_span
 from liser.training import shuffled_batches
 
-__all__ = ["BatchOrder", "epoch_batches", "FeatureBank", "WindowTargets", "window_targets", "BatchPlan", "plan_batch"]
+__all__ = [
+    "BatchOrder",
+    "epoch_batches",
+    "FeatureBank",
+    "StreamedBank",
+    "WindowTargets",
+    "window_targets",
+    "BatchPlan",
+    "plan_batch",
+]
 
 
 def epoch_batches(
@@ -115,7 +125,7 @@ class FeatureBank:
         self.lengths = lengths  # on the host: crop starts are drawn there
         self.lengths_on_device = torch.from_numpy(lengths).to(device)
         self.offsets = torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]])).to(device)
-        self.flat = torch.from_numpy(np.concatenate(features, axis=1).astype(np.float32)).to(device)
+        self.flat = torch.from_numpy(np.concatenate(features, axis=1).astype(np.float32, copy=False)).to(device)
         self.device = self.flat.device
 
     def __len__(self) -> int:
@@ -129,6 +139,37 @@ class FeatureBank:
         columns = (self.offsets[rows][:, None] + positions).clamp(max=self.flat.shape[1] - 1)
         crops = self.flat[:, columns].permute(1, 0, 2)  # (B, mels, frames)
         return torch.where(inside[:, None, :], crops, torch.full_like(crops, pad_value))
+
+
+class StreamedBank:
+    """Log-Mels of many items left where they are: the items of ``sources`` (sequences such as a feature store's
+    items, :class:`liser.students.data.UnlabeledSet`'s ``features``) in turn are its rows, and a batch's crops read
+    only the frames they cover, so its memory does not grow with the items.  Its crops are :class:`FeatureBank`'s,
+    value for value; each costs a read of its frames on the host and the batch one copy to ``device``."""
+
+    def __init__(self, sources: Sequence[Sequence[np.ndarray]], device: torch.device | str = "cpu"):
+        if not any(len(source) for source in sources):
+            raise ValueError("a feature bank needs at least one item")
+        self.sources = list(sources)
+        self.lengths = np.concatenate([frame_counts(source) for source in self.sources])  # read from no frames
+        self.first_rows = np.cumsum([0] + [len(source) for source in self.sources])
+        self.device = torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def crops(self, rows: torch.Tensor, starts: torch.Tensor, frames: int, pad_value: float) -> torch.Tensor:
+        """``(len(rows), mels, frames)``: item ``rows[i]`` from frame ``starts[i]``, padded past its end."""
+        rows_, starts_ = rows.cpu().numpy(), starts.cpu().numpy()
+        sources = np.searchsorted(self.first_rows, rows_, side="right") - 1
+        spans = [
+            frame_span(self.sources[source], int(row - self.first_rows[source]), int(start), int(start) + frames)
+            for row, start, source in zip(rows_, starts_, sources)
+        ]
+        crops = np.full((len(spans), spans[0].shape[0], frames), pad_value, dtype=np.float32)
+        for crop, span in zip(crops, spans):
+            crop[:, : span.shape[1]] = span
+        return torch.from_numpy(crops).to(self.device)
 
 
 class WindowTargets:

@@ -22,7 +22,7 @@ import pandas as pd
 from liser.features import FeatureStore, RowFile
 from liser.window_tables import WINDOW_KEYS, Softmaxes, probability_columns, softmax_batches
 
-__all__ = ["LabeledSet", "Ragged", "UnlabeledSet", "unlabeled_set"]
+__all__ = ["LabeledSet", "Ragged", "UnlabeledSet", "unlabeled_set", "frame_counts", "frame_span"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,25 @@ class _StoreRows(Sequence):
         if not -len(self) <= item < len(self):
             raise IndexError(item)
         return self.store.frames(int(self.offsets[item]), int(self.frames[item]))
+
+    def span(self, item: int, start: int, stop: int) -> np.ndarray:
+        """Frames ``start`` to ``stop`` of the item (fewer past its end): only those rows are read."""
+        stop = min(stop, int(self.frames[item]))
+        return self.store.frames(int(self.offsets[item]) + start, max(0, stop - start))
+
+
+def frame_counts(features: Sequence[np.ndarray]) -> np.ndarray:
+    """Each item's number of frames: from the store's index when the items are a store's, reading no frames."""
+    if isinstance(features, _StoreRows):
+        return features.frames.astype(np.int64)
+    return np.array([f.shape[1] for f in features], dtype=np.int64)
+
+
+def frame_span(features: Sequence[np.ndarray], item: int, start: int, stop: int) -> np.ndarray:
+    """``features[item][:, start:stop]``, reading only those frames when the items are a store's."""
+    if isinstance(features, _StoreRows):
+        return features.span(item, start, stop)
+    return features[item][:, start:stop]
 
 
 class _Scratch:

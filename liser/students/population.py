@@ -30,13 +30,27 @@ from liser.metrics import score
 from liser.models.student import Student, StudentConfig
 from liser.params import TrainParams
 from liser.runtime import resolve_device, resolve_precision
-from liser.students.batching import BatchOrder, FeatureBank, WindowTargets, plan_batch, window_targets
-from liser.students.data import LabeledSet, UnlabeledSet
+from liser.students.batching import (
+    BatchOrder,
+    FeatureBank,
+    StreamedBank,
+    WindowTargets,
+    plan_batch,
+    window_targets,
+)
+from liser.students.data import LabeledSet, UnlabeledSet, frame_counts
 from liser.students.evaluate import Windowing, utterance_logits
 from liser.students.objective import Objective, StackedObjectives
 from liser.training import full_state, seed_everything
 
-__all__ = ["Member", "MemberResult", "PopulationStudent", "StackedAdamW", "train_population"]
+__all__ = [
+    "Member",
+    "MemberResult",
+    "PopulationStudent",
+    "StackedAdamW",
+    "UNLABELED_IN_MEMORY_BYTES",
+    "train_population",
+]
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +282,7 @@ class _MemberData:
         labeled_rows: np.ndarray,
         unlabeled_rows: np.ndarray | None,
         labeled_bank: FeatureBank | None,
-        unlabeled_bank: FeatureBank | None,
+        unlabeled_bank: FeatureBank | StreamedBank | None,
         targets: dict[str, WindowTargets | None],
         params: TrainParams,
         seed: int,
@@ -322,6 +336,50 @@ class _BankBuilder:
         return FeatureBank(self.features, device) if self.features else None
 
 
+class _SequenceRows:
+    """Items of several members left in their sequences: a sequence met again (members sharing one unlabeled set)
+    gives the same rows, so no item is read to be compared."""
+
+    def __init__(self):
+        self.sources: list[Sequence[np.ndarray]] = []
+        self.first_row: dict[int, int] = {}
+        self.total = 0
+
+    def rows(self, names: Sequence[str], features: Sequence[np.ndarray]) -> np.ndarray:
+        if id(features) not in self.first_row:
+            self.first_row[id(features)] = self.total
+            self.sources.append(features)
+            self.total += len(features)
+        return self.first_row[id(features)] + np.arange(len(features), dtype=np.int64)
+
+    def bank(self, device: torch.device) -> StreamedBank | None:
+        return StreamedBank(self.sources, device) if self.sources else None
+
+
+# Unlabeled log-Mels up to this size are gathered into one tensor on the training device (a batch's crops are then
+# one gather there); larger ones are read from their store a crop at a time.  Building the in-memory bank holds
+# the items and their concatenation at once, so 2 GiB can peak near 4 GiB of host memory: the paper's MSP-Face
+# (46.55 h, about 1.3 GB of 64-band float32 log-Mel) stays in memory, VoxCeleb2 (about 70 GB) streams.  Both give
+# the same crops, so the limit changes no result.
+UNLABELED_IN_MEMORY_BYTES = 2 * 2**30
+
+
+def _unlabeled_rows(
+    members: Sequence[Member], n_mels: int, stream: bool | None, device: torch.device
+) -> _BankBuilder | _SequenceRows:
+    """Where the distilling members' unlabeled items are read from: in memory, or streamed (``stream`` None: by
+    their size, :data:`UNLABELED_IN_MEMORY_BYTES`, known from their lengths without reading their frames)."""
+    sets = {id(m.unlabeled.features): m.unlabeled.features for m in members if m.objective.distils}
+    frames = sum(int(frame_counts(features).sum()) for features in sets.values())
+    size = frames * n_mels * np.dtype(np.float32).itemsize
+    if stream is None:
+        stream = size > UNLABELED_IN_MEMORY_BYTES
+    if sets:
+        where = "read from their files a crop at a time" if stream else f"held in one tensor on {device}"
+        log.info("unlabeled log-Mels: %d items, %.2f GB, %s", sum(map(len, sets.values())), size / 1e9, where)
+    return _SequenceRows() if stream else _BankBuilder()
+
+
 def _initial_state(member: Member, config: StudentConfig) -> dict[str, torch.Tensor]:
     """The member's starting weights: drawn from its seed exactly as a student trained alone draws them."""
     torch.manual_seed(member.seed)
@@ -334,7 +392,8 @@ def _initial_state(member: Member, config: StudentConfig) -> dict[str, torch.Ten
 def _assemble(plans, data, members, labeled_bank, unlabeled_bank, batch, config, frames, pad, device):
     """One step's tensors for every member at once: crops (M, B, mels, frames), labels, each teacher's targets
     (M, B, K), and which positions hold a labeled item, an item with each teacher's target, any item.  Each bank is
-    read with one gather, each distinct teacher table with one (members of one fold share theirs)."""
+    read once (one gather when in memory), each distinct teacher table with one gather (members of one fold share
+    theirs)."""
     keys = ("member", "position", "row", "start", "item")
     labeled_parts, unlabeled_parts = {k: [] for k in keys}, {k: [] for k in keys}
     label_parts = []
@@ -400,6 +459,7 @@ def train_population(
     windowing: Windowing,
     validation_windowing: Windowing | None = None,
     name: str = "students",
+    stream_unlabeled: bool | None = None,
 ) -> list[MemberResult]:
     """Train every member for ``params.epochs`` epochs of its own data, all in one batched model; each keeps the
     epoch with its best validation UAR (ties keep the earlier epoch), or its last epoch without validation.
@@ -407,6 +467,9 @@ def train_population(
     Each member's epochs hold the batches of :class:`liser.students.batching.BatchOrder`
     (``params.batch_composition``) over its labeled and, when its objective distils, unlabeled items, drawn from
     its own generator (its seed); its loss is :mod:`liser.students.objective`'s.
+
+    The unlabeled log-Mels are held in memory up to :data:`UNLABELED_IN_MEMORY_BYTES`, else read a crop at a time
+    (:class:`liser.students.batching.StreamedBank`); ``stream_unlabeled`` True or False forces one or the other.
     """
     if not members:
         raise ValueError("a population needs at least one member")
@@ -420,14 +483,15 @@ def train_population(
     else:
         model = PopulationStudent(config, states, device)
         optimizer = StackedAdamW(model.parameters, len(members), params.lr, params.weight_decay)
-    labeled, unlabeled = _BankBuilder(), _BankBuilder()
+    for member in members:
+        if member.objective.distils and member.unlabeled is None:
+            raise ValueError(f"{member.name}: its objective distils, but it has no unlabeled set")
+        if member.train is None and not member.objective.distils:
+            raise ValueError(f"{member.name}: no labeled data and nothing to distil")
+    labeled, unlabeled = _BankBuilder(), _unlabeled_rows(members, config.n_mels, stream_unlabeled, device)
     member_rows = []
     for member in members:
         distils = member.objective.distils
-        if distils and member.unlabeled is None:
-            raise ValueError(f"{member.name}: its objective distils, but it has no unlabeled set")
-        if member.train is None and not distils:
-            raise ValueError(f"{member.name}: no labeled data and nothing to distil")
         member_rows.append(
             (
                 labeled.rows(member.train.utterances, member.train.features) if member.train else np.zeros(0, int),
