@@ -26,7 +26,7 @@ def test_the_paper_profile_runs_from_published_format_weights_to_a_student(tmp_p
     assert [p.name for p in (project / "data" / "demo" / "ravdess").iterdir()] == ["NOT-USED.txt"]
     base = json.loads((project / "metrics" / "teachers" / "speech_base.json").read_text())
     assert base["source"] == "facebook/hubert-base-ls960" and "pytorch_model.bin" in base["files"]
-    video = json.loads((project / "metrics" / "teachers" / "video.json").read_text())
+    video = json.loads((project / "outputs" / "teachers" / "video" / "results.json").read_text())
     assert video["source"] == "published" and video["size"] == "full"
-    student = json.loads((project / "metrics" / "students" / "ravdess" / "vid-sp-dstl.json").read_text())
+    student = json.loads((project / "outputs" / "students" / "ravdess" / "vid-sp-dstl" / "results.json").read_text())
     assert set(student["folds"]) == {"0", "1"}
