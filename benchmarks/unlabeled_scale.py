@@ -165,7 +165,8 @@ def peak_rss_mb() -> float:
 def step_bank(folder: Path, batches: int = 200, batch_size: int = 25) -> dict:
     """The training loop's unlabeled data at this size: the set, its log-Mels streamed (the bank the population
     uses beyond its in-memory limit) and both teachers' window targets, ``batches`` batches of crops drawn as the
-    loop draws them; peak RSS after the bank's batches, then after the targets' (built whole, in memory)."""
+    loop draws them; peak RSS after the bank's batches, then after the targets' (streamed too, as the population
+    streams them with its log-Mels)."""
     import torch
 
     from liser.features import FeatureStore
@@ -190,7 +191,7 @@ def step_bank(folder: Path, batches: int = 200, batch_size: int = 25) -> dict:
     crops_s = time.perf_counter() - start
     bank_rss = peak_rss_mb()
     start = time.perf_counter()
-    targets = window_targets(unlabeled, "cpu")
+    targets = window_targets(unlabeled, "cpu", streamed=True)
     targets_build_s = time.perf_counter() - start
     start = time.perf_counter()
     for plan in plans:

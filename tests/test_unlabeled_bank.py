@@ -11,7 +11,7 @@ import torch
 import liser.students.population as population
 from liser.features import FeatureStore, RowFile
 from liser.files import write_npy, write_parquet
-from liser.students.batching import FeatureBank, StreamedBank
+from liser.students.batching import FeatureBank, StreamedBank, StreamedWindowTargets, WindowTargets
 from liser.students.data import frame_counts, unlabeled_set
 from liser.students.objective import Objective
 from liser.students.population import Member, train_population
@@ -111,6 +111,15 @@ def test_training_reads_only_the_drawn_items_of_a_large_set(tmp_path, monkeypatc
             banks.append(self)
 
     monkeypatch.setattr(population, "StreamedBank", Recorded)
+    targets = []
+    real_window_targets = population.window_targets
+
+    def recorded_targets(*args, **kwargs):
+        made = real_window_targets(*args, **kwargs)
+        targets.extend(made.values())
+        return made
+
+    monkeypatch.setattr(population, "window_targets", recorded_targets)
     store.data = counting = CountingRows(store.data)
     train, validation = band_set(6, 1), band_set(4, 2)
     members = [
@@ -122,6 +131,7 @@ def test_training_reads_only_the_drawn_items_of_a_large_set(tmp_path, monkeypatc
     assert [r.steps for r in results] == [3, 3]
     assert len(banks) == 1 and len(banks[0]) == len(frames)  # the shared set once
     assert "a crop at a time" in caplog.text
+    assert all(isinstance(t, StreamedWindowTargets) for t in targets if t is not None)  # the targets stream too
     drawn = 2 * 3 * 8  # members x batches x items: each member's 6 labeled items at most among them
     assert drawn - 2 * 6 <= len(counting.reads) <= drawn
     assert max(counting.reads) <= WINDOWING.window_frames
@@ -138,3 +148,35 @@ def test_the_bank_streams_beyond_the_limit(tmp_path, monkeypatch, caplog, over):
     member = Member("sp-dstl", band_set(6, 1), None, Objective(lambda_sd=1.0), unlabeled, batches_per_epoch=1)
     train_population([member], CONFIG, train_params(epochs=1), WINDOWING)
     assert ("a crop at a time" if over else "held in one tensor") in caplog.text
+
+
+class CountingItems:
+    """A sequence of per-segment arrays, counting which segments are read."""
+
+    def __init__(self, items):
+        self.items, self.read = items, []
+        self.offsets = items.offsets  # the set's: lengths without a read
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, item):
+        self.read.append(item)
+        return self.items[item]
+
+
+def test_streamed_window_targets_are_the_in_memory_ones_and_read_only_the_drawn_segments(tmp_path):
+    frames = [120, 300, 95, 200, 160]
+    _, unlabeled = stored_set(tmp_path, frames, windows=3)
+    for teacher in ("speech", "video"):
+        table, valid = getattr(unlabeled, teacher), unlabeled.video_valid if teacher == "video" else None
+        in_memory = WindowTargets(table, unlabeled.window_midpoints, "cpu", valid)
+        counted = CountingItems(table)
+        streamed = StreamedWindowTargets(counted, unlabeled.window_midpoints, "cpu", valid)
+        assert counted.read == []
+        rng = np.random.default_rng(3)
+        rows = torch.from_numpy(rng.integers(0, len(frames), 12))
+        starts = torch.from_numpy(rng.integers(0, 100, 12))
+        got, expected = streamed.targets(rows, starts, 94), in_memory.targets(rows, starts, 94)
+        assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+        assert sorted(counted.read) == sorted(rows.tolist())

@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from liser.students.data import UnlabeledSet, frame_counts, frame_span
+from liser.students.data import UnlabeledSet, frame_counts, frame_span, item_lengths
 from liser.training import shuffled_batches
 
 __all__ = [
@@ -173,7 +173,8 @@ class StreamedBank:
 
 
 class WindowTargets:
-    """One teacher's window softmaxes of the unlabeled segments, padded to the longest segment."""
+    """One teacher's window softmaxes of the unlabeled segments, padded to the longest segment (or to ``longest``
+    windows)."""
 
     def __init__(
         self,
@@ -181,8 +182,9 @@ class WindowTargets:
         midpoints: Sequence[np.ndarray],
         device: torch.device | str = "cpu",
         valid: Sequence[np.ndarray] | None = None,
+        longest: int | None = None,
     ):
-        longest = max(len(m) for m in midpoints)
+        longest = max(len(m) for m in midpoints) if longest is None else longest
         classes = probabilities[0].shape[1]
         padded = np.zeros((len(probabilities), longest, classes), dtype=np.float32)
         centres = np.full((len(midpoints), longest), np.inf)
@@ -211,10 +213,43 @@ class WindowTargets:
         return summed / count.clamp(min=1), count[:, 0] > 0
 
 
-def window_targets(unlabeled: UnlabeledSet, device: torch.device | str) -> dict[str, WindowTargets | None]:
-    """Each teacher's :class:`WindowTargets` of an unlabeled set (None for a teacher it does not have)."""
+class StreamedWindowTargets:
+    """:class:`WindowTargets` of segments left where they are (an unlabeled set's files): a batch's segments are
+    read when drawn and padded to the longest segment of all, as :class:`WindowTargets` pads them, so the targets
+    are the same bits and the memory does not grow with the set."""
+
+    def __init__(
+        self,
+        probabilities: Sequence[np.ndarray],
+        midpoints: Sequence[np.ndarray],
+        device: torch.device | str = "cpu",
+        valid: Sequence[np.ndarray] | None = None,
+    ):
+        self.probabilities, self.midpoints, self.valid = probabilities, midpoints, valid
+        self.longest = int(item_lengths(midpoints).max())  # from the set's offsets: nothing read
+        self.device = torch.device(device)
+
+    def targets(self, rows: torch.Tensor, starts: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`WindowTargets.targets`."""
+        drawn = [int(row) for row in rows.cpu()]
+        batch = WindowTargets(
+            [self.probabilities[row] for row in drawn],
+            [self.midpoints[row] for row in drawn],
+            self.device,
+            None if self.valid is None else [self.valid[row] for row in drawn],
+            longest=self.longest,
+        )
+        return batch.targets(torch.arange(len(drawn), device=self.device), starts, frames)
+
+
+def window_targets(
+    unlabeled: UnlabeledSet, device: torch.device | str, streamed: bool = False
+) -> dict[str, WindowTargets | StreamedWindowTargets | None]:
+    """Each teacher's window targets of an unlabeled set (None for a teacher it does not have): held in memory, or
+    ``streamed`` (read a batch's segments at a time)."""
+    kind = StreamedWindowTargets if streamed else WindowTargets
     return {
-        name: None if table is None else WindowTargets(table, unlabeled.window_midpoints, device, valid)
+        name: None if table is None else kind(table, unlabeled.window_midpoints, device, valid)
         for name, table, valid in (
             ("speech", unlabeled.speech, None),
             ("video", unlabeled.video, unlabeled.video_valid),

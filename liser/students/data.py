@@ -116,6 +116,13 @@ def frame_counts(features: Sequence[np.ndarray]) -> np.ndarray:
     return np.array([f.shape[1] for f in features], dtype=np.int64)
 
 
+def item_lengths(items: Sequence[np.ndarray]) -> np.ndarray:
+    """Each item's length (its first axis): from the offsets when the items are a :class:`Ragged`'s, reading none."""
+    if isinstance(items, Ragged):
+        return np.diff(np.asarray(items.offsets)).astype(np.int64)
+    return np.array([len(item) for item in items], dtype=np.int64)
+
+
 def frame_span(features: Sequence[np.ndarray], item: int, start: int, stop: int) -> np.ndarray:
     """``features[item][:, start:stop]``, reading only those frames when the items are a store's."""
     if isinstance(features, _StoreRows):

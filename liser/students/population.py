@@ -34,6 +34,7 @@ from liser.students.batching import (
     BatchOrder,
     FeatureBank,
     StreamedBank,
+    StreamedWindowTargets,
     WindowTargets,
     plan_batch,
     window_targets,
@@ -283,7 +284,7 @@ class _MemberData:
         unlabeled_rows: np.ndarray | None,
         labeled_bank: FeatureBank | None,
         unlabeled_bank: FeatureBank | StreamedBank | None,
-        targets: dict[str, WindowTargets | None],
+        targets: dict[str, WindowTargets | StreamedWindowTargets | None],
         params: TrainParams,
         seed: int,
     ):
@@ -499,10 +500,12 @@ def train_population(
             )
         )
     labeled_bank, unlabeled_bank = labeled.bank(device), unlabeled.bank(device)
-    targets_of: dict[int, dict[str, WindowTargets | None]] = {}  # one per unlabeled set (a fold's), shared
+    # one per unlabeled set (a fold's), shared by its members
+    targets_of: dict[int, dict[str, WindowTargets | StreamedWindowTargets | None]] = {}
     for member in members:
         if member.objective.distils and id(member.unlabeled) not in targets_of:
-            targets_of[id(member.unlabeled)] = window_targets(member.unlabeled, device)
+            streamed = isinstance(unlabeled, _SequenceRows)  # sets too large to hold: their targets stream too
+            targets_of[id(member.unlabeled)] = window_targets(member.unlabeled, device, streamed)
     data = [
         _MemberData(
             member,
