@@ -5,34 +5,16 @@ python scripts/choose_lambdas.py [--experiments experiments.json] [--configurati
 """
 
 import argparse
-import json
-import subprocess
-import sys
 
 from liser.logs import UserError, errors_as_messages
 from liser.params import load_params
-from liser.results.lambda_search import candidates, choose, write_choice
+from liser.results.lambda_search import candidates, choose, shown_experiments, write_choice
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--experiments", help="saved `dvc exp show --json` output; default: run it")
 parser.add_argument("--configuration", default="vid-sp-dstl", help="whose validation UAR decides")
 parser.add_argument("--params", default="params.yaml", help="where the lambda grid is read and the choice written")
 parser.add_argument("--write", action="store_true", help="write the choice into the params file")
-
-
-def shown_experiments(saved: str | None) -> list:
-    if saved:
-        try:
-            with open(saved) as handle:
-                return json.load(handle)
-        except (OSError, json.JSONDecodeError) as problem:
-            raise UserError(f"{saved}: not a saved `dvc exp show --json` ({problem})") from None
-    shown = subprocess.run(
-        [sys.executable, "-m", "dvc", "exp", "show", "--json"], capture_output=True, text=True, check=False
-    )
-    if shown.returncode != 0:
-        raise UserError(f"dvc exp show --json failed: {shown.stderr.strip().splitlines()[-1:]}")
-    return json.loads(shown.stdout)
 
 
 def main(args: argparse.Namespace) -> None:

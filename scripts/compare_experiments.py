@@ -9,33 +9,17 @@ with student results.  `--experiments FILE` reads a saved `dvc exp show --json` 
 """
 
 import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from liser.files import write_text
 from liser.logs import UserError, errors_as_messages
 from liser.results.experiments import experiments, select, side_by_side
+from liser.results.lambda_search import shown_experiments
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("names", nargs="*", help="the experiments to show, in this order")
 parser.add_argument("--experiments", type=Path, help="saved `dvc exp show --json` output; default: run it")
 parser.add_argument("--out", type=Path, help="also write the tables to this Markdown file")
-
-
-def shown_experiments(saved: Path | None) -> list:
-    if saved:
-        try:
-            return json.loads(saved.read_text())
-        except (OSError, json.JSONDecodeError) as problem:
-            raise UserError(f"{saved}: not a saved `dvc exp show --json` ({problem})") from None
-    shown = subprocess.run(
-        [sys.executable, "-m", "dvc", "exp", "show", "--json"], capture_output=True, text=True, check=False
-    )
-    if shown.returncode != 0:
-        raise UserError(f"dvc exp show --json failed: {shown.stderr.strip()}")
-    return json.loads(shown.stdout)
 
 
 def main(args: argparse.Namespace) -> None:

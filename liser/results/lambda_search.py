@@ -12,7 +12,10 @@ the configuration's results (a queued experiment).
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from liser.files import write_text
+from liser.logs import UserError
 from liser.params import PROFILES, READINGS, ParamsError, resolve_switches
 
 __all__ = ["Candidate", "candidates", "choose", "write_choice"]
@@ -32,6 +36,21 @@ class Candidate:
     lambda_vd: float
     validation_uar: float  # mean over corpora of the configuration's validation UAR (itself a mean over folds)
     test_uar: float  # reported beside, never used to choose
+
+
+def shown_experiments(saved: str | Path | None) -> list:
+    """``dvc exp show --json``'s output: read from the file ``saved``, or from running it here."""
+    if saved:
+        try:
+            return json.loads(Path(saved).read_text())
+        except (OSError, json.JSONDecodeError) as problem:
+            raise UserError(f"{saved}: not a saved `dvc exp show --json` ({problem})") from None
+    shown = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "show", "--json"], capture_output=True, text=True, check=False
+    )
+    if shown.returncode != 0:
+        raise UserError(f"dvc exp show --json failed: {shown.stderr.strip()}")
+    return json.loads(shown.stdout)
 
 
 def experiment_entries(node: object) -> Iterator[dict]:
