@@ -1,6 +1,6 @@
-"""What the teacher tests share: the teachers' params sections as params.yaml sets them (the demo's), with changes,
-and tiny random speech encoders saved as a base folder is (``save_pretrained``, as stage ``speech_base`` leaves
-one), so every test reads a base by path as the pipeline does."""
+"""What the teacher tests share: tiny random speech encoders saved as a base folder is (``save_pretrained``, as stage
+``speech_base`` leaves one), so every test reads a base by path as the pipeline does.  Their params sections come
+from ``tests.helpers.section``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModel, Wav2Vec2FeatureExtractor
-
-from .helpers import REPO, section  # noqa: F401  (section: the teacher tests import it from here)
 
 RATE = 16000
 # Two conv layers (10 ms frames), two encoder layers of two heads: a few thousand parameters.

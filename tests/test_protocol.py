@@ -22,10 +22,9 @@ from liser.teachers import speech_runs
 from liser.teachers.speech_base import SpeechBaseChoice
 from liser.training import shuffled_batches
 from liser.window_tables import Softmaxes
-from tests.helpers import REPO
+from tests.helpers import REPO, section
 from tests.reference_student import crop_targets
 from tests.student_data import CONFIG, WINDOWING, known_answer, teacher_knows, train_params, with_video
-from tests.teacher_fixtures import section
 from tests.test_speech_teacher import speakers_table
 
 # --- a share's speech teacher sees only what the share's students see ------------------------------------------

@@ -348,7 +348,8 @@ def speech_teacher(tmp_path_factory):
     from liser.teachers.speech_model import build_speech_teacher, save_speech_teacher
     from liser.unlabeled.windows import segment_windows
 
-    from .teacher_fixtures import section, tiny_base
+    from .helpers import section
+    from .teacher_fixtures import tiny_base
 
     folder = tmp_path_factory.mktemp("speech")
     base = tiny_base(folder / "base")

@@ -19,7 +19,7 @@ from liser.teachers.fetching import WeightsUnavailable
 from liser.teachers.speech_base import SpeechBaseChoice, check_speech_base
 from liser.teachers.speech_model import ATTENTION_PROJECTIONS, build_speech_teacher, lora_module_names
 
-from .teacher_fixtures import section
+from .helpers import section
 
 RATE = 16000
 # a short run: 16 utterances of about a second, 8 clusters

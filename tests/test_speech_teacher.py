@@ -20,7 +20,8 @@ from liser.teachers.speech_windows import window_softmaxes
 from liser.teachers.window_scores import teacher_fingerprint
 from liser.unlabeled.windows import segment_windows
 
-from .teacher_fixtures import SMALL, section, tiny_base
+from .helpers import section
+from .teacher_fixtures import SMALL, tiny_base
 
 torch.set_num_threads(1)
 

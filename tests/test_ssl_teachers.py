@@ -27,8 +27,8 @@ from liser.teachers.speech_model import (
 from liser.teachers.speech_training import train_speech_teacher
 from liser.teachers.speech_windows import window_softmaxes
 from liser.unlabeled.windows import segment_windows
-from tests.helpers import REPO, write_tone
-from tests.teacher_fixtures import RATE, encoder_config, section, tiny_base
+from tests.helpers import REPO, section, write_tone
+from tests.teacher_fixtures import RATE, encoder_config, tiny_base
 
 torch.set_num_threads(1)
 

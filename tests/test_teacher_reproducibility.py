@@ -37,8 +37,8 @@ from liser.teachers.video_windows import video_window_softmaxes
 from liser.unlabeled.windows import segment_windows
 from liser.window_tables import write_window_table
 
-from .helpers import REPO
-from .teacher_fixtures import RATE, SMALL, section, tiny_base
+from .helpers import REPO, section
+from .teacher_fixtures import RATE, SMALL, tiny_base
 
 SEGMENTS = {"MSP-FACE_0001_0001": 40, "MSP-FACE_0002_0001": 32}  # frames at 30 fps
 

@@ -39,7 +39,7 @@ from liser.unlabeled.faces import read_face_clip
 from liser.unlabeled.windows import segment_windows
 from liser.window_tables import WINDOW_KEYS, probability_columns, read_softmaxes, write_softmaxes
 
-from .teacher_fixtures import section
+from .helpers import section
 
 PROBABILITY_COLUMNS = probability_columns(VIDEO_CLASSES)
 

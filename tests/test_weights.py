@@ -35,8 +35,7 @@ from liser.teachers.speech_input import WaveformInput, waveform_input
 from liser.teachers.speech_model import build_speech_teacher
 from liser.teachers.video_weights import MOBILEFACENET_FILE, S2D_FILE, fetch_video_weights, published_files
 
-from .helpers import REPO, copy_project
-from .teacher_fixtures import section
+from .helpers import REPO, copy_project, section
 
 TINY_HUBERT = {
     "hidden_size": 32,
