@@ -3,8 +3,10 @@ second or two; the worker processes and the tools (ffmpeg, ffprobe) it started e
 after it ended.
 
 - :func:`exit_on_sigterm` makes SIGTERM end the stage through its ``finally`` blocks (temporary files are removed),
-  and asks the kernel to send the stage SIGTERM when its parent ends: ``dvc repro`` ended by SIGTERM does not pass
-  the signal on, and its stage would otherwise run on, orphaned.
+  and sends the stage SIGTERM when the process that started it ends: ``dvc repro`` ended by SIGTERM does not pass
+  the signal on, and its stage would otherwise run on, orphaned.  dvc runs a stage's command with ``$SHELL -c``;
+  bash replaces itself with the command, but dash (Debian's ``/bin/sh``, used when ``SHELL`` is unset) stays in
+  between and outlives dvc, so behind such a shell the stage watches the shell's parent instead.
 - Tools started with :func:`run_tool` or :func:`start_tool` are killed when the stage is stopped, whichever thread
   started them, and none is started after that.
 - Workers started by :func:`worker_pool` ask the kernel to kill them when their parent ends, however it ends
@@ -19,6 +21,7 @@ import contextlib
 import ctypes
 import multiprocessing
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -26,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -41,6 +45,7 @@ __all__ = [
 ]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_SHELLS = {"sh", "dash", "bash", "zsh", "ksh", "mksh", "ash", "fish"}
 GRACE_S = 1.0  # how long an interrupted worker has to run its clean-ups before it is killed
 
 _tools: set[subprocess.Popen] = set()
@@ -62,19 +67,57 @@ def _ask_for_signal_when_parent_ends(signum: int) -> bool:
 
 
 def _stop(signum: int, frame: Any) -> None:
-    # once only: a second SIGTERM (dvc passes one on, and the kernel sends one when dvc ends) must not cut the
-    # clean-ups the first one started
+    # once only: a second SIGTERM (a kill, and the end of the process that started the stage, may both send one)
+    # must not cut the clean-ups the first one started
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stop_tools()
     raise SystemExit(128 + signum)
 
 
+def _parent_of(pid: int) -> int | None:
+    try:  # the field after the command name, which may itself hold spaces and parentheses
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _starter_behind_shell() -> int | None:
+    """The process that started this one through ``<shell> -c``, when the shell is still in between."""
+    shell = os.getppid()
+    try:
+        argv = Path(f"/proc/{shell}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if os.path.basename(argv[0]).decode(errors="replace") not in _SHELLS or b"-c" not in argv[1:]:
+        return None
+    starter = _parent_of(shell)
+    return starter if starter is not None and starter > 1 else None
+
+
+def _signal_when_ends(pid: int, signum: int) -> None:
+    """Send this process ``signum`` when process ``pid`` (not its parent) ends, from a watching thread."""
+    try:
+        ended = os.pidfd_open(pid)  # readable once the process has ended
+    except ProcessLookupError:
+        os.kill(os.getpid(), signum)
+        return
+
+    def watch() -> None:
+        select.select([ended], [], [])
+        os.kill(os.getpid(), signum)
+
+    threading.Thread(target=watch, name=f"watch-{pid}", daemon=True).start()
+
+
 def exit_on_sigterm() -> None:
     """Make SIGTERM (what ``kill`` and job schedulers send) end the process like Ctrl-C does, through its
-    ``finally`` blocks, after killing the tools it runs; and end it the same way when its parent ends."""
+    ``finally`` blocks, after killing the tools it runs; and end it the same way when the process that started it
+    ends (its parent, or the parent of the ``sh -c`` in between)."""
     signal.signal(signal.SIGTERM, _stop)
     if not _ask_for_signal_when_parent_ends(signal.SIGTERM):
         _stop(signal.SIGTERM, None)
+    if sys.platform.startswith("linux") and (starter := _starter_behind_shell()) is not None:
+        _signal_when_ends(starter, signal.SIGTERM)
 
 
 def stop_tools() -> None:

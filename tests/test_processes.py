@@ -2,12 +2,15 @@
 two seconds, and write nothing after it ended."""
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+import pytest
 
 from .helpers import REPO
 
@@ -112,26 +115,32 @@ def test_tools_started_from_any_thread_end_with_the_stage(tmp_path):
     assert not [p for p in sleepers if alive(int(p.name))]
 
 
-def test_a_stage_ends_when_its_parent_does(tmp_path):
-    """dvc ended by SIGTERM does not pass the signal on: the stage must notice its parent is gone."""
+@pytest.mark.parametrize("through_shell", [False, True], ids=["started-directly", "started-by-sh-c"])
+def test_a_stage_ends_when_the_process_that_started_it_does(tmp_path, through_shell):
+    """dvc ended by SIGTERM does not pass the signal on: the stage must notice that dvc is gone, also when dvc ran
+    it through a shell that stays in between (``$SHELL -c`` with dash, Debian's /bin/sh, when SHELL is unset)."""
+    stage_command = [sys.executable, str(tmp_path / "stage.py"), str(tmp_path / "out")]
+    if through_shell:  # the shell waits for the stage to report its status, so it cannot replace itself with it
+        stage_command = ["/bin/sh", "-c", f"{shlex.join(stage_command)}; exit $?"]
     script = tmp_path / "parent.py"
     script.write_text(
         "import subprocess, sys, time\n"
-        f"child = subprocess.Popen([sys.executable, {str(tmp_path / 'stage.py')!r}, {str(tmp_path / 'out')!r}], "
-        "stdout=subprocess.PIPE, text=True)\n"
-        "print(child.stdout.readline().strip(), child.pid, flush=True)\n"
+        f"child = subprocess.Popen({stage_command!r}, stdout=subprocess.PIPE, text=True)\n"
+        "print(child.stdout.readline().strip(), flush=True)\n"
         "time.sleep(60)\n"
     )
     (tmp_path / "stage.py").write_text(STAGE)
     (tmp_path / "out").mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
-    *workers, child = (int(pid) for pid in parent.stdout.readline().split())
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    stage = _parent(Path(f"/proc/{workers[0]}"))
+    assert (_parent(Path(f"/proc/{stage}")) != parent.pid) == through_shell  # a shell in between, or none
     time.sleep(0.5)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     time.sleep(2)
-    assert not alive(child) and not [pid for pid in workers if alive(pid)]
+    assert not alive(stage) and not [pid for pid in workers if alive(pid)]
     time.sleep(3)
     assert list((tmp_path / "out").iterdir()) == []
 

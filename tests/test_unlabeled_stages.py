@@ -92,7 +92,7 @@ def test_sigterm_to_dvc_repro_stops_the_faces_stage_and_its_workers_within_two_s
             }
         )
     )
-    env = environment()
+    env = {**environment(), "SHELL": "/bin/sh"}  # dvc runs the stage with $SHELL -c: dash stays in between
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True, env=env)
     dvc = subprocess.Popen(
