@@ -18,6 +18,8 @@ Ray worker brings to the steps that see every frame.
    same segments: the speed-up, and the disk each segment's outputs take per hour of video, with and without its
    crops.
 3. The video teacher's window scoring through Ray Data (small S2D, CPU actors), with 1 and then 2 actors.
+Both are timed at two sizes: the speed-up of whole runs, and of the work alone (the larger size's extra time,
+without what every run pays to start).
 
     python benchmarks/unlabeled_scale.py [--sizes 1000 10000 100000 1000000] [--skip-ray]
     python benchmarks/unlabeled_scale.py --sizes          # the Ray parts only
@@ -278,8 +280,9 @@ def moving_face(path: Path, frames: int) -> None:
     write_video(path, [photo[t // 3 : t // 3 + 256, 60 + t : 60 + t + 256] for t in range(frames)], FPS, crf=18)
 
 
-def ray_workers(cpus: int, work) -> float:
-    """Wall time of ``work(runtime)`` on a one-node Ray cluster of this machine with ``cpus`` worker CPUs."""
+def ray_workers(cpus: int, work, sizes: tuple[int, int]) -> dict[int, float]:
+    """Wall time of ``work(runtime, size)`` at each of ``sizes`` on a one-node Ray cluster of this machine with
+    ``cpus`` worker CPUs, after a warm-up run at the smaller size (workers started, libraries imported)."""
     from liser.cluster import LOOPBACK_ONLY
     from liser.params import RuntimeParams
 
@@ -291,59 +294,71 @@ def ray_workers(cpus: int, work) -> float:
     ray.init(address=nodes.address, logging_level="WARNING", log_to_driver=False)
     try:
         runtime = RuntimeParams(cluster="ray", ray_address=nodes.address, shared_root=None)
-        work(runtime)  # warm-up: workers started, libraries imported, models built
-        start = time.perf_counter()
-        work(runtime)
-        seconds = time.perf_counter() - start
-        print(f"{cpus} worker CPU(s): {seconds:.1f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
-        return seconds
+        work(runtime, sizes[0])
+        times = {}
+        for size in sizes:
+            start = time.perf_counter()
+            work(runtime, size)
+            times[size] = time.perf_counter() - start
+            print(f"{cpus} worker CPU(s), {size}: {times[size]:.1f} s (load average {os.getloadavg()[0]:.1f})")
+        return times
     finally:
         ray.shutdown()
         nodes.shutdown()
 
 
-def faces_on_ray(work_dir: Path, segments: int = 8, frames: int = 150) -> dict:
+def speedups(times: dict[int, dict[int, float]], sizes: tuple[int, int]) -> dict[str, float]:
+    """2 workers over 1: whole runs at the larger size, and on the work alone, the added size's extra time (what
+    each run pays to start, its actors' model loading included, cancels out)."""
+    small, large = sizes
+    return {
+        "whole_run": times[1][large] / times[2][large],
+        "work_alone": (times[1][large] - times[1][small]) / (times[2][large] - times[2][small]),
+    }
+
+
+def faces_on_ray(work_dir: Path, sizes: tuple[int, int] = (8, 16), frames: int = 150) -> dict:
     from liser.unlabeled.face_crops import crop_segments
     from liser.unlabeled.faces import CropOptions
 
     videos = work_dir / "videos"
     videos.mkdir()
     moving_face(videos / "seg_000.mp4", frames)
-    for k in range(1, segments):
+    for k in range(1, max(sizes)):
         shutil.copyfile(videos / "seg_000.mp4", videos / f"seg_{k:03d}.mp4")
-    table = pd.DataFrame({"segment": [f"seg_{k:03d}" for k in range(segments)], "speaker": "s"})
+    table = pd.DataFrame({"segment": [f"seg_{k:03d}" for k in range(max(sizes))], "speaker": "s"})
     table["video_file"] = [str(videos / f"{name}.mp4") for name in table["segment"]]
     options = CropOptions(detect_every=5)
-
-    def run(runtime):
-        out = work_dir / "faces"
-        shutil.rmtree(out, ignore_errors=True)
-        crop_segments(table, out, options, runtime=runtime)
-
-    times = {cpus: ray_workers(cpus, run) for cpus in (1, 2)}
     out = work_dir / "faces"
+
+    def run(runtime, segments):
+        shutil.rmtree(out, ignore_errors=True)
+        crop_segments(table.head(segments), out, options, runtime=runtime)
+
+    times = {cpus: ray_workers(cpus, run, sizes) for cpus in (1, 2)}
+    segments = max(sizes)
     hours = segments * frames / FPS / 3600
     crops = sum(path.stat().st_size for path in out.glob("*.mp4"))
     tracks = sum(path.stat().st_size for path in (out / "tracks").glob("*.npz"))
     return {
-        "segments": segments,
-        "seconds_of_video": segments * frames / FPS,
-        "wall_s": {str(cpus): t for cpus, t in times.items()},
-        "speedup_2_over_1": times[1] / times[2],
-        "frames_per_s": {str(cpus): segments * frames / t for cpus, t in times.items()},
+        "segments": list(sizes),
+        "seconds_of_video": [size * frames / FPS for size in sizes],
+        "wall_s": {str(cpus): {str(size): t for size, t in by_size.items()} for cpus, by_size in times.items()},
+        "speedup_2_over_1": speedups(times, sizes),
+        "frames_per_s": {str(cpus): segments * frames / by_size[segments] for cpus, by_size in times.items()},
         "disk_mb_per_hour": {
             "keep_crops_true": (crops + tracks) / hours / 1e6,
             "keep_crops_false": tracks / hours / 1e6,
             "crops_alone": crops / hours / 1e6,
             "tracks_alone": tracks / hours / 1e6,
         },
-        "video": f"{segments} copies of a 256 x 256, {FPS} fps, {frames}-frame H.264 clip of a moving face",
+        "video": f"copies of a 256 x 256, {FPS} fps, {frames}-frame H.264 clip of a moving face",
     }
 
 
-def video_scoring_on_ray(work_dir: Path, segments: int = 48) -> dict:
-    """The small S2D (random weights) scoring ``segments`` copies of a face clip of faces_on_ray's (9 windows each)
-    through Ray Data, one thread per actor, on 1 and 2 worker CPUs."""
+def video_scoring_on_ray(work_dir: Path, sizes: tuple[int, int] = (48, 96)) -> dict:
+    """The small S2D (random weights) scoring copies of a face clip of faces_on_ray's (9 windows each) through Ray
+    Data, one thread per actor, on 1 and 2 worker CPUs."""
     import numpy as np
     import torch
 
@@ -355,25 +370,28 @@ def video_scoring_on_ray(work_dir: Path, segments: int = 48) -> dict:
     faces = work_dir / "scoring_faces"
     faces.mkdir()
     clip = next((work_dir / "faces").glob("*.mp4"))
-    names = [f"seg_{k:03d}" for k in range(segments)]
+    names = [f"seg_{k:03d}" for k in range(max(sizes))]
     for name in names:
         shutil.copyfile(clip, faces / f"{name}.mp4")
-    windows = pd.concat([segment_windows(name, "s", np.ones(150, bool), FRAMES, FPS) for name in names])
-    windows = windows.reset_index(drop=True)
+    by_segment = [segment_windows(name, "s", np.ones(150, bool), FRAMES, FPS) for name in names]
     torch.set_num_threads(1)
     model = build_video_teacher(S2DConfig.small(), seed=0).eval()
 
-    def run(runtime):
-        window_softmaxes(model, windows, faces, 8, device="cpu", runtime=runtime, threads=1)
+    def windows(segments: int) -> pd.DataFrame:
+        return pd.concat(by_segment[:segments]).reset_index(drop=True)
 
-    times = {cpus: ray_workers(cpus, run) for cpus in (1, 2)}
+    def run(runtime, segments):
+        window_softmaxes(model, windows(segments), faces, 8, device="cpu", runtime=runtime, threads=1)
+
+    times = {cpus: ray_workers(cpus, run, sizes) for cpus in (1, 2)}
+    counts = {size: len(windows(size)) for size in sizes}
     return {
         "model": "S2DConfig.small() (the demo's), random weights, batch 8, one thread per actor",
-        "windows": len(windows),
-        "wall_s": {str(cpus): t for cpus, t in times.items()},
-        "speedup_2_over_1": times[1] / times[2],
-        "windows_per_s": {str(cpus): len(windows) / t for cpus, t in times.items()},
-        "note": "each run starts its actors (and loads the model in them): included in the time",
+        "windows": [counts[size] for size in sizes],
+        "wall_s": {str(cpus): {str(size): t for size, t in by_size.items()} for cpus, by_size in times.items()},
+        "speedup_2_over_1": speedups(times, sizes),
+        "windows_per_s": {str(cpus): counts[max(sizes)] / by_size[max(sizes)] for cpus, by_size in times.items()},
+        "note": "a run starts its actors and loads the model in them; work_alone leaves that out",
     }
 
 

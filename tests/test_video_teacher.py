@@ -334,6 +334,39 @@ def test_scoring_is_incremental(faces, scoring_model, tmp_path):
     assert sum(sizes) == len(windows)
 
 
+class Stopped(Exception):
+    """The run stopped part way (a kill, a full disk, Ctrl-C)."""
+
+
+def test_a_run_stopped_part_way_keeps_its_last_save_and_resumes_to_the_same_bytes(faces, scoring_model, tmp_path):
+    folder, windows = faces
+    uninterrupted = tmp_path / "uninterrupted.parquet"
+    window_softmaxes(scoring_model, windows, folder, 1, device="cpu", out=uninterrupted)
+
+    model = build_video_teacher(S2DConfig.small(), seed=4)
+    model.load_state_dict(scoring_model.state_dict())
+    model.landmark.load_state_dict(scoring_model.landmark.state_dict())
+    sizes = counted_windows(model)
+
+    def stop_at_the_third_batch(module, args, output):
+        if len(sizes) == 3:
+            raise Stopped
+
+    stopper = model.register_forward_hook(stop_at_the_third_batch)
+    out = tmp_path / "video.parquet"
+    with pytest.raises(Stopped):
+        window_softmaxes(model, windows, folder, 1, device="cpu", out=out, checkpoint_every=2)
+    saved = read_softmaxes(out).frame
+    assert len(saved) == 2  # the save after the second window, nothing of the third
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["uninterrupted.parquet", "video.parquet"]
+
+    stopper.remove()
+    sizes.clear()
+    window_softmaxes(model, windows, folder, 1, device="cpu", out=out, checkpoint_every=2)
+    assert sum(sizes) == len(windows) - 2  # only what the stopped run had not saved
+    assert out.read_bytes() == uninterrupted.read_bytes()
+
+
 def test_clip_views_are_the_first_and_last_16_frames():
     assert clip_views(10) == [0]
     assert clip_views(16) == [0]

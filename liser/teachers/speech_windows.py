@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from liser.features import load_audio
 from liser.files import atomic_path
@@ -22,7 +21,9 @@ from liser.teachers.speech_input import SAMPLE_RATE, padded_batch, waveform_inpu
 from liser.teachers.speech_model import fold_folder, load_speech_teacher, logits
 from liser.teachers.window_scores import (
     BATCHES_PER_CHUNK,
+    CHECKPOINT_EVERY,
     ChunkScorer,
+    fill_in,
     folder_bytes,
     full_batch,
     scores_on_ray,
@@ -31,11 +32,9 @@ from liser.teachers.window_scores import (
 )
 from liser.window_tables import earlier_probabilities, read_softmaxes, read_window_table, softmax_frame, write_softmaxes
 
-__all__ = ["CHECKPOINT_EVERY", "window_softmaxes", "speech_window_softmaxes"]
+__all__ = ["window_softmaxes", "speech_window_softmaxes"]
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_EVERY = 20000  # newly scored windows between two writes of the table, so an interrupted run resumes
 
 
 def _window_spans(windows: pd.DataFrame, rows: np.ndarray, manifest: pd.DataFrame) -> Iterator[tuple[int, np.ndarray]]:
@@ -188,15 +187,10 @@ def window_softmaxes(
         done = ~np.isnan(probabilities).any(axis=1)
         return softmax_frame(windows[done], probabilities[done], classes)
 
-    scored_since_save = 0
-    with tqdm(total=len(todo), desc="speech teacher windows", unit="window") as progress:
-        for rows, chosen in scored:
-            probabilities[rows] = chosen
-            progress.update(len(rows))
-            scored_since_save += len(rows)
-            if out is not None and scored_since_save >= checkpoint_every:
-                write_softmaxes(out, scored_so_far(), classes, fingerprint)
-                scored_since_save = 0
+    def save() -> None:
+        write_softmaxes(out, scored_so_far(), classes, fingerprint)
+
+    fill_in(probabilities, scored, None if out is None else save, checkpoint_every, "speech teacher windows")
     table = scored_so_far()
     if out is not None:
         write_softmaxes(out, table, classes, fingerprint)

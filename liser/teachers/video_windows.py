@@ -1,7 +1,8 @@
 """The video teacher scores the unlabeled windows: the seven FERV39k class probabilities of each window's face
 frames, written as a window-softmax table (:mod:`liser.window_tables`) with each window's ``face_fraction``,
 incrementally: windows an earlier run of the same teacher (same weights fingerprint) already scored are taken from
-the existing file, so adding segments scores only the new windows.  Stage ``video_softmaxes`` runs
+the existing file, so adding segments scores only the new windows, and a run stopped part way resumes from the
+table it last saved.  Stage ``video_softmaxes`` runs
 :func:`video_window_softmaxes`; on a CPU with the same thread count it writes the same bytes on every run."""
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from liser.models.s2d import S2D, S2DConfig, preprocess_clip
 from liser.params import RuntimeParams
@@ -30,7 +30,9 @@ from liser.teachers.video_model import (
 )
 from liser.teachers.window_scores import (
     BATCHES_PER_CHUNK,
+    CHECKPOINT_EVERY,
     ChunkScorer,
+    fill_in,
     full_batch,
     scores_on_ray,
     teacher_fingerprint,
@@ -139,10 +141,23 @@ def _scores_on_ray(
                 spans = list(zip(members["segment"], members["first_frame"], members["last_frame"]))
                 yield rows, {"windows": spans, "faces": faces}
 
-        with tqdm(total=len(todo), desc="video teacher windows (Ray)", unit="window") as progress:
-            for rows, scored in scores_on_ray(_VideoScorer, settings, chunks(), len(VIDEO_CLASSES), runtime, threads):
-                progress.update(len(rows))
-                yield rows, scored
+        yield from scores_on_ray(_VideoScorer, settings, chunks(), len(VIDEO_CLASSES), runtime, threads)
+
+
+def _scores_here(
+    model: S2D, windows: pd.DataFrame, todo: np.ndarray, faces_dir: Path, batch_size: int, device: torch.device
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The probabilities of the windows ``todo``, scored in this process a batch of ``batch_size`` at a time."""
+    pending: list[tuple[int, torch.Tensor]] = []
+    for row, clip in _window_clips(windows, todo, partial(_local_faces, faces_dir), model.config):
+        pending.append((row, clip))
+        if len(pending) == batch_size:
+            rows, clips = zip(*pending)
+            yield np.array(rows), _probabilities(model, list(clips), batch_size, device)
+            pending.clear()
+    if pending:
+        rows, clips = zip(*pending)
+        yield np.array(rows), _probabilities(model, list(clips), batch_size, device)
 
 
 @torch.inference_mode()
@@ -156,16 +171,18 @@ def window_softmaxes(
     device: str | torch.device | None = None,
     runtime: RuntimeParams | None = None,
     threads: int = 1,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> pd.DataFrame:
     """The teacher's FERV39k class probabilities for every window of the window table, as a window-softmax table
     (:func:`liser.window_tables.softmax_frame`, with each window's ``face_fraction``): one row per window, in the
     table's order.
 
     With ``out``, windows the same teacher already scored there (same segment, window and span) are taken from it
-    and not scored again, and the table is written there.  Each window's frames ``first_frame..last_frame`` are its
-    segment's faces (:func:`liser.unlabeled.face_crops.face_source`: the kept crops ``<faces_dir>/<segment>.mp4``, or
-    aligned from the segment's video with its track as they are scored); a window running past the faces' end
-    repeats the last frame.  With ``runtime.cluster: ray`` the windows are scored on the cluster through Ray Data
+    and not scored again, and the table is written there atomically, also every ``checkpoint_every`` new windows so
+    an interrupted run resumes.  Each window's frames ``first_frame..last_frame`` are its segment's faces
+    (:func:`liser.unlabeled.face_crops.face_source`: the kept crops ``<faces_dir>/<segment>.mp4``, or aligned from
+    the segment's video with its track as they are scored); a window running past the faces' end repeats the last
+    frame.  With ``runtime.cluster: ray`` the windows are scored on the cluster through Ray Data
     (:mod:`liser.teachers.window_scores`, actors of ``threads`` threads), in the same batches: the same
     probabilities.
     """
@@ -181,25 +198,20 @@ def window_softmaxes(
     todo = np.flatnonzero(np.isnan(probabilities).any(axis=1))
     log.info("video teacher: scoring %d windows, %d taken from earlier results", len(todo), len(windows) - len(todo))
     if runtime is not None and runtime.cluster == "ray":
-        for rows, scored in _scores_on_ray(model, windows, todo, Path(faces_dir), batch_size, runtime, threads):
-            probabilities[rows] = scored
+        scored = _scores_on_ray(model, windows, todo, Path(faces_dir), batch_size, runtime, threads)
     else:
-        faces_dir = Path(faces_dir)
-        pending: list[tuple[int, torch.Tensor]] = []
-        with tqdm(total=len(todo), desc="video teacher windows", unit="window") as progress:
-            faces_of = partial(_local_faces, faces_dir)
-            for row, clip in _window_clips(windows, todo, faces_of, model.config):
-                pending.append((row, clip))
-                if len(pending) == batch_size:
-                    rows, clips = zip(*pending)
-                    probabilities[list(rows)] = _probabilities(model, list(clips), batch_size, device)
-                    progress.update(len(pending))
-                    pending.clear()
-            if pending:
-                rows, clips = zip(*pending)
-                probabilities[list(rows)] = _probabilities(model, list(clips), batch_size, device)
-                progress.update(len(pending))
-    table = softmax_frame(windows, probabilities, VIDEO_CLASSES, windows["face_fraction"].to_numpy())
+        scored = _scores_here(model, windows, todo, Path(faces_dir), batch_size, device)
+    face_fractions = windows["face_fraction"].to_numpy()
+
+    def scored_so_far() -> pd.DataFrame:
+        done = ~np.isnan(probabilities).any(axis=1)
+        return softmax_frame(windows[done], probabilities[done], VIDEO_CLASSES, face_fractions[done])
+
+    def save() -> None:
+        write_softmaxes(out, scored_so_far(), VIDEO_CLASSES, fingerprint)
+
+    fill_in(probabilities, scored, None if out is None else save, checkpoint_every, "video teacher windows")
+    table = scored_so_far()
     if out is not None:
         write_softmaxes(out, table, VIDEO_CLASSES, fingerprint)
     return table

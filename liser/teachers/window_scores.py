@@ -1,6 +1,7 @@
 """What both teachers share when they score the unlabeled windows: a fingerprint of the teacher's weights, so
-that window softmaxes written by an earlier run are reused only when the same teacher wrote them; and scoring on a
-Ray cluster (``runtime.cluster: ray``) through Ray Data.
+that window softmaxes written by an earlier run are reused only when the same teacher wrote them; the scores taken
+in as they come, with the table saved every :data:`CHECKPOINT_EVERY` new windows so a stopped run resumes from its
+last save; and scoring on a Ray cluster (``runtime.cluster: ray``) through Ray Data.
 
 On Ray, the windows to score are cut into chunks of a few of the model's batches (the very batches the scoring on
 this machine makes, so the probabilities are the same bytes), each chunk carrying what its windows need (the inputs
@@ -17,22 +18,33 @@ import logging
 import pickle
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from liser.cluster import ray_session
 from liser.params import RuntimeParams
 
-__all__ = ["BATCHES_PER_CHUNK", "ChunkScorer", "folder_bytes", "scores_on_ray", "teacher_fingerprint", "unpacked"]
+__all__ = [
+    "BATCHES_PER_CHUNK",
+    "CHECKPOINT_EVERY",
+    "ChunkScorer",
+    "fill_in",
+    "folder_bytes",
+    "scores_on_ray",
+    "teacher_fingerprint",
+    "unpacked",
+]
 
 log = logging.getLogger(__name__)
 
 BATCHES_PER_CHUNK = 4  # the model's batches in one Ray Data row
 WAVE_BYTES = 256 * 1024 * 1024  # the inputs sent with one Ray Data dataset, at most (the next follows it)
+CHECKPOINT_EVERY = 20000  # newly scored windows between two saves of the table, so an interrupted run resumes
 
 
 def full_batch(items: list, size: int) -> list:
@@ -41,6 +53,27 @@ def full_batch(items: list, size: int) -> list:
     in a batch of 2 by ~3e-8) but not with its place or its neighbours, so a window's probabilities are the same
     bits whatever was scored with it, and a resumed or incremental run writes the bytes of a fresh one."""
     return list(items) + [items[-1]] * (size - len(items))
+
+
+def fill_in(
+    probabilities: np.ndarray,
+    scored: Iterable[tuple[np.ndarray, np.ndarray]],
+    save: Callable[[], None] | None,
+    checkpoint_every: int,
+    description: str,
+) -> None:
+    """Put each (rows, their probabilities) of ``scored`` into ``probabilities`` as it comes, and call ``save`` (the
+    table of the windows scored so far, written atomically) after every ``checkpoint_every`` newly scored windows."""
+    todo = int(np.isnan(probabilities).any(axis=1).sum())
+    since_save = 0
+    with tqdm(total=todo, desc=description, unit="window") as progress:
+        for rows, chosen in scored:
+            probabilities[rows] = chosen
+            progress.update(len(rows))
+            since_save += len(rows)
+            if save is not None and since_save >= checkpoint_every:
+                save()
+                since_save = 0
 
 
 def teacher_fingerprint(model: torch.nn.Module) -> str:
