@@ -156,12 +156,13 @@ def window_softmaxes(
     ``classes``.
 
     With ``out``, windows already scored there by the same teacher (:func:`teacher_fingerprint`, same segment,
-    window and span) are reused, only the others are scored, and the union is written back atomically, also every
-    ``checkpoint_every`` new windows so an interrupted run resumes.  Windows of the same length are batched
-    together, so no padding ever enters the model and a window's probabilities do not depend on its batch; each
-    window is one utterance to the model, normalised on its own where the teacher's input convention says so.
-    With ``runtime.cluster: ray`` the same batches are scored on the cluster through Ray Data by actors of
-    ``threads`` threads holding the teacher of ``folders`` (its folder and its base's): the same probabilities.
+    window and span) are reused, only the others are scored, and the union is written back atomically, also as
+    they are scored (:func:`fill_in`, at least ``checkpoint_every`` windows apart) so an interrupted run resumes.
+    Windows of the same length are batched together, so no padding ever enters the model and a window's
+    probabilities do not depend on its batch; each window is one utterance to the model, normalised on its own where
+    the teacher's input convention says so.  With ``runtime.cluster: ray`` the same batches are scored on the
+    cluster through Ray Data by actors of ``threads`` threads holding the teacher of ``folders`` (its folder and its
+    base's): the same probabilities.
     """
     device = resolve_device(device)
     model.eval().to(device)

@@ -178,13 +178,13 @@ def window_softmaxes(
     table's order.
 
     With ``out``, windows the same teacher already scored there (same segment, window and span) are taken from it
-    and not scored again, and the table is written there atomically, also every ``checkpoint_every`` new windows so
-    an interrupted run resumes.  Each window's frames ``first_frame..last_frame`` are its segment's faces
-    (:func:`liser.unlabeled.face_crops.face_source`: the kept crops ``<faces_dir>/<segment>.mp4``, or aligned from
-    the segment's video with its track as they are scored); a window running past the faces' end repeats the last
-    frame.  With ``runtime.cluster: ray`` the windows are scored on the cluster through Ray Data
-    (:mod:`liser.teachers.window_scores`, actors of ``threads`` threads), in the same batches: the same
-    probabilities.
+    and not scored again, and the table is written there atomically, also as they are scored (:func:`fill_in`, at
+    least ``checkpoint_every`` windows apart) so an interrupted run resumes.  Each window's frames
+    ``first_frame..last_frame`` are its segment's faces (:func:`liser.unlabeled.face_crops.face_source`: the kept
+    crops ``<faces_dir>/<segment>.mp4``, or aligned from the segment's video with its track as they are scored); a
+    window running past the faces' end repeats the last frame.  With ``runtime.cluster: ray`` the windows are scored
+    on the cluster through Ray Data (:mod:`liser.teachers.window_scores`, actors of ``threads`` threads), in the
+    same batches: the same probabilities.
     """
     missing = [column for column in WINDOW_COLUMNS if column not in windows.columns]
     if missing:

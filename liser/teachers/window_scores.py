@@ -1,7 +1,7 @@
-"""What both teachers share when they score the unlabeled windows: a fingerprint of the teacher's weights, so
-that window softmaxes written by an earlier run are reused only when the same teacher wrote them; the scores taken
-in as they come, with the table saved every :data:`CHECKPOINT_EVERY` new windows so a stopped run resumes from its
-last save; and scoring on a Ray cluster (``runtime.cluster: ray``) through Ray Data.
+"""What both teachers share when they score the unlabeled windows: a fingerprint of the teacher's weights, so that
+window softmaxes written by an earlier run are reused only when the same teacher wrote them; the scores taken in as
+they come, with the table saved now and then (:func:`fill_in`) so a stopped run resumes from its last save; and
+scoring on a Ray cluster (``runtime.cluster: ray``) through Ray Data.
 
 On Ray, the windows to score are cut into chunks of a few of the model's batches (the very batches the scoring on
 this machine makes, so the probabilities are the same bytes), each chunk carrying what its windows need (the inputs
