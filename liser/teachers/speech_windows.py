@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -184,18 +185,11 @@ def window_softmaxes(
     else:
         scored = ((rows, _probabilities(model, spans, batch_size, convention, device)) for rows, spans in batches)
 
-    def scored_so_far() -> pd.DataFrame:
-        done = ~np.isnan(probabilities).any(axis=1)
+    def table_of(done: np.ndarray) -> pd.DataFrame:
         return softmax_frame(windows[done], probabilities[done], classes)
 
-    def save() -> None:
-        write_softmaxes(out, scored_so_far(), classes, fingerprint)
-
-    fill_in(probabilities, scored, None if out is None else save, checkpoint_every, "speech teacher windows")
-    table = scored_so_far()
-    if out is not None:
-        write_softmaxes(out, table, classes, fingerprint)
-    return table
+    write = None if out is None else partial(write_softmaxes, out, classes=classes, teacher=fingerprint)
+    return fill_in(probabilities, scored, table_of, write, checkpoint_every, "speech teacher windows")
 
 
 def speech_window_softmaxes(

@@ -203,18 +203,11 @@ def window_softmaxes(
         scored = _scores_here(model, windows, todo, Path(faces_dir), batch_size, device)
     face_fractions = windows["face_fraction"].to_numpy()
 
-    def scored_so_far() -> pd.DataFrame:
-        done = ~np.isnan(probabilities).any(axis=1)
+    def table_of(done: np.ndarray) -> pd.DataFrame:
         return softmax_frame(windows[done], probabilities[done], VIDEO_CLASSES, face_fractions[done])
 
-    def save() -> None:
-        write_softmaxes(out, scored_so_far(), VIDEO_CLASSES, fingerprint)
-
-    fill_in(probabilities, scored, None if out is None else save, checkpoint_every, "video teacher windows")
-    table = scored_so_far()
-    if out is not None:
-        write_softmaxes(out, table, VIDEO_CLASSES, fingerprint)
-    return table
+    write = None if out is None else partial(write_softmaxes, out, classes=VIDEO_CLASSES, teacher=fingerprint)
+    return fill_in(probabilities, scored, table_of, write, checkpoint_every, "video teacher windows")
 
 
 def video_window_softmaxes(

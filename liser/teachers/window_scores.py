@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -58,14 +59,20 @@ def full_batch(items: list, size: int) -> list:
 def fill_in(
     probabilities: np.ndarray,
     scored: Iterable[tuple[np.ndarray, np.ndarray]],
-    save: Callable[[], None] | None,
+    table_of: Callable[[np.ndarray], pd.DataFrame],
+    write: Callable[[pd.DataFrame], None] | None,
     checkpoint_every: int,
     description: str,
-) -> None:
-    """Put each (rows, their probabilities) of ``scored`` into ``probabilities`` as it comes, and call ``save`` (the
-    table of the windows scored so far, written whole and atomically) once ``checkpoint_every`` windows, and a tenth
-    of those already saved, have been scored since the last save.  The tenth keeps a long run's saves few: scoring n
-    windows writes about 11 n rows in all, however large n, and a stopped run loses at most a tenth of its work."""
+) -> pd.DataFrame:
+    """Put each (rows, their probabilities) of ``scored`` into ``probabilities`` as it comes and return the table of
+    every window, ``table_of(scored windows' mask)``, given to ``write`` (when there is one) at the end and also on
+    the way: once ``checkpoint_every`` windows, and a tenth of those already saved, have been scored since the last
+    save.  The tenth keeps a long run's saves few: scoring n windows writes about 11 n rows in all, however large n,
+    and a stopped run loses at most a tenth of its work."""
+
+    def scored_so_far() -> pd.DataFrame:
+        return table_of(~np.isnan(probabilities).any(axis=1))
+
     done = int((~np.isnan(probabilities).any(axis=1)).sum())
     saved, todo = done, len(probabilities) - done
     with tqdm(total=todo, desc=description, unit="window") as progress:
@@ -73,9 +80,13 @@ def fill_in(
             probabilities[rows] = chosen
             progress.update(len(rows))
             done += len(rows)
-            if save is not None and done - saved >= max(checkpoint_every, saved // 10):
-                save()
+            if write is not None and done - saved >= max(checkpoint_every, saved // 10):
+                write(scored_so_far())
                 saved = done
+    table = scored_so_far()
+    if write is not None:
+        write(table)
+    return table
 
 
 def teacher_fingerprint(model: torch.nn.Module) -> str:
