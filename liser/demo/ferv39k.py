@@ -1,7 +1,7 @@
 """Demo FERV39k: face clips of the seven expressions, in the layout :mod:`liser.corpora.ferv39k` reads.
 
 :func:`write_ferv39k_demo` writes ``<out>/<split>/<Class>/<clip>/<00001..>.jpg``: for every class,
-``clips_per_class`` clips of 16-32 frames (``frames``), each one identity showing that expression
+``clips_per_class`` clips of 16-24 frames (``frames``), each one identity showing that expression
 (:func:`liser.demo.faces.animate_face`: it comes up from neutral in the first frames, then is held at a strength
 drawn from :data:`STRENGTH`, with head motion and blinks).  The identities are the demo's own, drawn from keys
 distinct from the MSP-Face demo's speakers, and split in two: ``test`` identities are held out, so no face of
@@ -138,7 +138,7 @@ def write_ferv39k_demo(
     seed: int = 0,
     clips_per_class: int = 80,
     n_identities: int = 24,
-    frames: tuple[int, int] = (16, 32),
+    frames: tuple[int, int] = (16, 24),
     size: int = FACE_SIZE,
     test_identities: int | None = None,
     workers: int = 1,
