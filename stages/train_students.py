@@ -5,12 +5,16 @@ from pathlib import Path
 
 from liser.stage import run_stage
 from liser.students.configurations import configuration
-from liser.students.crossval import StudentInputs, StudentSettings, run_configuration
+from liser.students.crossval import StudentInputs, StudentSettings, run_configuration, run_shares
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--corpus", required=True)
 parser.add_argument("--configuration", required=True, help="e.g. no-dstl, vid-sp-dstl, distill-ce-vid")
-parser.add_argument("--labeled-percent", type=int, default=100, help="share of each fold's labeled training utterances")
+parser.add_argument(
+    "--labeled-shares",
+    action="store_true",
+    help="Figure 2: on each share of label_efficiency.percents, in <out>/<percent>",
+)
 parser.add_argument("--manifest", type=Path, required=True, help="the corpus's utterance table")
 parser.add_argument("--folds", type=Path, required=True, help="the corpus's speaker folds")
 parser.add_argument("--features", type=Path, required=True, help="the corpus's log-Mel features")
@@ -23,15 +27,22 @@ parser.add_argument("--live", type=Path, help="DVCLive folder of the kept studen
 
 
 def read_params(params, args):
-    return StudentSettings.read(params, configuration(args.configuration, args.labeled_percent))
+    if args.labeled_shares:
+        percents = params.label_efficiency.percents
+        return {p: StudentSettings.read(params, configuration(args.configuration, p)) for p in percents}
+    return StudentSettings.read(params, configuration(args.configuration))
 
 
 def work(settings, args):
     inputs = StudentInputs(
         args.manifest, args.folds, args.features, args.unlabeled_features, args.speech_softmaxes, args.video_softmaxes
     )
-    run = configuration(args.configuration, args.labeled_percent)
-    run_configuration(args.corpus, run, settings, inputs, args.out, args.metrics, args.live)
+    if args.labeled_shares:
+        run_shares(args.corpus, args.configuration, settings, inputs, args.out, args.metrics, args.live)
+    else:
+        run_configuration(
+            args.corpus, configuration(args.configuration), settings, inputs, args.out, args.metrics, args.live
+        )
 
 
 if __name__ == "__main__":

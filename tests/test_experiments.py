@@ -7,16 +7,19 @@ import sys
 import pytest
 
 from liser.results.experiments import experiments, select, side_by_side
+from liser.students.configurations import run_location
 
 from .helpers import REPO
 
 
 def entry(rev, name, reading, uar, runs=("no-dstl", "vid-sp-dstl", "vid-sp-dstl-labeled50"), profile="demo"):
-    metrics = {
-        f"metrics/students/{corpus}/{run}.json": {"data": {"test": {"uar": uar + i / 100, "uar_std": 0.05}}}
-        for corpus in ("ravdess", "crema_d")
-        for i, run in enumerate(runs)
-    }
+    metrics = {}
+    for corpus in ("ravdess", "crema_d"):
+        for i, run in enumerate(runs):
+            _, metrics_file, share = run_location(run)  # a Figure 2 share: an entry of its stage's file
+            figures = {"test": {"uar": uar + i / 100, "uar_std": 0.05}}
+            data = metrics.setdefault(f"metrics/students/{corpus}/{metrics_file}", {"data": {}})["data"]
+            data.update(figures if share is None else {share: figures})
     metrics["metrics/summary.json"] = {"data": {"ravdess": {"no-dstl": uar}}}
     params = {"profile": profile, "protocol": {"reading": reading}, "loss": {"lambda_sd": 1.0}}
     return {

@@ -10,7 +10,7 @@ from liser.features import FeatureStore
 from liser.files import write_npy, write_parquet
 from liser.folds import labeled_share
 from liser.students.batching import WindowTargets
-from liser.students.configurations import CONFIGURATIONS, configuration, lambda_candidates
+from liser.students.configurations import CONFIGURATIONS, configuration, lambda_candidates, run_location
 from liser.students.data import unlabeled_set
 from liser.students.evaluate import score, utterance_logits
 from liser.students.objective import Objective, StackedObjectives
@@ -173,6 +173,13 @@ def test_configurations_use_their_lambdas_only():
     assert configuration("vid-sp-dstl", 50).run_name == "vid-sp-dstl-labeled50"
     with pytest.raises(ValueError, match="unknown configuration"):
         configuration("vid-dstl-ce")
+
+
+def test_a_share_run_lives_in_its_configurations_figure_2_stage():
+    assert run_location("vid-sp-dstl") == ("vid-sp-dstl", "vid-sp-dstl.json", None)
+    assert run_location("vid-sp-dstl-labeled50") == ("vid-sp-dstl-labeled/50", "vid-sp-dstl-labeled.json", "50")
+    assert run_location("no-dstl-labeled25")[0] == "no-dstl-labeled/25"
+    assert run_location("mine-labeled50")[2] is None  # not a configuration of the paper: a run of its own
 
 
 def test_auto_lambda_trains_the_grid_for_the_teachers_used():

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from liser.students.configurations import run_location
+
 from .helpers import copy_project
 
 pytestmark = pytest.mark.slow
@@ -80,14 +82,15 @@ STUDENTS = [
 
 USES_VD = {  # the student stages that distil from the video teacher
     f"{name}@crema_d" for name in ("vid-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-vid", "two-stage-vid")
-} | {"vid-sp-dstl-labeled@crema_d-50"}
+} | {"vid-sp-dstl-labeled@crema_d"}
 # the student stages without teachers: as many candidates as the distilled runs choose lambda from
-SUPERVISED = {"no-dstl@crema_d", "no-dstl-matched-steps@crema_d", "no-dstl-labeled@crema_d-50"}
+SUPERVISED = {"no-dstl@crema_d", "no-dstl-matched-steps@crema_d", "no-dstl-labeled@crema_d"}
 
 
 def results_of(project, run_name):
-    """Every fold, seed and candidate of a student stage (not DVC metrics: its output folder's results.json)."""
-    return json.loads((project / f"outputs/students/crema_d/{run_name}/results.json").read_text())
+    """Every fold, seed and candidate of a student run (not DVC metrics: its output folder's results.json)."""
+    folder, _, _ = run_location(run_name)
+    return json.loads((project / f"outputs/students/crema_d/{folder}/results.json").read_text())
 
 
 def metrics_of(project):
@@ -107,7 +110,9 @@ def repro_ran(project):
 def test_repro_writes_every_configuration_and_the_report(project):
     metrics = metrics_of(project)
     for run_name in STUDENTS:
-        figures = metrics[f"metrics/students/crema_d/{run_name}.json"]
+        _, metrics_file, share = run_location(run_name)
+        figures = metrics[f"metrics/students/crema_d/{metrics_file}"]
+        figures = figures if share is None else figures[share]  # a Figure 2 stage's file: a run per share
         assert "folds" not in figures and 0 <= figures["test"]["uar"] <= 1 and 0 <= figures["test"]["pooled_uar"] <= 1
         assert set(results_of(project, run_name)["folds"]) == {"0", "1"}
     summary = metrics["metrics/summary.json"]["crema_d"]
@@ -203,7 +208,8 @@ def test_plots_are_declared(project):
         "reports/figure2.png",
         # the training curves, DVCLive's
         "live/students/crema_d/no-dstl/plots/metrics/fold0/validation_uar.tsv",
-        "live/students/crema_d/vid-sp-dstl-labeled50/plots/metrics/fold1/train_loss.tsv",
+        "live/students/crema_d/vid-sp-dstl-labeled/plots/metrics/50/fold1/train_loss.tsv",  # one stage, every share
+        "live/teachers/speech/crema_d-labeled/plots/metrics/50/fold0/validation_uar.tsv",
         "live/teachers/speech/crema_d/plots/metrics/fold1/validation_war.tsv",
         "live/teachers/video/plots/metrics/validation_uar.tsv",
     ):
@@ -242,10 +248,10 @@ def test_lora_rank_reruns_speech_teachers_their_softmaxes_and_students_only(proj
     set_params(project, lambda p: p["speech_teacher"].update(lora_rank=4))
     uses_sd = {
         f"{name}@crema_d" for name in ("sp-dstl", "vid-sp-dstl", "conf-vid-sp-dstl", "distill-ce-sp", "two-stage-sp")
-    } | {"vid-sp-dstl-labeled@crema_d-50"}
-    teachers = {"speech_teacher@crema_d", "speech_teacher_labeled@crema_d-50"}
+    } | {"vid-sp-dstl-labeled@crema_d"}
+    teachers = {"speech_teacher@crema_d", "speech_teacher_labeled@crema_d"}
     assert changed_stages(project) == teachers
-    softmaxes = {"speech_softmaxes@crema_d", "speech_softmaxes_labeled@crema_d-50"}
+    softmaxes = {"speech_softmaxes@crema_d", "speech_softmaxes_labeled@crema_d"}
     matched = {"no-dstl-matched-steps@crema_d"}  # counts the segments with both teachers' softmaxes
     assert repro_ran(project) == teachers | softmaxes | uses_sd | matched | {"report"}
 
@@ -262,24 +268,34 @@ def test_figure_2_teachers_learn_from_the_share_or_are_the_full_runs(project):
     import pandas as pd
 
     full = json.loads((project / "outputs/teachers/speech/crema_d/results.json").read_text())
-    share = json.loads((project / "outputs/teachers/speech/crema_d-labeled50/results.json").read_text())
+    share = json.loads((project / "outputs/teachers/speech/crema_d-labeled/50/results.json").read_text())
     for fold in ("0", "1"):
         assert share["folds"][fold]["utterances"]["train"] < full["folds"][fold]["utterances"]["train"]
         assert share["folds"][fold]["utterances"]["selection"] == full["folds"][fold]["utterances"]["selection"]
     set_params(project, lambda p: p["label_efficiency"].update(teacher="all"))
-    assert changed_stages(project) == {"speech_teacher_labeled@crema_d-50", "report"}  # the report states it
+    assert changed_stages(project) == {"speech_teacher_labeled@crema_d", "report"}  # the report states it
     assert repro_ran(project) == {
-        "speech_teacher_labeled@crema_d-50",
-        "speech_softmaxes_labeled@crema_d-50",
-        "vid-sp-dstl-labeled@crema_d-50",
+        "speech_teacher_labeled@crema_d",
+        "speech_softmaxes_labeled@crema_d",
+        "vid-sp-dstl-labeled@crema_d",
         "report",
     }
     for fold in (0, 1):  # the full run's teachers and their window softmaxes, taken over, not scored again
-        copied = pd.read_parquet(project / f"data/softmaxes/speech/crema_d-labeled50/fold{fold}.parquet")
+        copied = pd.read_parquet(project / f"data/softmaxes/speech/crema_d-labeled/50/fold{fold}.parquet")
         pd.testing.assert_frame_equal(
             copied, pd.read_parquet(project / f"data/softmaxes/speech/crema_d/fold{fold}.parquet")
         )
-    assert json.loads((project / "metrics/teachers/speech/crema_d-labeled50.json").read_text())["teacher"] == "all"
+    assert json.loads((project / "metrics/teachers/speech/crema_d-labeled.json").read_text())["50"]["teacher"] == "all"
+
+
+def test_a_new_share_reruns_the_figure_2_stages_only(project):
+    shipped = yaml.safe_load((project / "params.yaml").read_text())["label_efficiency"]["percents"]
+    set_params(project, lambda p: p["label_efficiency"].update(percents=[*shipped, 25]))
+    figure_2 = {f"{name}@crema_d" for name in ("speech_teacher_labeled", "speech_softmaxes_labeled")}
+    figure_2 |= {f"{name}-labeled@crema_d" for name in ("no-dstl", "vid-sp-dstl")}
+    assert changed_stages(project) == figure_2 | {"report"}
+    set_params(project, lambda p: p["label_efficiency"].update(percents=shipped))
+    assert changed_stages(project) == set()
 
 
 def test_steps_are_recorded_and_the_control_matches_the_distilled_run(project):
@@ -298,7 +314,7 @@ def test_steps_are_recorded_and_the_control_matches_the_distilled_run(project):
 def test_a_training_parameter_concerns_only_students(project):
     set_params(project, lambda p: p["train"].update(epochs={"demo": 3, "paper": 50}))
     students = {f"{n}@crema_d" for n in STUDENTS if "labeled" not in n}
-    assert changed_stages(project) == students | {"no-dstl-labeled@crema_d-50", "vid-sp-dstl-labeled@crema_d-50"}
+    assert changed_stages(project) == students | {"no-dstl-labeled@crema_d", "vid-sp-dstl-labeled@crema_d"}
 
 
 def test_auto_lambda_is_chosen_per_fold_on_validation(project):

@@ -6,7 +6,7 @@ import pytest
 
 from liser.files import read_json, write_json, write_parquet
 from liser.results.report import contrast, fold_scores, report
-from liser.students.configurations import CONTROLS, FIGURE_2, TABLE_2, TABLE_3
+from liser.students.configurations import CONTROLS, FIGURE_2, TABLE_2, TABLE_3, run_location
 
 PERCENTS = [25, 50]
 RUNS = sorted(
@@ -27,8 +27,10 @@ PROTOCOL = {
 
 
 def fake_results(root, corpus, run, uar_by_fold, steps=100, candidates=None):
-    """A run's metrics file and results.json: one seed; ``candidates`` per fold, (validation UAR, test UAR) each
-    (default: one candidate scoring the fold's UAR)."""
+    """A run's metrics file (a Figure 2 share's: its entry in its stage's file) and results.json, where the stages
+    write them: one seed; ``candidates`` per fold, (validation UAR, test UAR) each (default: one candidate scoring
+    the fold's UAR)."""
+    folder, metrics_file, share = run_location(run)
     distils = "dstl" in run and not run.startswith("no-dstl")
     candidates = candidates or [[(0.3, uar)] for uar in uar_by_fold]
     trained = [
@@ -37,9 +39,8 @@ def fake_results(root, corpus, run, uar_by_fold, steps=100, candidates=None):
     ]
     folds = {}
     for fold, (uar, scored) in enumerate(zip(uar_by_fold, candidates)):
-        folder = root / "runs" / corpus / run / f"fold{fold}"
         write_parquet(
-            folder / "predictions.parquet",
+            root / "runs" / corpus / folder / f"fold{fold}" / "predictions.parquet",
             pd.DataFrame({"actual_emotion": ["sad", "happy"], "predicted_emotion": ["sad", "sad"]}),
         )
         seed = {
@@ -59,9 +60,16 @@ def fake_results(root, corpus, run, uar_by_fold, steps=100, candidates=None):
         "candidates": {"count": len(trained), "test_uar": sum(every) / len(every)},
         "steps": steps,
     }
-    write_json(root / "metrics" / corpus / f"{run}.json", figures)
+    metrics = root / "metrics" / corpus / metrics_file
+    if share is not None:
+        figures_file = figures
+        figures = {**(read_json(metrics) if metrics.is_file() else {}), share: figures_file}
+        write_json(metrics, figures)
+        figures = figures_file
+    else:
+        write_json(metrics, figures)
     write_json(
-        root / "runs" / corpus / run / "results.json",
+        root / "runs" / corpus / folder / "results.json",
         {"seeds": [0], "trained_candidates": trained, **figures, "folds": folds},
     )
 

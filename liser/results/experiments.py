@@ -2,8 +2,9 @@
 profiles, any two settings), from `dvc exp show --json`.
 
 Every entry of `dvc exp show --json` that has student results (the student stages' metrics files,
-``metrics/students/<corpus>/<run>.json``) is an :class:`Experiment`, named by its experiment or branch name
-(``workspace``, ``main``, ``literal``) and labelled with its ``protocol.reading`` and ``profile``.
+``metrics/students/<corpus>/<run>.json``; a Figure 2 stage's holds a run per share) is an :class:`Experiment`,
+named by its experiment or branch name (``workspace``, ``main``, ``literal``) and labelled with its
+``protocol.reading`` and ``profile``.
 :func:`side_by_side` writes one Markdown table per corpus: a row per run (Table 2, the control, Table 3, Figure 2),
 a column per experiment with UAR as mean ± sample std of the per-fold scores, and with two experiments the
 difference of their means.  Per-fold contrasts within one experiment are the report's
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from liser.params import PROFILES, READINGS, resolve_switches
 from liser.results.lambda_search import experiment_entries
-from liser.students.configurations import CONTROLS, FIGURE_2, TABLE_2, TABLE_3
+from liser.students.configurations import CONTROLS, FIGURE_2, SHARES, TABLE_2, TABLE_3
 
 __all__ = ["Experiment", "experiments", "select", "side_by_side"]
 
@@ -47,8 +48,9 @@ def experiments(shown: list) -> list[Experiment]:
         for path, metrics in entry["data"]["metrics"].items():
             matched = _STUDENT_METRICS.fullmatch(path)
             figures = (metrics or {}).get("data")
-            if matched and isinstance(figures, dict) and isinstance(figures.get("test"), dict):
-                results.setdefault(matched["corpus"], {})[matched["run"]] = figures
+            if matched and isinstance(figures, dict):
+                results.setdefault(matched["corpus"], {}).update(_runs_of(matched["run"], figures))
+        results = {corpus: runs for corpus, runs in results.items() if runs}
         if not results:
             continue
         raw = (entry["data"]["params"].get("params.yaml") or {}).get("data") or {}
@@ -58,6 +60,20 @@ def experiments(shown: list) -> list[Experiment]:
         name = entry.get("name") or (rev if rev == "workspace" else rev[:7])
         found.append(Experiment(name, rev, str(reading), str(profile), results))
     return found
+
+
+def _runs_of(stage: str, figures: dict) -> dict[str, dict]:
+    """A student stage's metrics file as {run: figures}: one run, or for a Figure 2 stage (``no-dstl-labeled``) a
+    run per share, ``no-dstl-labeled25`` for its entry ``25``."""
+    if isinstance(figures.get("test"), dict):
+        return {stage: figures}
+    if not stage.endswith(SHARES):
+        return {}
+    return {
+        f"{stage}{percent}": share
+        for percent, share in figures.items()
+        if percent.isdigit() and isinstance(share, dict) and isinstance(share.get("test"), dict)
+    }
 
 
 def select(found: list[Experiment], names: list[str]) -> list[Experiment]:
@@ -78,7 +94,7 @@ def _runs(found: list[Experiment], corpus: str) -> list[str]:
     present = {run for e in found for run in e.results.get(corpus, {})}
     ordered = [run for run in _ORDER if run in present]
     shares = sorted(
-        (run for run in present if run not in ordered), key=lambda r: (FIGURE_2.index(r.split("-labeled")[0]), r)
+        (run for run in present if run not in ordered), key=lambda r: (FIGURE_2.index(r.split(SHARES)[0]), r)
     )
     return ordered + shares
 

@@ -25,7 +25,14 @@ import pandas as pd  # noqa: E402
 
 from liser.files import atomic_path, read_json, write_csv, write_json, write_text  # noqa: E402
 from liser.results.statistics import fold_contrast, ratio_of_test_to_train  # noqa: E402
-from liser.students.configurations import CONTROLS, FIGURE_2, RESULTS_FILE, TABLE_2, TABLE_3  # noqa: E402
+from liser.students.configurations import (  # noqa: E402
+    CONTROLS,
+    FIGURE_2,
+    RESULTS_FILE,
+    TABLE_2,
+    TABLE_3,
+    run_location,
+)
 
 __all__ = ["PAPER_TABLE_2", "PAPER_TABLE_3", "PAPER_CORPORA", "collect", "report"]
 
@@ -51,24 +58,32 @@ def corpus_title(name: str) -> str:
 
 
 def collect(corpora: list[str], runs: list[str], metrics: Path, outputs: Path) -> dict:
-    """Every corpus's and run's figures (``metrics/<corpus>/<run>.json``) with its folds, seeds and candidates
-    (``outputs/<corpus>/<run>/results.json``), as {corpus: {run: results}}."""
+    """Every corpus's and run's figures (its stage's metrics file, ``metrics/<corpus>/<run>.json``; a Figure 2
+    share's entry in its configuration's) with its folds, seeds and candidates (``results.json`` in its folder,
+    :func:`liser.students.configurations.run_location`), as {corpus: {run: results}}."""
+    located = {run: run_location(run) for run in runs}
     files = [
         path
         for c in corpora
-        for r in runs
-        for path in (metrics / c / f"{r}.json", outputs / c / r / RESULTS_FILE)
+        for folder, metrics_file, _ in located.values()
+        for path in (metrics / c / metrics_file, outputs / c / folder / RESULTS_FILE)
         if not path.is_file()
     ]
     if files:
-        raise FileNotFoundError(f"missing student results: {', '.join(map(str, files))}")
-    return {
-        corpus: {
-            run: {**read_json(outputs / corpus / run / RESULTS_FILE), **read_json(metrics / corpus / f"{run}.json")}
-            for run in runs
-        }
-        for corpus in corpora
-    }
+        raise FileNotFoundError(f"missing student results: {', '.join(map(str, sorted(set(files))))}")
+
+    def figures(corpus: str, run: str) -> dict:
+        folder, metrics_file, key = located[run]
+        stage = read_json(metrics / corpus / metrics_file)
+        if key is not None:
+            if key not in stage:
+                raise FileNotFoundError(
+                    f"missing student results: {metrics / corpus / metrics_file} has no share {key}"
+                )
+            stage = stage[key]
+        return {**read_json(outputs / corpus / folder / RESULTS_FILE), **stage}
+
+    return {corpus: {run: figures(corpus, run) for run in runs} for corpus in corpora}
 
 
 BASELINE = "no-dstl"
@@ -316,7 +331,7 @@ def _figure_2(curves: dict[str, pd.DataFrame], target: Path) -> None:
 def _plot_data(corpus: str, run: str, runs: Path, folds: list[int], plots: Path) -> None:
     """The test confusion pooled over folds and seeds.  The validation curves are the student stages' own, through
     DVCLive (:mod:`liser.tracking`)."""
-    folders = [runs / corpus / run / f"fold{k}" for k in folds]
+    folders = [runs / corpus / run_location(run)[0] / f"fold{k}" for k in folds]
     files = [f / "predictions.parquet" for f in folders] + sorted(
         p for f in folders for p in f.glob("seed*/predictions.parquet")
     )

@@ -26,9 +26,12 @@ __all__ = [
     "matched_budget",
     "draw_seed",
     "RESULTS_FILE",
+    "SHARES",
+    "run_location",
 ]
 
 RESULTS_FILE = "results.json"  # in a run's output folder: its every fold, seed and candidate (liser.students.crossval)
+SHARES = "-labeled"  # Figure 2: one stage per configuration trains every share, into <name>-labeled/<percent>/
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,8 @@ class Configuration:
 
     @property
     def run_name(self) -> str:
-        """The folder and metrics name: the configuration, plus the labeled share when it is not all."""
-        return self.name if self.labeled_percent == 100 else f"{self.name}-labeled{self.labeled_percent}"
+        """The run's name in reports: the configuration, plus the labeled share when it is not all."""
+        return self.name if self.labeled_percent == 100 else f"{self.name}{SHARES}{self.labeled_percent}"
 
     def objective(self, lambda_sd: float, lambda_vd: float, class_reduction: str = "mean") -> Objective:
         """The loss with these weights (a teacher the configuration does not use gets 0) and, for an MAE term,
@@ -97,6 +100,17 @@ def configuration(name: str, labeled_percent: int = 100) -> Configuration:
     if not 0 < labeled_percent <= 100:
         raise ValueError(f"labeled_percent must be in 1..100, got {labeled_percent}")
     return replace(CONFIGURATIONS[name], labeled_percent=labeled_percent)
+
+
+def run_location(run: str) -> tuple[str, str, str | None]:
+    """Where a run's results are, under a corpus's output and metrics folders: (its folder, its stage's metrics
+    file, the run's key in that file or None for the whole file).  ``no-dstl`` is ``no-dstl/`` and
+    ``no-dstl.json``; a Figure 2 share, ``no-dstl-labeled25``, is ``no-dstl-labeled/25/`` and key ``25`` of
+    ``no-dstl-labeled.json``: one stage trains all of a configuration's shares."""
+    name, shares, percent = run.rpartition(SHARES)
+    if shares and name in CONFIGURATIONS and percent.isdigit():
+        return f"{name}{SHARES}/{percent}", f"{name}{SHARES}.json", percent
+    return run, f"{run}.json", None
 
 
 def lambda_candidates(configuration: Configuration, loss: LossParams) -> list[tuple[float, float]]:

@@ -34,7 +34,14 @@ from liser.params import EvaluateParams, FeatureParams, Params, StudentParams, T
 from liser.runtime import resolve_device
 from liser.students.batching import epoch_batches
 from liser.students.checkpoints import save_student
-from liser.students.configurations import RESULTS_FILE, Candidate, Configuration, candidates, draw_seed
+from liser.students.configurations import (
+    RESULTS_FILE,
+    Candidate,
+    Configuration,
+    candidates,
+    configuration,
+    draw_seed,
+)
 from liser.students.data import LabeledSet, UnlabeledSet, unlabeled_set
 from liser.students.evaluate import utterance_logits, windowing
 from liser.students.objective import Objective
@@ -49,6 +56,7 @@ __all__ = [
     "student_config",
     "distilled_batches_per_epoch",
     "run_configuration",
+    "run_shares",
 ]
 
 log = logging.getLogger(__name__)
@@ -379,6 +387,23 @@ def run_configuration(
     ``out/results.json`` every fold, seed and candidate.  ``out`` appears whole when every fold is done.  ``live``:
     the DVCLive folder of the kept students' curves (:mod:`liser.tracking`), logged once they are chosen.
     Returns the figures of ``metrics``."""
+    curves = TrainingCurves(live)
+    figures = _run(corpus, configuration, settings, inputs, out, curves, "")
+    curves.finish()
+    write_json(metrics, figures)
+    return figures
+
+
+def _run(
+    corpus: str,
+    configuration: Configuration,
+    settings: StudentSettings,
+    inputs: StudentInputs,
+    out: Path,
+    curves: TrainingCurves,
+    curve_prefix: str,
+) -> dict:
+    """:func:`run_configuration`'s work; the kept students' curves go to ``curves`` under ``curve_prefix``."""
     manifest = read_manifest(inputs.manifest)
     speaker_roles = pd.read_csv(inputs.folds, dtype={"speaker": str})
     store = FeatureStore(inputs.features)
@@ -417,7 +442,6 @@ def run_configuration(
     trained = [_scored(r, u.fold, settings, first.get((u.fold.fold, u.seed))) for r, u in zip(results, units)]
     per_fold: dict[int, dict] = {}
     pooled_parts: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {seed: [] for seed in seeds}
-    curves = TrainingCurves(live)
     with atomic_directory(out) as staging:
         for fold in folds:
             by_seed = {}
@@ -430,7 +454,7 @@ def run_configuration(
                     folder = folder / f"seed{seed}"
                 _write_student(folder, corpus, configuration, unit, candidate, trained[kept], manifest.classes)
                 curves.log_history(
-                    f"fold{fold.fold}" if len(seeds) == 1 else f"fold{fold.fold}/seed{seed}",
+                    curve_prefix + (f"fold{fold.fold}" if len(seeds) == 1 else f"fold{fold.fold}/seed{seed}"),
                     trained[kept].result.history,
                 )
                 by_seed[seed] = _seed_record(rows, kept, trained, candidates)
@@ -458,6 +482,31 @@ def run_configuration(
                 "folds": {str(k): v for k, v in per_fold.items()},
             },
         )
+    return figures
+
+
+def run_shares(
+    corpus: str,
+    name: str,
+    shares: dict[int, StudentSettings],
+    inputs: StudentInputs,
+    out: Path,
+    metrics: Path,
+    live: Path | None = None,
+) -> dict:
+    """Figure 2: configuration ``name`` on each share of the labeled training utterances (``shares``: percent ->
+    the settings it reads), one after another, each as :func:`run_configuration` into ``out/<percent>/``, with the
+    speech teachers' softmaxes of its share, ``inputs.speech_softmaxes/<percent>/``; its curves are run
+    ``<percent>/fold<k>`` of ``live``.  ``metrics`` gets every share's figures under its percent.  One stage for
+    every share keeps a no-op `dvc repro` fast: DVC takes time to check each stage, run or not."""
+    curves = TrainingCurves(live)
+    figures = {}
+    for percent, settings in shares.items():
+        share_inputs = inputs
+        if inputs.speech_softmaxes is not None:
+            share_inputs = dataclasses.replace(inputs, speech_softmaxes=inputs.speech_softmaxes / str(percent))
+        run = configuration(name, percent)
+        figures[str(percent)] = _run(corpus, run, settings, share_inputs, out / str(percent), curves, f"{percent}/")
     curves.finish()
     write_json(metrics, figures)
     return figures

@@ -1,5 +1,6 @@
 """The speech teachers' stages (``speech_teacher``, ``speech_teacher_labeled``): one teacher per labeled corpus and
-fold (HuBERT + LoRA, scored on the fold's test speakers), in ``<out>/fold<k>/``.
+fold (HuBERT + LoRA, scored on the fold's test speakers), in ``<out>/fold<k>/``; for Figure 2, one stage per corpus
+for every share, in ``<out>/<percent>/fold<k>/``.
 
 A teacher is trained only on the base its params name: a ``data/speech_base`` whose record says it was made for
 other ``speech_base`` params is refused (:func:`liser.teachers.speech_base.check_speech_base`).  On a CPU with the
@@ -14,6 +15,7 @@ outside the share reaches a student through its teacher.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from collections.abc import Sequence
@@ -38,7 +40,7 @@ from liser.tracking import TrainingCurves
 
 RESULTS_FILE = "results.json"  # every fold's figures, beside the teachers
 
-__all__ = ["TeacherStage", "teacher_utterances", "speech_teacher_runs", "share_teacher_runs"]
+__all__ = ["TeacherStage", "teacher_utterances", "speech_teacher_runs", "share_teacher_runs", "shares_teacher_runs"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class TeacherStage:
     manifest: Path
     folds: Path
     out: Path
-    metrics: Path
+    metrics: Path | None  # None: only the figures returned (and results.json beside the teachers)
     live: Path | None = None
 
 
@@ -100,13 +102,16 @@ def speech_teacher_runs(
     base_choice: SpeechBaseChoice,
     labeled_percent: int = 100,
     share_seed: int = 0,
+    curves: TrainingCurves | None = None,
+    curve_prefix: str = "",
 ) -> dict:
     """One teacher per fold in ``stage.out/fold<k>/``, LoRA on the pretrained model in ``stage.base`` (checked to be
     the one ``base_choice`` names), on the utterances of :func:`teacher_utterances`; metrics per fold and their mean
     and spread in ``stage.metrics``; each fold's training curves in the DVCLive folder ``stage.live`` as it trains
-    (:mod:`liser.tracking`)."""
+    (:mod:`liser.tracking`), or, given ``curves`` (which the caller finishes), as its runs ``<curve_prefix>fold<k>``."""
     check_speech_base(stage.base, base_choice)
-    curves = TrainingCurves(stage.live)
+    finish = curves is None
+    curves = TrainingCurves(stage.live) if curves is None else curves
     keep_freed_buffers()
     torch.set_num_threads(params.threads)
     utterances = pd.read_parquet(stage.manifest)
@@ -131,7 +136,7 @@ def speech_teacher_runs(
             model,
             params,
             seed=params.seed + fold,
-            on_epoch=curves.logger(f"fold{fold}"),
+            on_epoch=curves.logger(f"{curve_prefix}fold{fold}"),
         )
         scores, _ = evaluate_speech_teacher(result.model, load_items(test), params.eval_batch_size)
         per_fold[fold] = {
@@ -146,7 +151,8 @@ def speech_teacher_runs(
         save_speech_teacher(folder, result.model, classes, corpus=corpus, fold=fold, **per_fold[fold]["test"])
         write_parquet(folder / "history.parquet", result.history)
         log.info("%s fold %d: speech teacher test UAR %.3f", corpus, fold, scores.uar)
-    curves.finish()
+    if finish:
+        curves.finish()
     return _write_results(stage, {"test": _mean_and_spread(per_fold)}, per_fold)
 
 
@@ -159,12 +165,16 @@ def share_teacher_runs(
     share_seed: int,
     labeled_percent: int,
     full_teachers: str | Path,
+    curves: TrainingCurves | None = None,
+    curve_prefix: str = "",
 ) -> dict:
     """Figure 2's speech teachers for ``labeled_percent`` %: with ``teacher`` ``share`` (``label_efficiency.teacher``)
-    trained on that share, drawn with ``share_seed`` (``label_efficiency.seed``, :func:`speech_teacher_runs`); with
-    ``all`` the full run's teachers in ``full_teachers``, copied."""
+    trained on that share, drawn with ``share_seed`` (``label_efficiency.seed``, :func:`speech_teacher_runs`, which
+    ``curves`` and ``curve_prefix`` go to); with ``all`` the full run's teachers in ``full_teachers``, copied."""
     if teacher == "share":
-        return speech_teacher_runs(stage, folds_to_run, params, base_choice, labeled_percent, share_seed)
+        return speech_teacher_runs(
+            stage, folds_to_run, params, base_choice, labeled_percent, share_seed, curves, curve_prefix
+        )
     per_fold = {}
     for fold in folds_to_run:
         source, target = fold_folder(full_teachers, fold), fold_folder(stage.out, fold)
@@ -173,8 +183,36 @@ def share_teacher_runs(
         info = read_json(target / TEACHER_FILE)["info"]
         per_fold[fold] = {"test": {"uar": info["uar"], "war": info["war"]}, "labeled_percent": 100}
     log.info("%s: the full run's speech teachers copied for the %d %% students", stage.corpus, labeled_percent)
-    TrainingCurves(stage.live).finish()  # the declared DVCLive folder, without curves: nothing trained here
+    if curves is None:
+        TrainingCurves(stage.live).finish()  # the declared DVCLive folder, without curves: nothing trained here
     return _write_results(stage, {"test": _mean_and_spread(per_fold), "teacher": "all"}, per_fold)
+
+
+def shares_teacher_runs(
+    stage: TeacherStage,
+    folds_to_run: list[int],
+    params: SpeechTeacherParams,
+    base_choice: SpeechBaseChoice,
+    teacher: str,
+    share_seed: int,
+    percents: list[int],
+    full_teachers: str | Path,
+) -> dict:
+    """:func:`share_teacher_runs` for each of ``percents`` (``label_efficiency.percents``), one after another, into
+    ``stage.out/<percent>/``, their curves as runs ``<percent>/fold<k>`` of ``stage.live``; ``stage.metrics`` gets
+    each share's figures under its percent.  One stage for every share keeps a no-op `dvc repro` fast: DVC takes
+    time to check each stage, run or not."""
+    curves = TrainingCurves(stage.live)
+    figures = {}
+    for percent in percents:
+        share = dataclasses.replace(stage, out=Path(stage.out) / str(percent), metrics=None, live=None)
+        results = share_teacher_runs(
+            share, folds_to_run, params, base_choice, teacher, share_seed, percent, full_teachers, curves, f"{percent}/"
+        )
+        figures[str(percent)] = {key: value for key, value in results.items() if key != "folds"}
+    curves.finish()
+    write_json(stage.metrics, figures)
+    return figures
 
 
 def _write_results(stage: TeacherStage, figures: dict, per_fold: dict[int, dict]) -> dict:
@@ -182,5 +220,6 @@ def _write_results(stage: TeacherStage, figures: dict, per_fold: dict[int, dict]
     folds) and, in ``stage.out/results.json`` beside the teachers, every fold's detail."""
     results = {**figures, "folds": {str(k): v for k, v in per_fold.items()}}
     write_json(Path(stage.out) / RESULTS_FILE, results)
-    write_json(stage.metrics, figures)
+    if stage.metrics is not None:
+        write_json(stage.metrics, figures)
     return results
