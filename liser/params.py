@@ -354,7 +354,6 @@ class VideoTeacherParams(_Section):
     batch_size: int = Field(gt=0)
     validation_fraction: float = Field(gt=0, lt=1)  # of each class's training clips, held out to pick the epoch
     preload: bool  # every training clip resized and its landmark maps computed once, in memory
-    precision: Literal["auto", "float32", "bfloat16"]  # training forward and validation; weights, scores float32
     eval_batch_size: int = Field(gt=0)
     seed: int
     threads: int = Field(ge=1)
@@ -447,7 +446,6 @@ class SpeechTeacherParams(_Section):
     weight_decay: float = Field(ge=0)  # AdamW's
     batch_size: int = Field(gt=0)
     max_seconds: float = Field(gt=0)  # random crops of at most this long while training
-    precision: Literal["auto", "float32", "bfloat16"]  # training forward and validation; weights, scores float32
     eval_batch_size: int = Field(gt=0)
     seed: int
     threads: int = Field(ge=1)
@@ -531,7 +529,7 @@ class TrainParams(_Section):
     threads: int = Field(ge=1)  # torch threads of each training process
     population: int | Literal["auto"]  # students trained as one batched model; auto: all on a GPU, 1 on a CPU
     device: str  # auto: CUDA when present, else the CPU; or cpu, cuda, cuda:1, ...
-    precision: Literal["auto", "float32", "bfloat16"]  # training forward and validation; weights, test float32
+    precision: Literal["auto", "float32", "bfloat16"]  # the training forward pass; weights stay float32
     # pooled: labeled and unlabeled items shuffled together, an epoch is one pass over both; fixed: every batch holds
     # labeled_per_batch labeled items and the rest unlabeled, an epoch is one pass over the labeled items
     batch_composition: Literal["pooled", "fixed"]

@@ -199,7 +199,7 @@ def parameter_counts(model: PeftModel) -> dict[str, int]:
 
 
 def logits(model: torch.nn.Module, waveforms: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Float32 logits; half precision under autocast on a GPU, float32 on a CPU (unless the caller autocasts)."""
+    """Float32 logits; half precision under autocast on a GPU, float32 on a CPU."""
     if waveforms.device.type == "cuda":
         with torch.autocast(device_type="cuda", dtype=torch.float16):
             return model(input_values=waveforms, attention_mask=attention_mask).logits.float()

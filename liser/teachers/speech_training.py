@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from liser.logs import UserError
 from liser.metrics import Scores
 from liser.params import SpeechTeacherParams
-from liser.runtime import resolve_device, resolve_precision
+from liser.runtime import resolve_device
 from liser.teachers.speech_evaluation import evaluate_speech_teacher
 from liser.teachers.speech_input import SAMPLE_RATE, padded_batch, random_crop, waveform_input
 from liser.training import shuffled_batches, train_best_epoch, trainable_state
@@ -118,13 +118,10 @@ def train_speech_teacher(
     ``params.weight_decay``) and cross-entropy on random crops of at most ``params.max_seconds`` (shorter
     utterances are zero-padded, masked where the model takes a mask, each crop normalised where the input
     convention says), ``params.batch_size`` at a time; keep the epoch with the best UAR on ``validation_items``
-    (whole utterances; ties keep the earlier epoch).  Under ``params.precision`` bfloat16 the training forward pass
-    and validation run in bfloat16 autocast; the weights stay float32.  ``on_epoch``: as in
-    :func:`liser.training.train_best_epoch`."""
+    (whole utterances; ties keep the earlier epoch).  ``on_epoch``: as in :func:`liser.training.train_best_epoch`."""
     if not train_items or not validation_items:
         raise TooFewUtterances("the teacher needs training and validation utterances")
     device = resolve_device(device)
-    bfloat16 = resolve_precision(params.precision, device) == "bfloat16"
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model.to(device)
@@ -140,9 +137,8 @@ def train_speech_teacher(
         for batch in shuffled_batches(len(train_items), params.batch_size, rng):
             crops = [random_crop(train_items[i][0], crop, rng) for i in batch]
             waveforms, mask = padded_batch(crops, convention, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-                scores = model(input_values=waveforms, attention_mask=mask).logits
-            loss = F.cross_entropy(scores.float(), torch.from_numpy(labels[batch]).to(device))
+            scores = model(input_values=waveforms, attention_mask=mask).logits
+            loss = F.cross_entropy(scores, torch.from_numpy(labels[batch]).to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -150,8 +146,7 @@ def train_speech_teacher(
         return float(np.mean(losses))
 
     def validate() -> Scores:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-            return evaluate_speech_teacher(model, validation_items, params.eval_batch_size, device)[0]
+        return evaluate_speech_teacher(model, validation_items, params.eval_batch_size, device)[0]
 
     with _numpy_global_generator(seed):
         best_epoch, history = train_best_epoch(

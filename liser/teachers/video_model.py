@@ -81,8 +81,8 @@ def load_video_teacher(path: str | Path) -> tuple[S2D, dict]:
 
 
 def logits(model: S2D, clips: torch.Tensor, landmarks: torch.Tensor | None = None) -> torch.Tensor:
-    """Float32 logits; half precision under autocast on a GPU, float32 on a CPU (unless the caller autocasts)."""
+    """Float32 logits; half precision under autocast on a GPU, float32 on a CPU."""
     if clips.device.type == "cuda":
         with torch.autocast(device_type="cuda", dtype=torch.float16):
             return model(clips, landmarks).float()
-    return model(clips, landmarks).float()
+    return model(clips, landmarks)

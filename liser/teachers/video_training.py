@@ -20,7 +20,7 @@ from liser.logs import UserError
 from liser.metrics import Scores, score
 from liser.models.s2d import S2D
 from liser.params import VideoTeacherParams
-from liser.runtime import resolve_device, resolve_precision
+from liser.runtime import resolve_device
 from liser.teachers.video_clips import ClipSource, clip_probabilities
 from liser.teachers.video_model import build_video_teacher, check_classes, video_config
 from liser.training import seed_everything, shuffled_batches, train_best_epoch
@@ -81,8 +81,7 @@ def train_video_teacher(
     ``model`` (e.g. from :func:`build_video_teacher` with the published weights) is trained in place; without it a
     fresh S2D of ``params.size`` is built from ``params.seed``.  About ``params.validation_fraction`` of each
     class's training clips are held out to pick the epoch with the best UAR (ties keep the earlier epoch).
-    Under ``params.precision`` bfloat16 the training forward pass and validation run in bfloat16 autocast; the
-    weights, and the test and window scores after training, stay float32.
+    Training runs in float32, on a GPU too.
 
     ``params.preload`` keeps every training clip, resized, and its landmark maps in memory (about 62 KB a frame for
     the small model, 250 KB at full size): fast, and right for the demo.  Without it each batch is read from disk
@@ -95,7 +94,6 @@ def train_video_teacher(
     check_classes(model)
     frames = model.config.frames
     device = resolve_device(device)
-    bfloat16 = resolve_precision(params.precision, device) == "bfloat16"
     train = corpus_table[corpus_table["split"] == "train"].reset_index(drop=True)
     if train.empty:
         raise TooFewClips("the corpus table has no train clips")
@@ -120,9 +118,7 @@ def train_video_teacher(
             # a random T-frame span of each clip; a clip of T frames or fewer is taken whole (and padded)
             spans = [(int(i), int(rng.integers(0, max(1, fitting.lengths[i] - frames + 1)))) for i in batch]
             clips, maps = fitting.batch(spans, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-                scores = model(clips, maps)
-            loss = F.cross_entropy(scores.float(), torch.from_numpy(fitting.labels[batch]).to(device))
+            loss = F.cross_entropy(model(clips, maps), torch.from_numpy(fitting.labels[batch]).to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if params.max_grad_norm is not None:
@@ -133,8 +129,7 @@ def train_video_teacher(
         return float(np.mean(losses))
 
     def validate() -> Scores:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-            return score(validation.labels, clip_probabilities(model, validation, params.eval_batch_size, device))
+        return score(validation.labels, clip_probabilities(model, validation, params.eval_batch_size, device))
 
     best_epoch, history = train_best_epoch(
         model, params.epochs, train_epoch, validate, name="video teacher", on_epoch=on_epoch
